@@ -1,0 +1,22 @@
+# mcunet-tf: the two commands of the README, and the set-up they need.
+#   make demo   the main job on its embedded default
+#   make test   the whole test suite
+SHELL := /bin/bash
+VENV ?= $(CURDIR)/.venv
+export PATH := $(VENV)/bin:$(PATH)
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+PYTEST_WORKERS ?= 2
+
+.PHONY: setup demo test test-fast
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	bash scripts/demo.sh
+
+test: setup
+	python -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q -rs tests
+
+test-fast: setup
+	python -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q -m "not slow" tests

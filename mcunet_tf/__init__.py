@@ -1,0 +1,1 @@
+"""mcunet_tf package."""

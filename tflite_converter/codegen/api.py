@@ -1,0 +1,58 @@
+"""The interface between the code generator and the per-op emitters.
+
+Each op kind has one emitter, registered with `@emitter(OpKind.X)`, living in
+`tflite_converter/codegen/ops/<kind>.py`. An emitter turns one planned op into the C
+statement(s) that call its engine kernel with literal offsets, shapes and quantization
+parameters; constant data it needs (weights, biases, per-channel multipliers) it hands to the
+context, which defines them as `const` arrays (Flash). The generator owns the arena, the
+public API, file layout and which kernel sources are copied into the output folder.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Protocol
+
+import numpy as np
+
+from tflite_converter.ir import Graph, Op, OpKind, Tensor
+
+
+@dataclasses.dataclass
+class KernelCall:
+    """What an emitter returns for one op."""
+
+    code: str  # C statement(s), e.g. "mcu_conv2d_s8(...);" (no trailing newline needed)
+    kernels: tuple[str, ...]  # engine kernel sources used: stems of engine/kernels/<stem>.c
+
+
+class EmitContext(Protocol):
+    graph: Graph
+
+    def tensor(self, index: int) -> Tensor:
+        """The IR tensor."""
+
+    def ptr(self, index: int) -> str:
+        """A C expression for the tensor's data: `(ARENA + 1234)` cast to its C type for
+        activations, the const array's name for constants."""
+
+    def scratch(self, op: Op) -> str:
+        """A C expression `(int8_t *)(arena + N)` for the op's planned scratch buffer
+        (the planner sized it from the op's spec); fails if none was planned."""
+
+    def const_array(self, hint: str, values: np.ndarray, c_type: str | None = None) -> str:
+        """Define a `static const` array (Flash) with these values, return its C name.
+        Identical arrays are defined once."""
+
+
+EmitFn = Callable[[EmitContext, Op], KernelCall]
+EMITTERS: dict[OpKind, EmitFn] = {}
+
+
+def emitter(kind: OpKind) -> Callable[[EmitFn], EmitFn]:
+    def register(fn: EmitFn) -> EmitFn:
+        if kind in EMITTERS:
+            raise ValueError(f"two emitters for {kind.value}")
+        EMITTERS[kind] = fn
+        return fn
+
+    return register
