@@ -1,0 +1,299 @@
+"""Ops that describe their own costs: MACs, kernel scratch and in-place / alias behaviour.
+
+One small `OpSpec` per `OpKind`, looked up in `SPECS`. The memory planner (and through it the
+NAS SRAM oracle), the schedule, the plan report and the C emitter all ask these functions, so
+there is a single answer to "how much scratch does this kernel need" and "may this op write
+over its input". Each rule is a short named function so the engine side can adjust one
+kernel's figure without touching the planner.
+
+Nothing here imports anything heavy: it runs thousands of times a second inside the NAS.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Optional
+
+from tflite_converter.ir import (
+    Activation,
+    ConcatAttrs,
+    ConvAttrs,
+    DType,
+    Graph,
+    Op,
+    OpKind,
+    Pads,
+    PoolAttrs,
+)
+
+MacsFn = Callable[[Graph, Op], int]
+ScratchFn = Callable[[Graph, Op, bool], int]
+InplaceFn = Callable[[Graph, Op], tuple[int, ...]]
+
+
+# ---------------------------------------------------------------------------------------------
+# Small helpers
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def _out_elems(graph: Graph, op: Op) -> int:
+    return sum(_numel(graph.tensors[t].shape) for t in op.outputs if t >= 0)
+
+
+def _in_elems(graph: Graph, op: Op) -> int:
+    return _numel(graph.tensors[op.inputs[0]].shape) if op.inputs and op.inputs[0] >= 0 else 0
+
+
+def _zero_macs(graph: Graph, op: Op) -> int:
+    return 0
+
+
+def _no_scratch(graph: Graph, op: Op, inplace: bool) -> int:
+    return 0
+
+
+def _never_inplace(graph: Graph, op: Op) -> tuple[int, ...]:
+    return ()
+
+
+def _pads(op: Op) -> Pads:
+    attrs = op.attrs
+    return attrs.pads if isinstance(attrs, (ConvAttrs, PoolAttrs)) else Pads()
+
+
+# ---------------------------------------------------------------------------------------------
+# MACs (multiply-accumulates; one per output element for element-wise arithmetic)
+
+
+def conv2d_macs(graph: Graph, op: Op) -> int:
+    # filter is [Cout, kh, kw, Cin]: every output element is kh*kw*Cin MACs
+    f = graph.tensors[op.inputs[1]].shape
+    return _out_elems(graph, op) * f[1] * f[2] * f[3]
+
+
+def depthwise_macs(graph: Graph, op: Op) -> int:
+    # filter is [1, kh, kw, Cout]: every output element is kh*kw MACs
+    f = graph.tensors[op.inputs[1]].shape
+    return _out_elems(graph, op) * f[1] * f[2]
+
+
+def fully_connected_macs(graph: Graph, op: Op) -> int:
+    # weights are [units, depth]: every output element is `depth` MACs
+    w = graph.tensors[op.inputs[1]].shape
+    return _out_elems(graph, op) * w[-1]
+
+
+def pool_macs(graph: Graph, op: Op) -> int:
+    a = op.attrs
+    assert isinstance(a, PoolAttrs)
+    return _out_elems(graph, op) * a.filter_h * a.filter_w
+
+
+def reduce_macs(graph: Graph, op: Op) -> int:
+    return _in_elems(graph, op)
+
+
+def per_output_macs(graph: Graph, op: Op) -> int:
+    return _out_elems(graph, op)
+
+
+# ---------------------------------------------------------------------------------------------
+# Scratch bytes (planned in the arena, living for the op only)
+
+
+def conv2d_scratch(graph: Graph, op: Op, inplace: bool) -> int:
+    """1x1 convolutions without padding read the input directly (a matrix product): none.
+    A kxk convolution gathers two im2col columns of kh*kw*Cin int16 values (two output
+    pixels at a time for the dual-MAC inner loop, as CMSIS-NN does)."""
+    f = graph.tensors[op.inputs[1]].shape
+    kh, kw, cin = f[1], f[2], f[3]
+    p = _pads(op)
+    if kh == 1 and kw == 1 and p == Pads():
+        return 0
+    return 2 * kh * kw * cin * 2
+
+
+def depthwise_inplace_scratch_bytes(graph: Graph, op: Op) -> int:
+    """The single source of the in-place depthwise buffer size: one channel of the padded
+    input, as many rows and columns as the output reads, int8:
+    ((out_h-1)*stride_h + (kh-1)*dil_h + 1) * ((out_w-1)*stride_w + (kw-1)*dil_w + 1).
+    (With TFLite's SAME padding this is (H + top + bottom) * (W + left + right).) The kernel
+    (engine/kernels/depthwise_conv2d.c) copies input channel c there, padding filled with the
+    input zero point, before writing output channel c over the arena; it runs one batch
+    element at a time, so the buffer is per image."""
+    a = op.attrs
+    assert isinstance(a, ConvAttrs)
+    f = graph.tensors[op.inputs[1]].shape
+    _, oh, ow, _ = graph.tensors[op.outputs[0]].shape
+    plane_h = (oh - 1) * a.stride_h + (f[1] - 1) * a.dilation_h + 1
+    plane_w = (ow - 1) * a.stride_w + (f[2] - 1) * a.dilation_w + 1
+    return plane_h * plane_w
+
+
+def depthwise_scratch(graph: Graph, op: Op, inplace: bool) -> int:
+    return depthwise_inplace_scratch_bytes(graph, op) if inplace else 0
+
+
+# ---------------------------------------------------------------------------------------------
+# In-place candidates: inputs whose buffer the output may take over (same offset) when they
+# die at this op. Only where every output element is written after the input bytes under it
+# have been read, whatever the kernel's loop order within that rule.
+
+
+_ITEMSIZE = {d.name: d.itemsize for d in DType}  # by name: see _BY_NAME below
+
+
+def _same_layout(graph: Graph, a: int, b: int) -> bool:
+    ta, tb = graph.tensors[a], graph.tensors[b]
+    return ta.shape == tb.shape and _ITEMSIZE[ta.dtype._name_] == _ITEMSIZE[tb.dtype._name_]
+
+
+def elementwise_unary_inplace(graph: Graph, op: Op) -> tuple[int, ...]:
+    """Output element i depends on input element i only, same byte width: out may be in."""
+    if not op.inputs or op.inputs[0] < 0 or len(op.outputs) != 1:
+        return ()
+    return (0,) if _same_layout(graph, op.inputs[0], op.outputs[0]) else ()
+
+
+def elementwise_binary_inplace(graph: Graph, op: Op) -> tuple[int, ...]:
+    """ADD/SUB/MUL/MAXIMUM/MINIMUM: an input with exactly the output's shape (not
+    broadcast) and byte width; either operand qualifies."""
+    if len(op.outputs) != 1:
+        return ()
+    out = op.outputs[0]
+    return tuple(i for i, t in enumerate(op.inputs[:2]) if t >= 0 and _same_layout(graph, t, out))
+
+
+def prelu_inplace(graph: Graph, op: Op) -> tuple[int, ...]:
+    # alpha (input 1) is broadcast; only the data input can be taken over
+    return elementwise_unary_inplace(graph, op)
+
+
+def depthwise_inplace(graph: Graph, op: Op) -> tuple[int, ...]:
+    """MCUNet's in-place depthwise convolution: with depth multiplier 1 and batch 1, output
+    channel c only writes bytes whose offset mod C == c, i.e. bytes of input channel c, which
+    the kernel has copied to the one-channel scratch first. Holds for any stride, dilation and
+    padding (the buffer takes the larger of the two sizes)."""
+    a = op.attrs
+    if not isinstance(a, ConvAttrs) or a.depth_multiplier != 1 or len(op.outputs) != 1:
+        return ()
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    if len(x.shape) != 4 or len(y.shape) != 4 or x.shape[0] != 1 or y.shape[0] != 1:
+        return ()
+    if x.shape[3] != y.shape[3] or _ITEMSIZE[x.dtype._name_] != 1 or _ITEMSIZE[y.dtype._name_] != 1:
+        return ()
+    return (0,)
+
+
+# ---------------------------------------------------------------------------------------------
+# The registry
+
+
+@dataclasses.dataclass(frozen=True)
+class OpSpec:
+    """What one op kind costs. `alias`: the output is the input's bytes under another shape
+    (no code runs, same offset, lifetimes merged)."""
+
+    macs: MacsFn = _zero_macs
+    scratch: ScratchFn = _no_scratch
+    inplace: InplaceFn = _never_inplace
+    alias: bool = False
+
+
+_UNARY = OpSpec(macs=per_output_macs, inplace=elementwise_unary_inplace)
+_BINARY = OpSpec(macs=per_output_macs, inplace=elementwise_binary_inplace)
+_ALIAS = OpSpec(alias=True)
+_MOVE = OpSpec()  # data movement: no arithmetic, no scratch, writes elsewhere
+
+SPECS: dict[OpKind, OpSpec] = {
+    OpKind.CONV_2D: OpSpec(macs=conv2d_macs, scratch=conv2d_scratch),
+    OpKind.DEPTHWISE_CONV_2D: OpSpec(
+        macs=depthwise_macs, scratch=depthwise_scratch, inplace=depthwise_inplace
+    ),
+    OpKind.FULLY_CONNECTED: OpSpec(macs=fully_connected_macs),
+    OpKind.ADD: _BINARY,
+    OpKind.SUB: _BINARY,
+    OpKind.MUL: _BINARY,
+    OpKind.MAXIMUM: _BINARY,
+    OpKind.MINIMUM: _BINARY,
+    OpKind.AVERAGE_POOL_2D: OpSpec(macs=pool_macs),
+    OpKind.MAX_POOL_2D: OpSpec(macs=pool_macs),
+    OpKind.MEAN: OpSpec(macs=reduce_macs),
+    OpKind.SUM: OpSpec(macs=reduce_macs),
+    OpKind.RESHAPE: _ALIAS,
+    OpKind.SQUEEZE: _ALIAS,
+    OpKind.EXPAND_DIMS: _ALIAS,
+    # SOFTMAX reads a whole row (max, then sum of exponentials) before writing: not in place
+    OpKind.SOFTMAX: OpSpec(macs=per_output_macs),
+    OpKind.LOGISTIC: _UNARY,
+    OpKind.TANH: _UNARY,
+    OpKind.HARD_SWISH: _UNARY,
+    OpKind.RELU: _UNARY,
+    OpKind.RELU6: _UNARY,
+    OpKind.LEAKY_RELU: _UNARY,
+    OpKind.PRELU: OpSpec(macs=per_output_macs, inplace=prelu_inplace),
+    # QUANTIZE in place only when the byte width is kept (int8->int8, uint8<->int8)
+    OpKind.QUANTIZE: _UNARY,
+    OpKind.DEQUANTIZE: OpSpec(macs=per_output_macs),
+    OpKind.PAD: _MOVE,
+    OpKind.PADV2: _MOVE,
+    OpKind.CONCATENATION: _MOVE,
+    OpKind.SPLIT: _MOVE,
+    OpKind.TRANSPOSE: _MOVE,
+    OpKind.STRIDED_SLICE: _MOVE,
+    OpKind.RESIZE_NEAREST_NEIGHBOR: _MOVE,
+    OpKind.RESIZE_BILINEAR: OpSpec(macs=per_output_macs),
+}
+
+
+# The same table keyed by member name (`_name_`, a plain attribute): enum members hash and
+# `.name` resolves through Python-level code,
+# and these lookups run for every op of every candidate the NAS plans.
+_BY_NAME: dict[str, OpSpec] = {k.name: v for k, v in SPECS.items()}
+
+
+def spec(kind: OpKind) -> OpSpec:
+    return _BY_NAME[kind._name_]
+
+
+def macs(graph: Graph, op: Op) -> int:
+    return _BY_NAME[op.kind._name_].macs(graph, op)
+
+
+def scratch_bytes(graph: Graph, op: Op, inplace: bool) -> int:
+    """Kernel scratch of `op`, planned in the arena for that op only. `inplace` says whether
+    the planner runs the op in place (the in-place depthwise kernel needs its channel buffer)."""
+    return _BY_NAME[op.kind._name_].scratch(graph, op, inplace)
+
+
+def inplace_candidates(graph: Graph, op: Op) -> tuple[int, ...]:
+    """Indices into op.inputs of every input the output may take over exactly."""
+    return _BY_NAME[op.kind._name_].inplace(graph, op)
+
+
+def inplace_input(graph: Graph, op: Op) -> Optional[int]:
+    """The first input (index into op.inputs) whose buffer the output may take over, or None.
+    The planner additionally requires that input to die at this op."""
+    c = inplace_candidates(graph, op)
+    return c[0] if c else None
+
+
+def is_alias(op: Op) -> bool:
+    return _BY_NAME[op.kind._name_].alias
+
+
+def concat_slice_axis_ok(graph: Graph, op: Op) -> bool:
+    """CONCATENATION whose inputs are contiguous slices of its output: every dimension before
+    the axis is 1, no fused activation."""
+    a = op.attrs
+    if not isinstance(a, ConcatAttrs) or len(op.outputs) != 1:
+        return False
+    shape = graph.tensors[op.outputs[0]].shape
+    if a.activation is not Activation.NONE or a.axis >= len(shape):
+        return False
+    return _numel(shape[: a.axis]) == 1
