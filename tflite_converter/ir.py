@@ -104,6 +104,10 @@ class OpKind(enum.Enum):
     RESIZE_BILINEAR = "RESIZE_BILINEAR"
     QUANTIZE = "QUANTIZE"
     DEQUANTIZE = "DEQUANTIZE"
+    # Ops whose result is a constant: the reader keeps them only until
+    # passes.fold_constants replaces their outputs by constant tensors (else validate refuses).
+    SHAPE = "SHAPE"
+    PACK = "PACK"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -278,6 +282,13 @@ class StridedSliceAttrs:
 class ResizeAttrs:
     align_corners: bool = False
     half_pixel_centers: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class PackAttrs:
+    """PACK: stack the inputs along a new `axis` (non-negative, in the output's rank)."""
+
+    axis: int
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,151 @@
+/* Shared definitions of the mcunet-tf kernels.
+ *
+ * Kernels are compiled as static functions inside each generated model's C file (the model
+ * source does `#include "kernels/<kernel>.c"`), so every kernel entry point is declared
+ * MCU_KERNEL and two models linked into one program never clash.
+ *
+ * The integer helpers below are TFLite's reference arithmetic (gemmlowp's
+ * SaturatingRoundingDoublingHighMul / RoundingDivideByPOT and the default "double rounding"
+ * MultiplyByQuantizedMultiplier: TFLITE_SINGLE_ROUNDING is off in TFLM and in the PyPI
+ * tflite-micro build), written once so every kernel rounds exactly as TFLite Micro does.
+ *
+ * DSP paths (SMLAD / SXTB16 dual 16-bit multiply-accumulate) are compiled when the target has
+ * the DSP extension and MCU_NO_DSP is not defined; MCU_USE_DSP tells kernels which one they
+ * get. The portable fallbacks mcu_sxtb16 / mcu_smlad compute the same values in C99 so a
+ * kernel can be written once on top of them when that is convenient.
+ */
+#ifndef MCU_COMMON_H
+#define MCU_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Static (one copy per model translation unit); marked unused because a kernel file may
+ * define several entry points of which a model calls only some (-Wall -Werror builds). */
+#ifndef MCU_KERNEL
+#if defined(__GNUC__)
+#define MCU_KERNEL static __attribute__((unused))
+#else
+#define MCU_KERNEL static
+#endif
+#endif
+
+#if defined(__ARM_FEATURE_DSP) && !defined(MCU_NO_DSP)
+#define MCU_USE_DSP 1
+#include <arm_acle.h>
+#else
+#define MCU_USE_DSP 0
+#endif
+
+#if defined(__GNUC__)
+#define MCU_INLINE static inline __attribute__((always_inline))
+#define MCU_RESTRICT __restrict__
+#else
+#define MCU_INLINE static inline
+#define MCU_RESTRICT
+#endif
+
+/* ---------------------------------------------------------------------------------------
+ * TFLite reference arithmetic
+ */
+
+/* gemmlowp SaturatingRoundingDoublingHighMul: round(a*b / 2^31), nudged away from zero,
+ * with the single overflow case INT32_MIN*INT32_MIN saturated. The division by 2^31
+ * truncates toward zero as C++ integer division does. */
+MCU_INLINE int32_t mcu_saturating_rounding_doubling_high_mul(int32_t a, int32_t b) {
+    if (a == INT32_MIN && b == INT32_MIN) {
+        return INT32_MAX;
+    }
+    const int64_t ab = (int64_t)a * (int64_t)b;
+    const int64_t nudge = ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
+    const int64_t sum = ab + nudge;
+    /* Truncating division by 2^31 without a library call: bias negative values first. */
+    const int64_t biased = sum < 0 ? sum + (((int64_t)1 << 31) - 1) : sum;
+    return (int32_t)(biased >> 31);
+}
+
+/* gemmlowp RoundingDivideByPOT: x / 2^exponent rounded to nearest, ties away from zero.
+ * exponent is in [0, 31]. */
+MCU_INLINE int32_t mcu_rounding_divide_by_pot(int32_t x, int exponent) {
+    const int32_t mask = (int32_t)(((uint32_t)1 << exponent) - 1u);
+    const int32_t remainder = x & mask;
+    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+/* TFLite MultiplyByQuantizedMultiplier (double rounding): shift > 0 is a left shift applied
+ * before the high multiply, shift < 0 a rounding right shift after it. The left shift wraps
+ * like TFLite's `x * (1 << left_shift)` on two's complement targets. */
+MCU_INLINE int32_t mcu_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier,
+                                                       int shift) {
+    const int left_shift = shift > 0 ? shift : 0;
+    const int right_shift = shift > 0 ? 0 : -shift;
+    const int32_t shifted = (int32_t)((uint32_t)x << left_shift);
+    return mcu_rounding_divide_by_pot(
+        mcu_saturating_rounding_doubling_high_mul(shifted, multiplier), right_shift);
+}
+
+MCU_INLINE int32_t mcu_clamp_i32(int32_t x, int32_t lo, int32_t hi) {
+    return x < lo ? lo : (x > hi ? hi : x);
+}
+
+MCU_INLINE int8_t mcu_clamp_s8(int32_t x) {
+    return (int8_t)mcu_clamp_i32(x, -128, 127);
+}
+
+/* The requantisation step every int8 convolution-like kernel ends with: scale the int32
+ * accumulator, add the output zero point, clamp to the fused activation range (which lies
+ * within [-128, 127]). */
+MCU_INLINE int8_t mcu_requantize_s8(int32_t acc, int32_t multiplier, int shift,
+                                    int32_t out_zp, int32_t act_min, int32_t act_max) {
+    const int32_t v = mcu_multiply_by_quantized_multiplier(acc, multiplier, shift) + out_zp;
+    return (int8_t)mcu_clamp_i32(v, act_min, act_max);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Packed 8/16-bit helpers (DSP intrinsics or their portable equivalents)
+ */
+
+/* Four int8 values as one word, from any alignment (Cortex-M3/M4/M7 LDR accepts unaligned
+ * addresses; memcpy lets the compiler emit exactly that without aliasing trouble). */
+MCU_INLINE uint32_t mcu_read_u32(const void *p) {
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+MCU_INLINE void mcu_write_u32(void *p, uint32_t v) {
+    memcpy(p, &v, sizeof v);
+}
+
+/* Two signed 16-bit values as one word (low, high). */
+MCU_INLINE uint32_t mcu_pack16(int32_t lo, int32_t hi) {
+    return ((uint32_t)(uint16_t)(int16_t)lo) | ((uint32_t)(uint16_t)(int16_t)hi << 16);
+}
+
+#if MCU_USE_DSP
+/* Bytes 0 and 2 sign-extended into the low and high halfwords. */
+MCU_INLINE uint32_t mcu_sxtb16(uint32_t x) { return (uint32_t)__sxtb16((int32_t)x); }
+/* Bytes 1 and 3 sign-extended into the low and high halfwords. */
+MCU_INLINE uint32_t mcu_sxtb16_ror8(uint32_t x) {
+    return (uint32_t)__sxtb16((int32_t)((x >> 8) | (x << 24)));
+}
+/* acc + lo(a)*lo(b) + hi(a)*hi(b), signed 16-bit halves. */
+MCU_INLINE int32_t mcu_smlad(uint32_t a, uint32_t b, int32_t acc) {
+    return __smlad((int16x2_t)a, (int16x2_t)b, acc);
+}
+#else
+MCU_INLINE uint32_t mcu_sxtb16(uint32_t x) {
+    return mcu_pack16((int8_t)(x & 0xffu), (int8_t)((x >> 16) & 0xffu));
+}
+MCU_INLINE uint32_t mcu_sxtb16_ror8(uint32_t x) {
+    return mcu_pack16((int8_t)((x >> 8) & 0xffu), (int8_t)((x >> 24) & 0xffu));
+}
+MCU_INLINE int32_t mcu_smlad(uint32_t a, uint32_t b, int32_t acc) {
+    return acc + (int32_t)(int16_t)(a & 0xffffu) * (int32_t)(int16_t)(b & 0xffffu) +
+           (int32_t)(int16_t)(a >> 16) * (int32_t)(int16_t)(b >> 16);
+}
+#endif
+
+#endif /* MCU_COMMON_H */

@@ -1,0 +1,50 @@
+/* QUANTIZE float32 -> int8 / uint8 at a model's input edge (reference AffineQuantize):
+ * q = round(x / scale) + zero_point, clamped, with the division in float32 and rounding half
+ * away from zero (TfLiteRound). Written without libm so the folder links without -lm.
+ * TFLM converts |x / scale| >= 2^31 (and NaN) with an out-of-range float->int cast whose
+ * result depends on the CPU; here those saturate (NaN gives the minimum). */
+#include "mcu_common.h"
+
+MCU_INLINE int32_t mcu_quantize_one(float x, float scale, int32_t zp, int32_t qmin,
+                                    int32_t qmax) {
+    const float r = x / scale;
+    int32_t t;
+    float frac;
+    if (!(r == r)) {
+        return qmin;
+    }
+    if (r >= 2147483648.0f) {
+        return qmax;
+    }
+    if (r <= -2147483648.0f) {
+        return qmin;
+    }
+    t = (int32_t)r; /* truncates toward zero */
+    frac = r - (float)t;
+    if (frac >= 0.5f) {
+        t += 1;
+    } else if (frac <= -0.5f) {
+        t -= 1;
+    }
+    /* t + zp in 64 bits: t may be near the int32 limits. */
+    {
+        const int64_t v = (int64_t)t + zp;
+        return v < qmin ? qmin : (v > qmax ? qmax : (int32_t)v);
+    }
+}
+
+MCU_KERNEL void mcu_quantize_f32_s8(const float *in, int8_t *out, int32_t n, float scale,
+                                    int32_t zp) {
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        out[i] = (int8_t)mcu_quantize_one(in[i], scale, zp, -128, 127);
+    }
+}
+
+MCU_KERNEL void mcu_quantize_f32_u8(const float *in, uint8_t *out, int32_t n, float scale,
+                                    int32_t zp) {
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        out[i] = (uint8_t)mcu_quantize_one(in[i], scale, zp, 0, 255);
+    }
+}

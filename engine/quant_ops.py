@@ -1,0 +1,463 @@
+"""Generation-time arithmetic of the non-convolution int8 ops, exactly as TFLite Micro does it.
+
+Two kinds of things live here:
+
+* Parameter computation (multipliers, shifts, radii, clamp ranges) with TFLM's evaluation
+  order: some kernels compute their real multipliers in double (ADD, MUL, MEAN, PRELU,
+  QUANTIZE), others in float32 first (SUB, LEAKY_RELU, HARD_SWISH, RELU); the difference
+  shows up in the last bit of a multiplier, so each function says which it follows.
+* Look-up tables for the element-wise unary ops. An int8 (or uint8) input has 256 possible
+  values and the output of LOGISTIC / TANH / HARD_SWISH / LEAKY_RELU / RELU / RELU6 /
+  requantising QUANTIZE / DEQUANTIZE depends on nothing else, so the generator runs the
+  reference kernel's integer algorithm (gemmlowp fixed point, int16 hard-swish arithmetic)
+  once per possible input here, and the C kernel is a table look-up: bit-exact by
+  construction and faster than evaluating the polynomial per element. Tables are indexed by
+  the input byte read as uint8 (`table[(uint8_t)x]`).
+
+Facts from tensorflow/tflite-micro (micro/kernels/*_common.cc, kernels/internal/reference/
+{integer_ops/,}*.h, kernels/internal/quantization_util.cc, gemmlowp fixedpoint.h); the code
+is our own. Nothing here imports TensorFlow or the converter.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable
+
+import numpy as np
+
+from engine.quantization import (
+    INT32_MAX,
+    INT32_MIN,
+    multiply_by_quantized_multiplier,
+    quantize_multiplier,
+    rounding_divide_by_pot,
+    saturating_rounding_doubling_high_mul,
+)
+
+
+class UnsupportedQuantization(ValueError):
+    """Quantization parameters TFLM itself rejects (or evaluates with undefined behaviour);
+    the emitter turns this into a refusal naming the op."""
+
+
+F32 = np.float32
+
+
+def _f32(x: float) -> np.float32:
+    return np.float32(x)
+
+
+def round_half_away(x: float) -> int:
+    """std::round / TfLiteRound: ties away from zero."""
+    return int(math.copysign(math.floor(abs(x) + 0.5), x))
+
+
+def _qm(real: float) -> tuple[int, int]:
+    try:
+        return quantize_multiplier(real)
+    except ValueError as e:  # a multiplier TFLite cannot represent
+        raise UnsupportedQuantization(str(e)) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Fused activation clamp (kernel_util.cc CalculateActivationRangeQuantized)
+
+_ACT_BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    "NONE": (None, None),
+    "RELU": (0.0, None),
+    "RELU6": (0.0, 6.0),
+    "RELU_N1_TO_1": (-1.0, 1.0),
+}
+
+
+def activation_range(activation: str, scale: float, zero_point: int,
+                     qmin: int = -128, qmax: int = 127) -> tuple[int, int]:
+    """(act_min, act_max) of a fused activation named as TFLite names it. The bound is
+    zero_point + round(f / scale) with the division in float32, as TFLM's Quantize helper."""
+    if activation not in _ACT_BOUNDS:
+        raise UnsupportedQuantization(f"fused activation {activation} is not supported")
+    lo_f, hi_f = _ACT_BOUNDS[activation]
+
+    def q(f: float) -> int:
+        return int(zero_point) + round_half_away(float(_f32(f) / _f32(scale)))
+
+    lo = qmin if lo_f is None else max(qmin, q(lo_f))
+    hi = qmax if hi_f is None else min(qmax, q(hi_f))
+    return lo, hi
+
+
+# ---------------------------------------------------------------------------------------------
+# Binary arithmetic parameters
+
+
+@dataclasses.dataclass(frozen=True)
+class AddParams:
+    """ADD / SUB: both inputs are brought to a common scale after a left shift of 20 bits."""
+
+    in1_offset: int
+    in1_multiplier: int
+    in1_shift: int
+    in2_offset: int
+    in2_multiplier: int
+    in2_shift: int
+    out_offset: int
+    out_multiplier: int
+    out_shift: int
+    left_shift: int = 20
+
+
+def _smaller_than_one(real: float) -> tuple[int, int]:
+    if not 0.0 < real < 1.0:
+        raise UnsupportedQuantization(f"rescale factor {real!r} is outside (0, 1)")
+    m, s = _qm(real)
+    if s > 0:
+        raise UnsupportedQuantization(f"rescale factor {real!r} rounds to a left shift")
+    return m, s
+
+
+def add_params(s1: float, zp1: int, s2: float, zp2: int, so: float, zpo: int) -> AddParams:
+    """ADD (add_common.cc): real multipliers in double from float32 scales."""
+    s1d, s2d, sod = float(_f32(s1)), float(_f32(s2)), float(_f32(so))
+    twice_max = 2.0 * max(s1d, s2d)
+    m1, sh1 = _smaller_than_one(s1d / twice_max)
+    m2, sh2 = _smaller_than_one(s2d / twice_max)
+    mo, sho = _smaller_than_one(twice_max / ((1 << 20) * sod))
+    return AddParams(-int(zp1), m1, sh1, -int(zp2), m2, sh2, int(zpo), mo, sho)
+
+
+def sub_params(s1: float, zp1: int, s2: float, zp2: int, so: float, zpo: int) -> AddParams:
+    """SUB (sub_common.cc): unlike ADD the ratios are evaluated in float32."""
+    f1, f2, fo = _f32(s1), _f32(s2), _f32(so)
+    twice_max = _f32(F32(2) * max(f1, f2))
+    m1, sh1 = _smaller_than_one(float(_f32(f1 / twice_max)))
+    m2, sh2 = _smaller_than_one(float(_f32(f2 / twice_max)))
+    denom = _f32(F32(1 << 20) * fo)
+    mo, sho = _smaller_than_one(float(_f32(twice_max / denom)))
+    return AddParams(-int(zp1), m1, sh1, -int(zp2), m2, sh2, int(zpo), mo, sho)
+
+
+def mul_params(s1: float, s2: float, so: float) -> tuple[int, int]:
+    """MUL (mul_common.cc): double(s1) * double(s2) / double(so)."""
+    return _qm(float(_f32(s1)) * float(_f32(s2)) / float(_f32(so)))
+
+
+def prelu_params(s_in: float, s_alpha: float, s_out: float) -> tuple[int, int, int, int]:
+    """PRELU (prelu_common.cc): (mult_identity, shift_identity, mult_alpha, shift_alpha)."""
+    si, sa, so = float(_f32(s_in)), float(_f32(s_alpha)), float(_f32(s_out))
+    m1, sh1 = _qm(si / so)
+    m2, sh2 = _qm(si * sa / so)
+    return m1, sh1, m2, sh2
+
+
+def ratio_params(s_in: float, s_out: float) -> tuple[int, int]:
+    """double(s_in) / double(s_out): MEAN/SUM, QUANTIZE requantisation."""
+    return _qm(float(_f32(s_in)) / float(_f32(s_out)))
+
+
+def mean_params(s_in: float, s_out: float, num_reduced: int) -> tuple[int, int]:
+    """MEAN (reference QuantizedMeanOrSum): the 1/n of the mean is folded into the
+    multiplier, shifted up by floor(log2 n) bits (at most 32, and keeping shift >= -31) and
+    divided with integer truncation."""
+    mult, shift = ratio_params(s_in, s_out)
+    if num_reduced <= 0:
+        raise UnsupportedQuantization("MEAN over an empty axis")
+    extra = min(num_reduced.bit_length() - 1, 32, 31 + shift)
+    mult = (mult << extra) // num_reduced
+    return int(mult), int(shift - extra)
+
+
+@dataclasses.dataclass(frozen=True)
+class SoftmaxParams:
+    input_multiplier: int
+    input_left_shift: int
+    diff_min: int
+
+
+def softmax_params(s_in: float, beta: float, s_out: float, zp_out: int) -> SoftmaxParams:
+    """int8 -> int8 SOFTMAX (softmax_common.cc): the output must be scale 1/256, zero point
+    -128 exactly; beta * input_scale is scaled to the 5 integer bits of the exp argument."""
+    if zp_out != -128 or float(_f32(s_out)) != 1.0 / 256:
+        raise UnsupportedQuantization(
+            f"int8 SOFTMAX needs output scale 1/256 and zero point -128 (TFLM requires it), got "
+            f"scale {s_out!r} zero point {zp_out}")
+    real = min(float(_f32(beta)) * float(_f32(s_in)) * float(1 << 26), float((1 << 31) - 1))
+    if real <= 1.0:
+        raise UnsupportedQuantization(f"beta * input_scale * 2^26 = {real!r} is not above 1")
+    mult, shift = _qm(real)
+    radius = math.floor(31.0 * float(1 << 26) / float(1 << shift))
+    return SoftmaxParams(mult, shift, -radius)
+
+
+# ---------------------------------------------------------------------------------------------
+# gemmlowp fixed point on int32 raw values, vectorised (int64 carriers, int32 wrap-around)
+
+
+def _w32(x: np.ndarray) -> np.ndarray:
+    """Wrap int64 values to int32 as the C++ int32 additions do."""
+    return ((np.asarray(x, dtype=np.int64) + (1 << 31)) % (1 << 32)) - (1 << 31)
+
+
+def _srdhm(a, b) -> np.ndarray:
+    return saturating_rounding_doubling_high_mul(a, b).astype(np.int64)
+
+
+def _rdbpot(x, e) -> np.ndarray:
+    return rounding_divide_by_pot(x, e).astype(np.int64)
+
+
+def _sat_shl(x: np.ndarray, e: int) -> np.ndarray:
+    """SaturatingRoundingMultiplyByPOT with a positive exponent (Rescale to fewer integer
+    bits)."""
+    thr = (1 << (31 - e)) - 1
+    x = np.asarray(x, dtype=np.int64)
+    return np.where(x > thr, INT32_MAX, np.where(x < -thr, INT32_MIN, x << e))
+
+
+def _exp_on_interval_between_negative_one_quarter_and_0_excl(a: np.ndarray) -> np.ndarray:
+    const_term, one_third = 1895147668, 715827883
+    x = _w32(a + (1 << 28))
+    x2 = _srdhm(x, x)
+    x3 = _srdhm(x2, x)
+    x4 = _srdhm(x2, x2)
+    x4_over_4 = _rdbpot(x4, 2)
+    poly = _rdbpot(_w32(_srdhm(_w32(x4_over_4 + x3), one_third) + x2), 1)
+    return _w32(const_term + _srdhm(const_term, _w32(x + poly)))
+
+
+_EXP_BARREL = ((-2, 1672461947), (-1, 1302514674), (0, 790015084), (1, 290630308),
+               (2, 39332535), (3, 720401), (4, 242))
+
+
+def exp_on_negative_values(a, integer_bits: int) -> np.ndarray:
+    """gemmlowp exp_on_negative_values: FixedPoint<int32, integer_bits> -> FixedPoint<0>."""
+    if integer_bits > 5:
+        raise NotImplementedError("exp clamp for more than 5 integer bits is not needed")
+    a = np.asarray(a, dtype=np.int64)
+    frac = 31 - integer_bits
+    quarter = 1 << (frac - 2)
+    a_mod = _w32((a & (quarter - 1)) - quarter)
+    result = _exp_on_interval_between_negative_one_quarter_and_0_excl(_sat_shl(a_mod, integer_bits))
+    remainder = _w32(a_mod - a)
+    for exponent, multiplier in _EXP_BARREL:
+        if integer_bits > exponent:
+            bit = 1 << (frac + exponent)
+            result = np.where((remainder & bit) != 0, _srdhm(result, multiplier), result)
+    return np.where(a == 0, INT32_MAX, result)
+
+
+def _newton_reciprocal_f2(a: np.ndarray) -> np.ndarray:
+    """The shared Newton-Raphson core of one_over_one_plus_x / one_minus_x_over_one_plus_x:
+    x ~= 1 / ((1 + a) / 2) in FixedPoint<2>."""
+    a = np.asarray(a, dtype=np.int64)
+    s = a + INT32_MAX
+    half_den = np.where(s >= 0, (s + 1) // 2, -((-(s - 1)) // 2))  # (sum + sign) / 2, truncating
+    x = _w32(1515870810 + _srdhm(half_den, -1010580540))
+    for _ in range(3):
+        hdx = _srdhm(half_den, x)
+        one_minus = _w32((1 << 29) - hdx)
+        x = _w32(x + _sat_shl(_srdhm(x, one_minus), 2))
+    return x
+
+
+def one_over_one_plus_x_for_x_in_0_1(a) -> np.ndarray:
+    return _sat_shl(_newton_reciprocal_f2(a), 1)
+
+
+def one_minus_x_over_one_plus_x_for_x_in_0_1(a) -> np.ndarray:
+    return _sat_shl(_w32(_newton_reciprocal_f2(a) - (1 << 29)), 2)
+
+
+def fixed_logistic(a, integer_bits: int) -> np.ndarray:
+    a = np.asarray(a, dtype=np.int64)
+    abs_a = np.where(a > 0, a, _w32(-a))
+    pos = one_over_one_plus_x_for_x_in_0_1(exp_on_negative_values(_w32(-abs_a), integer_bits))
+    neg = _w32(INT32_MAX - pos)
+    return np.where(a == 0, 1 << 30, np.where(a > 0, pos, neg))
+
+
+def fixed_tanh(a, integer_bits: int) -> np.ndarray:
+    a = np.asarray(a, dtype=np.int64)
+    n = np.where(a < 0, a, _w32(-a))
+    t = one_minus_x_over_one_plus_x_for_x_in_0_1(exp_on_negative_values(n, integer_bits + 1))
+    return np.where(a == 0, 0, np.where(a < 0, _w32(-t), t))
+
+
+# ---------------------------------------------------------------------------------------------
+# Look-up tables of the unary ops
+
+
+def byte_inputs(dtype: str = "int8") -> np.ndarray:
+    """The 256 possible input values, ordered by their byte (table index) value."""
+    return np.arange(256, dtype=np.uint8).view(np.dtype(dtype)).astype(np.int64)
+
+
+def _clamp(v: np.ndarray, lo: int, hi: int, dtype: str = "int8") -> np.ndarray:
+    return np.clip(v, lo, hi).astype(dtype)
+
+
+def _input_multiplier_q4(scale: float) -> tuple[int, int, int]:
+    """LOGISTIC / TANH int8 (logistic_common.cc, tanh.cc): input scaled to Q4.27.
+    Returns (multiplier, left_shift, input_range_radius)."""
+    real = float(_f32(scale)) * float(1 << 27)
+    q, shift = math.frexp(real)
+    mult = round_half_away(q * (1 << 31))
+    if mult >= (1 << 31):
+        # TFLM casts 2^31 to int32 here: the result depends on the platform.
+        raise UnsupportedQuantization(f"input scale {scale!r} gives a multiplier of 2^31")
+    if shift < 0:
+        raise UnsupportedQuantization(f"input scale {scale!r} is too small")
+    radius = math.floor(15.0 * float(1 << 27) / float(1 << shift))
+    return mult, shift, radius
+
+
+def logistic_table(s_in: float, zp_in: int, s_out: float, zp_out: int) -> np.ndarray:
+    if zp_out != -128:
+        raise UnsupportedQuantization(f"int8 LOGISTIC needs output zero point -128, got {zp_out}")
+    mult, shift, radius = _input_multiplier_q4(s_in)
+    x = byte_inputs() - zp_in
+    q4 = multiply_by_quantized_multiplier(np.clip(x, -radius + 1, radius - 1), mult, shift)
+    y = _rdbpot(fixed_logistic(q4, 4), 23) - 128
+    y = np.where(x <= -radius, -128, np.where(x >= radius, 127, y))
+    return _clamp(y, -128, 127)
+
+
+def tanh_table(s_in: float, zp_in: int, s_out: float, zp_out: int) -> np.ndarray:
+    """int8 TANH: TFLM writes round(tanh * 128) without the output zero point (it assumes
+    scale 1/128, zero point 0 and does not check)."""
+    mult, shift, radius = _input_multiplier_q4(s_in)
+    x = byte_inputs() - zp_in
+    q4 = multiply_by_quantized_multiplier(np.clip(x, -radius + 1, radius - 1), mult, shift)
+    y = _rdbpot(fixed_tanh(q4, 4), 24)
+    y = np.where(x <= -radius, -128, np.where(x >= radius, 127, y))
+    return _clamp(y, -128, 127)
+
+
+# int16 gemmlowp helpers for HARD_SWISH (the reference kernel works on int16 values)
+
+
+def _i16(x) -> np.ndarray:
+    return ((np.asarray(x, dtype=np.int64) + (1 << 15)) % (1 << 16)) - (1 << 15)
+
+
+def _srdhm16(a, b) -> np.ndarray:
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    ab = a * b
+    s = ab + np.where(ab >= 0, 1 << 14, 1 - (1 << 14))
+    q = np.where(s >= 0, s >> 15, -((-s) >> 15))
+    return np.where((a == -32768) & (b == -32768), 32767, _i16(q))
+
+
+def _sdhm16(a, b) -> np.ndarray:
+    """hard_swish.h SaturatingDoublingHighMul: no rounding nudge, truncating division."""
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    ab = a * b
+    q = np.where(ab >= 0, ab >> 15, -((-ab) >> 15))
+    return np.where((a == -32768) & (b == -32768), 32767, _i16(q))
+
+
+def _rdbpot16(x, e: int) -> np.ndarray:
+    """gemmlowp RoundingDivideByPOT on int16 (the mask is an int16, so exponents of 16 and
+    more behave as the C++ template does)."""
+    x = np.asarray(x, dtype=np.int64)
+    mask = int(_i16((1 << e) - 1))
+    remainder = _i16(x & mask)
+    threshold = _i16((mask >> 1) + (x < 0))
+    return _i16((x >> e) + (remainder > threshold))
+
+
+def _sat_lshift16(x, amount: int) -> np.ndarray:
+    return np.clip(np.asarray(x, dtype=np.int64) * (1 << amount), -32768, 32767)
+
+
+def _downscale_to_int16(m: int) -> int:
+    if m >= INT32_MAX - (1 << 15):
+        return 32767
+    return (m + (1 << 15)) >> 16
+
+
+def hard_swish_table(s_in: float, zp_in: int, s_out: float, zp_out: int) -> np.ndarray:
+    """HARD_SWISH (hard_swish_common.cc + reference hard_swish.h), scales in float32."""
+    hires = _f32(_f32(1.0 / 128.0) * _f32(s_in))
+    out_m32, out_exp = _qm(float(_f32(hires / _f32(s_out))))
+    relu_m32, relu_exp = _qm(float(_f32(hires / _f32(3.0 / 32768.0))))
+    if out_exp > 0:
+        raise UnsupportedQuantization("HARD_SWISH output multiplier above 1 (TFLM refuses it)")
+    out_m16, relu_m16 = _downscale_to_int16(out_m32), _downscale_to_int16(relu_m32)
+    v = _i16(byte_inputs() - zp_in)
+    hires_v = _i16(v * 128)
+    pre_out = _srdhm16(hires_v, out_m16)
+    r = hires_v
+    if relu_exp > 0:
+        r = _sat_lshift16(r, relu_exp - 1)
+    r = _srdhm16(r, relu_m16)
+    if relu_exp > 0:
+        r = _sat_lshift16(r, 1)
+    if relu_exp < 0:
+        r = _rdbpot16(r, -relu_exp)
+    r = _i16((r + (1 << 15)) >> 1)
+    y = _rdbpot16(_sdhm16(r, pre_out), -out_exp)
+    y = _i16(y + zp_out)
+    return _clamp(y, -128, 127)
+
+
+def leaky_relu_table(s_in: float, zp_in: int, s_out: float, zp_out: int,
+                     alpha: float) -> np.ndarray:
+    """LEAKY_RELU (leaky_relu_common.cc): both ratios evaluated in float32."""
+    fi, fo = _f32(s_in), _f32(s_out)
+    m_alpha, sh_alpha = _qm(float(_f32(_f32(fi * _f32(alpha)) / fo)))
+    m_id, sh_id = _qm(float(_f32(fi / fo)))
+    x = byte_inputs() - zp_in
+    pos = multiply_by_quantized_multiplier(x, m_id, sh_id).astype(np.int64)
+    neg = multiply_by_quantized_multiplier(x, abs(m_alpha), sh_alpha).astype(np.int64)
+    neg = -neg if m_alpha < 0 else neg
+    return _clamp(zp_out + np.where(x >= 0, pos, neg), -128, 127)
+
+
+def relu_table(s_in: float, zp_in: int, s_out: float, zp_out: int) -> np.ndarray:
+    """RELU (activations_common.cc CalculateReluOpData): rescale, then clamp below at the
+    output zero point."""
+    m, sh = _qm(float(_f32(_f32(s_in) / _f32(s_out))))
+    x = byte_inputs() - zp_in
+    y = zp_out + multiply_by_quantized_multiplier(x, m, sh).astype(np.int64)
+    lo = max(-128, zp_out + round_half_away(float(_f32(0.0) / _f32(s_out))))
+    return _clamp(y, lo, 127)
+
+
+def relu6_table(s_in: float, zp_in: int, s_out: float, zp_out: int) -> np.ndarray:
+    """RELU6 in TFLM clamps the input bytes to [zero, six] of the *input* quantization and
+    never rescales (it assumes the output quantization equals the input's)."""
+    six = int(np.clip(round_half_away(float(_f32(6.0) / _f32(s_in))) + zp_in, -128, 127))
+    x = byte_inputs()
+    return np.where(x > six, six, np.where(x < zp_in, zp_in, x)).astype(np.int8)
+
+
+def requantize_table(in_dtype: str, s_in: float, zp_in: int, out_dtype: str, s_out: float,
+                     zp_out: int) -> np.ndarray:
+    """QUANTIZE between int8 / uint8 (quantize_common.cc + reference requantize.h)."""
+    m, sh = ratio_params(s_in, s_out)
+    info = np.iinfo(np.dtype(out_dtype))
+    x = byte_inputs(in_dtype) - zp_in
+    y = multiply_by_quantized_multiplier(x, m, sh).astype(np.int64) + zp_out
+    return _clamp(y, int(info.min), int(info.max), out_dtype)
+
+
+def dequantize_table(in_dtype: str, s_in: float, zp_in: int) -> np.ndarray:
+    """DEQUANTIZE to float32: static_cast<float>(double(scale) * (q - zero_point))."""
+    x = byte_inputs(in_dtype) - zp_in
+    return (float(_f32(s_in)) * x.astype(np.float64)).astype(np.float32)
+
+
+def softmax_exp_table(params: SoftmaxParams) -> np.ndarray:
+    """exp(beta * scale * diff) in gemmlowp Q0.31 for diff = 0, -1, ..., max(diff_min, -255):
+    entry k is for diff = -k. Differences below diff_min contribute nothing."""
+    n = min(255, -params.diff_min) + 1
+    diffs = -np.arange(n, dtype=np.int64)
+    scaled = multiply_by_quantized_multiplier(diffs, params.input_multiplier,
+                                              params.input_left_shift)
+    return exp_on_negative_values(scaled, 5).astype(np.int32)
+
+
+UnaryTableFn = Callable[..., np.ndarray]

@@ -1,0 +1,140 @@
+"""TFLite's quantization arithmetic, in one place.
+
+Everything that turns float scales into the integer multipliers the kernels use, computed
+with the same float/double evaluation order as TensorFlow Lite Micro, plus numpy reference
+versions of the integer helpers of `engine/kernels/mcu_common.h` (for tests).
+
+Facts taken from TFLM (tensorflow/tflite-micro, tensorflow/lite/kernels/internal/
+quantization_util.cc, kernel_util.cc, micro/kernels/fully_connected_common.cc):
+
+- QuantizeMultiplier: frexp of the double multiplier, the mantissa times 2^31 rounded half
+  away from zero; a mantissa that rounds to 2^31 is halved with the exponent incremented; an
+  exponent below -31 flushes to (0, 0). TFLITE_SINGLE_ROUNDING is off by default, so no clamp
+  of the shift at 30.
+- CONV_2D / DEPTHWISE_CONV_2D (PopulateConvolutionQuantizationParams) and per-channel
+  FULLY_CONNECTED: double(input_scale) * double(filter_scale[c]) / double(output_scale), each
+  scale a float32; a single filter scale is broadcast to every channel.
+- Per-tensor FULLY_CONNECTED (GetQuantizedConvolutionMultipler): the product
+  input_scale * filter_scale is taken in float32 first, then widened and divided in double.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence, Union
+
+import numpy as np
+
+INT32_MIN = -(1 << 31)
+INT32_MAX = (1 << 31) - 1
+
+ArrayLike = Union[int, np.ndarray, Sequence[int]]
+
+
+def _round_half_away(x: float) -> int:
+    """std::round: ties away from zero (Python's round() rounds ties to even)."""
+    return int(math.copysign(math.floor(abs(x) + 0.5), x))
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """TFLite QuantizeMultiplier: (multiplier, shift) with real ~= multiplier * 2^(shift-31).
+
+    shift > 0 is a left shift. Negative multipliers are allowed (as TFLite allows them).
+    """
+    real = float(real)
+    if real == 0.0:
+        return 0, 0
+    mantissa, shift = math.frexp(real)
+    q_fixed = _round_half_away(mantissa * (1 << 31))  # exact: a double times a power of 2
+    if q_fixed > (1 << 31):
+        raise ValueError(f"multiplier {real!r} rounds beyond 2^31")
+    if q_fixed == (1 << 31):
+        q_fixed //= 2
+        shift += 1
+    if q_fixed > INT32_MAX:
+        raise ValueError(f"multiplier {real!r} does not fit int32")
+    if shift < -31:
+        return 0, 0
+    return q_fixed, shift
+
+
+def conv_effective_scales(input_scale: float, filter_scales: Sequence[float] | np.ndarray,
+                          output_scale: float, num_channels: int) -> list[float]:
+    """The per-channel real multipliers of CONV_2D / DEPTHWISE_CONV_2D (and per-channel
+    FULLY_CONNECTED), in TFLM's evaluation order. A single filter scale is broadcast."""
+    fs = np.asarray(filter_scales, dtype=np.float32).reshape(-1)
+    if fs.size not in (1, num_channels):
+        raise ValueError(f"{fs.size} filter scales for {num_channels} channels")
+    in_s = float(np.float32(input_scale))
+    out_s = float(np.float32(output_scale))
+    return [in_s * float(fs[c if fs.size > 1 else 0]) / out_s for c in range(num_channels)]
+
+
+def conv_multipliers(input_scale: float, filter_scales: Sequence[float] | np.ndarray,
+                     output_scale: float, num_channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (multiplier int32[C], shift int32[C]) as PopulateConvolutionQuantizationParams
+    computes them."""
+    pairs = [quantize_multiplier(r) for r in
+             conv_effective_scales(input_scale, filter_scales, output_scale, num_channels)]
+    mult = np.array([m for m, _ in pairs], dtype=np.int32)
+    shift = np.array([s for _, s in pairs], dtype=np.int32)
+    return mult, shift
+
+
+def fully_connected_effective_scale(input_scale: float, filter_scale: float,
+                                    output_scale: float) -> float:
+    """Per-tensor FULLY_CONNECTED: float32 product, then double division (TFLM's
+    GetQuantizedConvolutionMultipler)."""
+    product = np.float32(np.float32(input_scale) * np.float32(filter_scale))
+    return float(product) / float(np.float32(output_scale))
+
+
+def fully_connected_multiplier(input_scale: float, filter_scale: float,
+                               output_scale: float) -> tuple[int, int]:
+    return quantize_multiplier(
+        fully_connected_effective_scale(input_scale, filter_scale, output_scale))
+
+
+# ---------------------------------------------------------------------------------------------
+# numpy references of the integer helpers (mcu_common.h), vectorised, for tests
+
+
+def saturating_rounding_doubling_high_mul(a: ArrayLike, b: ArrayLike) -> np.ndarray:
+    """gemmlowp SaturatingRoundingDoublingHighMul on int32 values."""
+    a64 = np.asarray(a, dtype=np.int64)
+    b64 = np.asarray(b, dtype=np.int64)
+    ab = a64 * b64
+    nudge = np.where(ab >= 0, np.int64(1 << 30), np.int64(1 - (1 << 30)))
+    s = ab + nudge
+    # C++ integer division truncates toward zero.
+    q = np.where(s >= 0, s >> 31, -((-s) >> 31))
+    overflow = (a64 == INT32_MIN) & (b64 == INT32_MIN)
+    return np.where(overflow, INT32_MAX, q).astype(np.int32)
+
+
+def rounding_divide_by_pot(x: ArrayLike, exponent: ArrayLike) -> np.ndarray:
+    """gemmlowp RoundingDivideByPOT, exponent in [0, 31]."""
+    x64 = np.asarray(x, dtype=np.int64)
+    e = np.asarray(exponent, dtype=np.int64)
+    mask = (np.int64(1) << e) - 1
+    remainder = x64 & mask
+    threshold = (mask >> 1) + (x64 < 0)
+    return ((x64 >> e) + (remainder > threshold)).astype(np.int32)
+
+
+def multiply_by_quantized_multiplier(x: ArrayLike, multiplier: ArrayLike,
+                                     shift: ArrayLike) -> np.ndarray:
+    """TFLite MultiplyByQuantizedMultiplier (double rounding); the left shift wraps in int32."""
+    x64 = np.asarray(x, dtype=np.int64)
+    sh = np.asarray(shift, dtype=np.int64)
+    left = np.maximum(sh, 0)
+    right = np.maximum(-sh, 0)
+    shifted = np.asarray((x64 << left) & 0xFFFFFFFF, dtype=np.uint32).view(np.int32)
+    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, multiplier),
+                                  right)
+
+
+def requantize(acc: ArrayLike, multiplier: ArrayLike, shift: ArrayLike, out_zp: int,
+               act_min: int = -128, act_max: int = 127) -> np.ndarray:
+    """int32 accumulator -> int8 output, as every conv-like TFLite kernel ends."""
+    v = multiply_by_quantized_multiplier(acc, multiplier, shift).astype(np.int64) + out_zp
+    return np.clip(v, act_min, act_max).astype(np.int8)

@@ -1,0 +1,132 @@
+"""What the CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED emitters share: checks that refuse
+with the op's name and index, requantisation arrays, and the input-zero-point folding.
+
+Folding: TFLite accumulates sum over taps inside the image of w * (x - zp_in), plus bias. The
+kernels accumulate sum over all taps of w * x with padded taps holding zp_in, plus
+bias' = bias - zp_in * sum(w). Both are the same integer: the padded taps add zp_in * w and
+bias' removes zp_in * w for every tap, leaving -zp_in * w for the inside ones only.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import NoReturn
+
+import numpy as np
+
+from engine import quantization
+from tflite_converter.codegen.api import EmitContext
+from tflite_converter.errors import ConversionError, Problem
+from tflite_converter.ir import Activation, DType, Op, Tensor
+
+
+def refuse(op: Op, reason: str) -> NoReturn:
+    raise ConversionError(Problem(reason, op.index, op.kind.value))
+
+
+def int8_activation(ctx: EmitContext, op: Op, index: int, role: str) -> Tensor:
+    """An int8 per-tensor quantized activation tensor (input or output)."""
+    t = ctx.tensor(index)
+    if t.dtype is not DType.INT8:
+        refuse(op, f"{role} '{t.name}' is {t.dtype.value}; only int8 is supported")
+    if t.quant is None or t.quant.scale.size != 1:
+        refuse(op, f"{role} '{t.name}' needs per-tensor quantization")
+    return t
+
+
+def int8_weights(ctx: EmitContext, op: Op, index: int, channels: int) -> Tensor:
+    t = ctx.tensor(index)
+    if not t.is_constant:
+        refuse(op, f"weights '{t.name}' are not constant")
+    if t.dtype is not DType.INT8:
+        refuse(op, f"weights '{t.name}' are {t.dtype.value}; only int8 is supported")
+    if t.quant is None or t.quant.scale.size not in (1, channels):
+        refuse(op, f"weights '{t.name}' need 1 or {channels} scales")
+    return t
+
+
+def bias_values(ctx: EmitContext, op: Op, index: int, channels: int) -> np.ndarray:
+    """The int32 bias as int64 (zeros when absent)."""
+    if index < 0:
+        return np.zeros(channels, dtype=np.int64)
+    t = ctx.tensor(index)
+    if not t.is_constant:
+        refuse(op, f"bias '{t.name}' is not constant")
+    if t.dtype is not DType.INT32:
+        refuse(op, f"bias '{t.name}' is {t.dtype.value}; only int32 is supported")
+    if t.num_elements != channels:
+        refuse(op, f"bias '{t.name}' has {t.num_elements} values for {channels} channels")
+    return np.asarray(t.data, dtype=np.int64).reshape(-1)
+
+
+def folded_bias(op: Op, bias: np.ndarray, weight_rows: np.ndarray, zp_in: int) -> np.ndarray:
+    """bias - zp_in * sum(w[c]) as int32; `weight_rows` is [channels][taps]."""
+    folded = bias - np.int64(zp_in) * weight_rows.astype(np.int64).sum(axis=1)
+    if folded.size and (folded.min() < quantization.INT32_MIN or folded.max() > quantization.INT32_MAX):
+        refuse(op, "bias with the input zero point folded in overflows int32")
+    return folded.astype(np.int32)
+
+
+@dataclasses.dataclass(frozen=True)
+class Requant:
+    """C names of the multiplier / shift arrays and whether they are per channel."""
+
+    mult: str
+    shift: str
+    per_channel: int
+
+
+def requant_arrays(ctx: EmitContext, op: Op, mult: np.ndarray, shift: np.ndarray) -> Requant:
+    """Define the arrays; when every channel has the same pair, one entry is enough."""
+    if np.all(mult == mult[0]) and np.all(shift == shift[0]):
+        mult, shift = mult[:1], shift[:1]
+        per_channel = 0
+    else:
+        per_channel = 1
+    return Requant(ctx.const_array(f"op{op.index}_mult", mult.astype(np.int32), "int32_t"),
+                   ctx.const_array(f"op{op.index}_shift", shift.astype(np.int32), "int32_t"),
+                   per_channel)
+
+
+def output_clamp(op: Op, activation: Activation, out: Tensor) -> tuple[int, int]:
+    from tflite_converter.passes import activation_range
+
+    assert out.quant is not None
+    try:
+        return activation_range(activation, out.quant)
+    except ValueError as e:
+        refuse(op, f"fused activation {activation.value}: {e}")
+
+
+def offset_ptr(ptr: str, offset: int) -> str:
+    return ptr if offset == 0 else f"({ptr} + {offset})"
+
+
+def spatial_out(op: Op, size: int, pad_before: int, pad_after: int, k: int, stride: int,
+                dilation: int, out_size: int, axis: str) -> None:
+    """Check the output size against the explicit pads (the kernels trust it)."""
+    if stride < 1 or dilation < 1:
+        refuse(op, f"stride {stride} / dilation {dilation} along {axis} must be >= 1")
+    effective = (k - 1) * dilation + 1
+    expected = (size + pad_before + pad_after - effective) // stride + 1
+    if expected != out_size or out_size < 1:
+        refuse(op, f"output {axis} {out_size} does not match input {size}, kernel {k}, "
+                   f"stride {stride}, dilation {dilation}, pads ({pad_before}, {pad_after})")
+
+
+def scalar_zero_point(t: Tensor) -> int:
+    assert t.quant is not None
+    return int(t.quant.zero_point.reshape(-1)[0])
+
+
+def filter_scales(t: Tensor) -> np.ndarray:
+    assert t.quant is not None
+    return np.asarray(t.quant.scale, dtype=np.float32).reshape(-1)
+
+
+def optional_input(op: Op, i: int) -> int:
+    return op.inputs[i] if len(op.inputs) > i else -1
+
+
+__all__ = ["refuse", "int8_activation", "int8_weights", "bias_values", "folded_bias", "Requant",
+           "requant_arrays", "output_clamp", "offset_ptr", "spatial_out", "scalar_zero_point",
+           "filter_scales", "optional_input"]

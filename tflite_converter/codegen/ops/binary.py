@@ -1,0 +1,88 @@
+"""ADD, SUB, MUL, MAXIMUM, MINIMUM and PRELU: int8 element-wise with broadcasting
+(engine/kernels/add.c, mul.c, maximum_minimum.c, prelu.c). The operand shapes are folded into
+six dimensions with per-input strides; the quantization parameters go to a const array."""
+from __future__ import annotations
+
+from engine import quant_ops
+from tflite_converter.codegen.api import EmitContext, KernelCall, emitter
+from tflite_converter.codegen.ops._common import (
+    act_range,
+    broadcast_layout,
+    int32_array,
+    qparams,
+    refuse,
+    require_dtype,
+)
+from tflite_converter.ir import Activation, DType, ElementwiseAttrs, Op, OpKind
+
+
+def _operands(ctx: EmitContext, op: Op):
+    if len(op.inputs) != 2 or len(op.outputs) != 1:
+        refuse(op, "expects two inputs and one output")
+    a, b, o = (ctx.tensor(i) for i in (*op.inputs, op.outputs[0]))
+    for t in (a, b, o):
+        require_dtype(op, t, (DType.INT8,))
+    dims, sa, sb = broadcast_layout(op, o.shape, a.shape, b.shape)
+    head = (f"{ctx.ptr(op.inputs[0])}, {ctx.ptr(op.inputs[1])}, {ctx.ptr(op.outputs[0])}, "
+            f"{int32_array(ctx, f'op{op.index}_dims', dims)}, "
+            f"{int32_array(ctx, f'op{op.index}_a_strides', sa)}, "
+            f"{int32_array(ctx, f'op{op.index}_b_strides', sb)}")
+    return a, b, o, head
+
+
+def _activation(op: Op) -> Activation:
+    attrs = op.attrs
+    return attrs.activation if isinstance(attrs, ElementwiseAttrs) else Activation.NONE
+
+
+def _emit_add_sub(ctx: EmitContext, op: Op) -> KernelCall:
+    a, b, o, head = _operands(ctx, op)
+    (s1, z1), (s2, z2), (so, zo) = qparams(op, a), qparams(op, b), qparams(op, o)
+    lo, hi = act_range(op, _activation(op), o)
+    fn = quant_ops.add_params if op.kind is OpKind.ADD else quant_ops.sub_params
+    try:
+        p = fn(s1, z1, s2, z2, so, zo)
+    except quant_ops.UnsupportedQuantization as e:
+        refuse(op, str(e))
+    q = int32_array(ctx, f"op{op.index}_add_q", [
+        p.in1_offset, p.in1_multiplier, p.in1_shift, p.in2_offset, p.in2_multiplier,
+        p.in2_shift, p.out_offset, p.out_multiplier, p.out_shift, lo, hi])
+    name = "mcu_add_s8" if op.kind is OpKind.ADD else "mcu_sub_s8"
+    return KernelCall(f"{name}({head}, {q});", ("add",))
+
+
+def _emit_mul(ctx: EmitContext, op: Op) -> KernelCall:
+    a, b, o, head = _operands(ctx, op)
+    (s1, z1), (s2, z2), (so, zo) = qparams(op, a), qparams(op, b), qparams(op, o)
+    lo, hi = act_range(op, _activation(op), o)
+    try:
+        m, sh = quant_ops.mul_params(s1, s2, so)
+    except quant_ops.UnsupportedQuantization as e:
+        refuse(op, str(e))
+    q = int32_array(ctx, f"op{op.index}_mul_q", [-z1, -z2, zo, m, sh, lo, hi])
+    return KernelCall(f"mcu_mul_s8({head}, {q});", ("mul",))
+
+
+def _emit_max_min(ctx: EmitContext, op: Op) -> KernelCall:
+    _a, _b, _o, head = _operands(ctx, op)
+    name = "mcu_maximum_s8" if op.kind is OpKind.MAXIMUM else "mcu_minimum_s8"
+    return KernelCall(f"{name}({head});", ("maximum_minimum",))
+
+
+def _emit_prelu(ctx: EmitContext, op: Op) -> KernelCall:
+    x, alpha, o, head = _operands(ctx, op)
+    (si, zi), (sa, za), (so, zo) = qparams(op, x), qparams(op, alpha), qparams(op, o)
+    try:
+        m1, sh1, m2, sh2 = quant_ops.prelu_params(si, sa, so)
+    except quant_ops.UnsupportedQuantization as e:
+        refuse(op, str(e))
+    q = int32_array(ctx, f"op{op.index}_prelu_q", [-zi, -za, zo, m1, sh1, m2, sh2])
+    return KernelCall(f"mcu_prelu_s8({head}, {q});", ("prelu",))
+
+
+emitter(OpKind.ADD)(_emit_add_sub)
+emitter(OpKind.SUB)(_emit_add_sub)
+emitter(OpKind.MUL)(_emit_mul)
+emitter(OpKind.MAXIMUM)(_emit_max_min)
+emitter(OpKind.MINIMUM)(_emit_max_min)
+emitter(OpKind.PRELU)(_emit_prelu)

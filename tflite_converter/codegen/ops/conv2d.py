@@ -1,0 +1,81 @@
+"""CONV_2D int8 -> engine/kernels/conv2d.c.
+
+1x1 kernels without padding run as a matrix product straight from the arena
+(mcu_conv2d_1x1_s8, no scratch); everything else gathers two output pixels' receptive fields
+into the planned scratch (mcu_conv2d_s8, 4 * kh*kw*Cin bytes, opspec.conv2d_scratch). The
+weights stay in TFLite's [Cout][kh][kw][Cin] order, which is the order im2col gathers.
+"""
+from __future__ import annotations
+
+from engine import quantization
+from tflite_converter.codegen.api import EmitContext, KernelCall, emitter
+from tflite_converter.codegen.ops._conv_common import (
+    bias_values,
+    filter_scales,
+    folded_bias,
+    int8_activation,
+    int8_weights,
+    offset_ptr,
+    optional_input,
+    output_clamp,
+    refuse,
+    requant_arrays,
+    scalar_zero_point,
+    spatial_out,
+)
+from tflite_converter.ir import ConvAttrs, Op, OpKind, Pads
+
+
+@emitter(OpKind.CONV_2D)
+def emit_conv2d(ctx: EmitContext, op: Op) -> KernelCall:
+    a = op.attrs
+    if not isinstance(a, ConvAttrs):
+        refuse(op, "missing convolution attributes")
+    x = int8_activation(ctx, op, op.inputs[0], "input")
+    y = int8_activation(ctx, op, op.outputs[0], "output")
+    if len(x.shape) != 4 or len(y.shape) != 4:
+        refuse(op, "input and output must be 4-D (NHWC)")
+    n, in_h, in_w, in_c = x.shape
+    _, out_h, out_w, out_c = y.shape
+    w = int8_weights(ctx, op, op.inputs[1], out_c)
+    if len(w.shape) != 4 or w.shape[0] != out_c:
+        refuse(op, f"weights shape {w.shape} do not match {out_c} output channels")
+    _, k_h, k_w, w_c = w.shape
+    if w_c != in_c:
+        refuse(op, f"grouped convolution ({in_c} input channels, filters of depth {w_c}) "
+                   "is not supported")
+    if y.shape[0] != n:
+        refuse(op, "input and output batch sizes differ")
+    p = a.pads
+    spatial_out(op, in_h, p.top, p.bottom, k_h, a.stride_h, a.dilation_h, out_h, "height")
+    spatial_out(op, in_w, p.left, p.right, k_w, a.stride_w, a.dilation_w, out_w, "width")
+
+    assert x.quant is not None and y.quant is not None
+    mult, shift = quantization.conv_multipliers(x.quant.scalar_scale, filter_scales(w),
+                                                y.quant.scalar_scale, out_c)
+    rq = requant_arrays(ctx, op, mult, shift)
+    zp_in, zp_out = scalar_zero_point(x), scalar_zero_point(y)
+    act_min, act_max = output_clamp(op, a.activation, y)
+    # TFLM's ConvPerChannel ignores the filter zero point (int8 weights are symmetric), so do we.
+    rows = w.data.reshape(out_c, k_h * k_w * in_c)
+    bias = folded_bias(op, bias_values(ctx, op, optional_input(op, 2), out_c), rows, zp_in)
+    bias_name = ctx.const_array(f"op{op.index}_bias", bias, "int32_t")
+    weights = ctx.ptr(op.inputs[1])
+
+    x_ptr, y_ptr = ctx.ptr(op.inputs[0]), ctx.ptr(op.outputs[0])
+    in_img, out_img = in_h * in_w * in_c, out_h * out_w * out_c
+    pointwise = k_h == 1 and k_w == 1 and p == Pads()
+    scratch = None if pointwise else ctx.scratch(op)
+    calls = []
+    for b in range(n):
+        xi, yi = offset_ptr(x_ptr, b * in_img), offset_ptr(y_ptr, b * out_img)
+        tail = (f"{weights}, {bias_name}, {rq.mult}, {rq.shift}, {rq.per_channel}, {yi}, "
+                f"{out_h}, {out_w}, {out_c}, {zp_out}, {act_min}, {act_max}")
+        if pointwise:
+            calls.append(f"mcu_conv2d_1x1_s8({xi}, {in_w}, {in_c}, {a.stride_h}, {a.stride_w}, "
+                         f"{tail});")
+        else:
+            calls.append(f"mcu_conv2d_s8({xi}, {in_h}, {in_w}, {in_c}, {k_h}, {k_w}, "
+                         f"{a.stride_h}, {a.stride_w}, {a.dilation_h}, {a.dilation_w}, "
+                         f"{p.top}, {p.left}, {zp_in}, {tail}, {scratch});")
+    return KernelCall(code="\n".join(calls), kernels=("conv2d",))

@@ -1,0 +1,167 @@
+"""Ops that only move 8-bit values: PAD, PADV2, CONCATENATION, SPLIT, TRANSPOSE and
+STRIDED_SLICE, all as strided N-d copies (engine/kernels/copy_nd.c). TFLM's int8 versions
+of these never rescale (CONCATENATION requires equal quantization), so neither do we."""
+from __future__ import annotations
+
+from tflite_converter.codegen.api import EmitContext, KernelCall, emitter
+from tflite_converter.codegen.ops._common import (
+    BYTE_TYPES,
+    contiguous_strides,
+    emit_copy,
+    qparams,
+    refuse,
+    require_dtype,
+    same_offset,
+)
+from tflite_converter.ir import (
+    Activation,
+    ConcatAttrs,
+    Op,
+    OpKind,
+    PadAttrs,
+    SplitAttrs,
+    StridedSliceAttrs,
+    TransposeAttrs,
+)
+
+
+def _byte_tensors(ctx: EmitContext, op: Op, indices) -> None:
+    for i in indices:
+        require_dtype(op, ctx.tensor(i), BYTE_TYPES)
+
+
+def _offset_ptr(ptr: str, offset: int) -> str:
+    return f"({ptr} + {offset})" if offset else ptr
+
+
+def _emit_pad(ctx: EmitContext, op: Op) -> KernelCall:
+    a = op.attrs
+    if not isinstance(a, PadAttrs):
+        refuse(op, "missing padding attributes")
+    src, dst = op.inputs[0], op.outputs[0]
+    _byte_tensors(ctx, op, (src, dst))
+    x, y = ctx.tensor(src), ctx.tensor(dst)
+    if len(a.paddings) != len(x.shape):
+        refuse(op, "paddings do not match the input rank")
+    if any(b < 0 or e < 0 for b, e in a.paddings):
+        refuse(op, "negative padding")
+    expect = tuple(d + b + e for d, (b, e) in zip(x.shape, a.paddings))
+    if expect != tuple(y.shape):
+        refuse(op, f"output shape {y.shape} is not the padded input shape {expect}")
+    out_strides = contiguous_strides(y.shape)
+    interior = sum(b * s for (b, _), s in zip(a.paddings, out_strides))
+    lines = []
+    if y.num_elements != x.num_elements:
+        lines.append(f"mcu_fill_8({ctx.ptr(dst)}, {int(a.pad_value)}, {y.nbytes}u);")
+    lines.append(emit_copy(ctx, op, f"op{op.index}_pad", ctx.ptr(src),
+                           _offset_ptr(ctx.ptr(dst), interior), x.shape,
+                           contiguous_strides(x.shape), out_strides))
+    return KernelCall("\n".join(line for line in lines if line), ("copy_nd",))
+
+
+def _emit_concat(ctx: EmitContext, op: Op) -> KernelCall:
+    a = op.attrs
+    if not isinstance(a, ConcatAttrs):
+        refuse(op, "missing concatenation attributes")
+    if a.activation is not Activation.NONE:
+        refuse(op, f"fused activation {a.activation.value} on CONCATENATION is not supported")
+    dst = op.outputs[0]
+    _byte_tensors(ctx, op, (*op.inputs, dst))
+    y = ctx.tensor(dst)
+    yq = qparams(op, y)
+    out_strides = contiguous_strides(y.shape)
+    lines, start = [], 0
+    for k, src in enumerate(op.inputs):
+        x = ctx.tensor(src)
+        if qparams(op, x) != yq:
+            refuse(op, "inputs and output quantization differ (TFLM requires them equal)", x)
+        offset = start * out_strides[a.axis]
+        start += x.shape[a.axis]
+        if same_offset(ctx, src, dst, offset):
+            continue  # the producer already wrote this slice in place
+        lines.append(emit_copy(ctx, op, f"op{op.index}_concat{k}", ctx.ptr(src),
+                               _offset_ptr(ctx.ptr(dst), offset), x.shape,
+                               contiguous_strides(x.shape), out_strides))
+    if start != y.shape[a.axis]:
+        refuse(op, "input sizes along the axis do not add up to the output's")
+    return KernelCall("\n".join(line for line in lines if line), ("copy_nd",))
+
+
+def _emit_split(ctx: EmitContext, op: Op) -> KernelCall:
+    a = op.attrs
+    if not isinstance(a, SplitAttrs):
+        refuse(op, "missing split attributes")
+    # SPLIT's inputs are (axis, data); the data tensor is the non-constant / last one.
+    src = op.inputs[-1]
+    _byte_tensors(ctx, op, (src, *op.outputs))
+    x = ctx.tensor(src)
+    in_strides = contiguous_strides(x.shape)
+    lines, start = [], 0
+    for k, dst in enumerate(op.outputs):
+        y = ctx.tensor(dst)
+        offset = start * in_strides[a.axis]
+        start += y.shape[a.axis]
+        if same_offset(ctx, dst, src, offset):
+            continue
+        lines.append(emit_copy(ctx, op, f"op{op.index}_split{k}",
+                               _offset_ptr(ctx.ptr(src), offset), ctx.ptr(dst), y.shape,
+                               in_strides, contiguous_strides(y.shape)))
+    if start != x.shape[a.axis]:
+        refuse(op, "output sizes along the axis do not add up to the input's")
+    return KernelCall("\n".join(line for line in lines if line), ("copy_nd",))
+
+
+def _emit_transpose(ctx: EmitContext, op: Op) -> KernelCall:
+    a = op.attrs
+    if not isinstance(a, TransposeAttrs):
+        refuse(op, "missing permutation")
+    src, dst = op.inputs[0], op.outputs[0]
+    _byte_tensors(ctx, op, (src, dst))
+    x, y = ctx.tensor(src), ctx.tensor(dst)
+    if sorted(a.perm) != list(range(len(x.shape))):
+        refuse(op, f"perm {a.perm} is not a permutation of {len(x.shape)} dimensions")
+    in_strides = contiguous_strides(x.shape)
+    dims = [x.shape[p] for p in a.perm]
+    if tuple(dims) != tuple(y.shape):
+        refuse(op, f"output shape {y.shape} does not match the permuted input {tuple(dims)}")
+    code = emit_copy(ctx, op, f"op{op.index}_transpose", ctx.ptr(src), ctx.ptr(dst), dims,
+                     [in_strides[p] for p in a.perm], contiguous_strides(dims))
+    return KernelCall(code, ("copy_nd",))
+
+
+def _emit_strided_slice(ctx: EmitContext, op: Op) -> KernelCall:
+    a = op.attrs
+    if not isinstance(a, StridedSliceAttrs):
+        refuse(op, "missing slice attributes")
+    src, dst = op.inputs[0], op.outputs[0]
+    _byte_tensors(ctx, op, (src, dst))
+    x, y = ctx.tensor(src), ctx.tensor(dst)
+    if not (len(a.begin) == len(a.end) == len(a.strides) == len(x.shape)):
+        refuse(op, "begin/end/strides do not match the input rank")
+    in_strides = contiguous_strides(x.shape)
+    dims, strides, base = [], [], 0
+    for b, e, s, st, d in zip(a.begin, a.end, a.strides, in_strides, x.shape):
+        if s == 0:
+            refuse(op, "slice stride 0")
+        n = max(0, -(-(e - b) // s)) if s > 0 else max(0, -(-(b - e) // -s))
+        if n and not (0 <= b < d and 0 <= b + (n - 1) * s < d):
+            refuse(op, "slice reads outside the input")
+        dims.append(n)
+        strides.append(s * st)
+        base += b * st if n else 0
+    total = 1
+    for n in dims:
+        total *= n
+    if total != y.num_elements:
+        refuse(op, f"slice of {total} elements does not fill the output of {y.num_elements}")
+    code = emit_copy(ctx, op, f"op{op.index}_slice", _offset_ptr(ctx.ptr(src), base),
+                     ctx.ptr(dst), dims, strides, contiguous_strides(dims))
+    return KernelCall(code, ("copy_nd",))
+
+
+emitter(OpKind.PAD)(_emit_pad)
+emitter(OpKind.PADV2)(_emit_pad)
+emitter(OpKind.CONCATENATION)(_emit_concat)
+emitter(OpKind.SPLIT)(_emit_split)
+emitter(OpKind.TRANSPOSE)(_emit_transpose)
+emitter(OpKind.STRIDED_SLICE)(_emit_strided_slice)

@@ -1,0 +1,513 @@
+"""Legalisation passes: rewrite a read Graph into the forms the engine runs, bit-exactly.
+
+Every pass takes a Graph and returns a new Graph (the input is not modified; tensors and ops
+are shallow-copied) whose outputs are byte-identical to the input graph's for every input, under
+TFLite Micro's integer arithmetic. `legalize(graph)` composes them:
+
+1. `fold_constants`      ops whose results are constants (SHAPE, PACK, RESHAPE/TRANSPOSE of a
+                         constant, DEQUANTIZE of a constant) become constant tensors.
+2. `normalize_reshapes`  SQUEEZE / EXPAND_DIMS become RESHAPE with the data input only. The
+                         planner treats every RESHAPE as a zero-copy alias: same bytes, same
+                         offset (validate guarantees equal element counts and quantization).
+3. `fold_pads`           PAD / PADV2 with the zero-point value into the next convolution's pads.
+4. `remove_quantize_noops` int8->int8 QUANTIZE that is the identity, and pairs that cancel or
+                         compose into one requantization, proven over all 256 int8 values.
+5. `push_transpose_through_reduce` the NCHW-style TRANSPOSE + MEAN head of PyTorch exports.
+6. `check_schedule`      the ops are in an execution order: every input produced before use.
+
+Fused activations stay as attributes; every int8 kernel applies them as an output clamp whose
+bounds `activation_range` computes with TFLite's exact rule.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable, Optional
+
+import numpy as np
+
+from tflite_converter.errors import ConversionError
+from tflite_converter.ir import (
+    Activation, ConvAttrs, DType, Graph, Op, OpKind, Pads, Quantization, ReduceAttrs,
+    ReshapeAttrs, Tensor, TransposeAttrs,
+)
+from tflite_converter.validate import check_structure
+
+Pass = Callable[[Graph], Graph]
+
+_INT32_MIN, _INT32_MAX = -(1 << 31), (1 << 31) - 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Activation clamps
+
+
+def _round_half_away(x: float) -> float:
+    """C's std::round (TfLiteRound): halves away from zero, unlike Python's round()."""
+    return math.copysign(math.floor(abs(x) + 0.5), x)
+
+
+def activation_range(act: Activation, out_quant: Quantization,
+                     dtype: DType = DType.INT8) -> tuple[int, int]:
+    """(qmin, qmax) of a fused activation as an output clamp, as TFLite computes it.
+
+    TFLite's CalculateActivationRangeQuantized: each bound is quantized in float32 arithmetic,
+    q(f) = zero_point + round(f / scale) (round half away from zero, f / scale a float32
+    division), then clamped into the output type's range: RELU gives [max(lo, q(0)), hi],
+    RELU6 [max(lo, q(0)), min(hi, q(6))], RELU_N1_TO_1 [max(lo, q(-1)), min(hi, q(1))],
+    NONE the full type range [lo, hi]. Other activations (TANH, SIGN_BIT) are not clamps and
+    raise ValueError (validate refuses them before any kernel asks).
+    """
+    info = np.iinfo(dtype.np)
+    lo, hi = int(info.min), int(info.max)
+    scale = np.float32(out_quant.scale.reshape(-1)[0])
+    zero_point = int(out_quant.zero_point.reshape(-1)[0])
+
+    def q(f: float) -> int:
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            t = _round_half_away(float(np.float32(f) / scale))
+        if not (_INT32_MIN <= t <= _INT32_MAX):
+            raise ValueError(f"activation bound {f} overflows int32 at scale {float(scale)}")
+        return zero_point + int(t)
+
+    if act is Activation.NONE:
+        return lo, hi
+    if act is Activation.RELU:
+        return max(lo, q(0.0)), hi
+    if act is Activation.RELU6:
+        return max(lo, q(0.0)), min(hi, q(6.0))
+    if act is Activation.RELU_N1_TO_1:
+        return max(lo, q(-1.0)), min(hi, q(1.0))
+    raise ValueError(f"fused activation {act.value} is not an output clamp")
+
+
+# ---------------------------------------------------------------------------------------------
+# Graph editing helpers
+
+
+def _copy(graph: Graph) -> Graph:
+    return Graph(tensors=[dataclasses.replace(t) for t in graph.tensors],
+                 ops=[dataclasses.replace(op, inputs=list(op.inputs), outputs=list(op.outputs))
+                      for op in graph.ops],
+                 inputs=list(graph.inputs), outputs=list(graph.outputs), name=graph.name)
+
+
+def _rewire(graph: Graph, old: int, new: int) -> None:
+    """Every use of tensor `old` (op inputs, model outputs) now reads tensor `new`."""
+    for op in graph.ops:
+        op.inputs = [new if t == old else t for t in op.inputs]
+    graph.outputs = [new if t == old else t for t in graph.outputs]
+
+
+def _add_tensor(graph: Graph, like: Tensor, name: str, shape: tuple[int, ...]) -> int:
+    index = len(graph.tensors)
+    graph.tensors.append(Tensor(index=index, name=name, shape=tuple(shape), dtype=like.dtype,
+                                quant=like.quant))
+    return index
+
+
+def _same_quant(a: Optional[Quantization], b: Optional[Quantization]) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return (a.axis == b.axis and np.array_equal(a.scale, b.scale)
+            and np.array_equal(a.zero_point, b.zero_point))
+
+
+def _sole_consumer(graph: Graph, tensor: int) -> Optional[Op]:
+    """The only op reading `tensor` (once), if it is not also a model output."""
+    if tensor in graph.outputs:
+        return None
+    users = [op for op in graph.ops if tensor in op.inputs]
+    if len(users) != 1 or users[0].inputs.count(tensor) != 1:
+        return None
+    return users[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. Constant folding
+
+
+def _fold_shape(graph: Graph, op: Op) -> Optional[np.ndarray]:
+    return np.asarray(graph.tensors[op.inputs[0]].shape)
+
+
+def _fold_pack(graph: Graph, op: Op) -> Optional[np.ndarray]:
+    return np.stack([graph.tensors[i].data for i in op.inputs], axis=op.attrs.axis)
+
+
+def _fold_reshape(graph: Graph, op: Op) -> Optional[np.ndarray]:
+    return graph.tensors[op.inputs[0]].data  # reshaped to the output's shape below
+
+
+def _fold_transpose(graph: Graph, op: Op) -> Optional[np.ndarray]:
+    return np.transpose(graph.tensors[op.inputs[0]].data, op.attrs.perm)
+
+
+def _fold_dequantize(graph: Graph, op: Op) -> Optional[np.ndarray]:
+    x = graph.tensors[op.inputs[0]]
+    if x.dtype is DType.FLOAT16:
+        return x.data.astype(np.float32)
+    if x.quant is None:
+        return None
+    scale, zp = x.quant.scale.astype(np.float32), x.quant.zero_point
+    if x.quant.axis is not None:
+        bshape = [1] * len(x.shape)
+        bshape[x.quant.axis] = -1
+        scale, zp = scale.reshape(bshape), zp.reshape(bshape)
+    return ((x.data.astype(np.int64) - zp).astype(np.float32) * scale).astype(np.float32)
+
+
+# Which inputs must be constant for the op to fold (None: all of them).
+_FOLDERS: dict[OpKind, tuple[Callable[[Graph, Op], Optional[np.ndarray]], Optional[tuple[int, ...]]]] = {
+    OpKind.SHAPE: (_fold_shape, ()),  # needs only the (static) shape of its input
+    OpKind.PACK: (_fold_pack, None),
+    OpKind.RESHAPE: (_fold_reshape, (0,)),
+    OpKind.SQUEEZE: (_fold_reshape, (0,)),
+    OpKind.EXPAND_DIMS: (_fold_reshape, (0,)),
+    OpKind.TRANSPOSE: (_fold_transpose, (0,)),
+    OpKind.DEQUANTIZE: (_fold_dequantize, (0,)),
+}
+
+
+def fold_constants(graph: Graph) -> Graph:
+    """Replace ops whose outputs are computable now by constant output tensors.
+
+    The folded values are what TFLite computes: SHAPE, PACK, RESHAPE and TRANSPOSE move bytes
+    without arithmetic, DEQUANTIZE is scale * (q - zero_point) in float32. An op is folded only
+    when the computed array has exactly the output tensor's shape and converts to its dtype
+    without change; otherwise it stays and validate names it.
+    """
+    g = _copy(graph)
+    kept = []
+    for op in g.ops:
+        entry = _FOLDERS.get(op.kind)
+        if entry is None or len(op.outputs) != 1 or any(i < 0 for i in op.inputs):
+            kept.append(op)
+            continue
+        fn, needed = entry
+        slots = range(len(op.inputs)) if needed is None else needed
+        if not all(s < len(op.inputs) and g.tensors[op.inputs[s]].is_constant for s in slots):
+            kept.append(op)
+            continue
+        out = g.tensors[op.outputs[0]]
+        try:
+            value = fn(g, op)
+        except (ValueError, IndexError, TypeError):  # e.g. PACK of unequal shapes
+            value = None
+        if value is None or value.size != out.num_elements:
+            kept.append(op)
+            continue
+        converted = value.astype(out.dtype.np).reshape(out.shape)
+        if not np.array_equal(converted, value.reshape(out.shape)):
+            kept.append(op)
+            continue
+        converted.setflags(write=False)
+        out.data = converted
+    g.ops = kept
+    return g
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. Reshape aliases
+
+
+_RESHAPE_KINDS = (OpKind.RESHAPE, OpKind.SQUEEZE, OpKind.EXPAND_DIMS)
+
+
+def normalize_reshapes(graph: Graph) -> Graph:
+    """SQUEEZE / EXPAND_DIMS / RESHAPE -> RESHAPE(data) with ReshapeAttrs.
+
+    The output shape is the output tensor's; the shape/axis operands are dropped, so every
+    RESHAPE has exactly one input. The planner gives the output the input's offset (an alias);
+    the bytes are the same in both shapes, so nothing is computed.
+    """
+    g = _copy(graph)
+    for op in g.ops:
+        if op.kind in _RESHAPE_KINDS:
+            op.kind, op.inputs, op.attrs = OpKind.RESHAPE, op.inputs[:1], ReshapeAttrs()
+    return g
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. PAD folding
+
+
+def fold_pads(graph: Graph) -> Graph:
+    """PAD / PADV2 -> CONV_2D or DEPTHWISE_CONV_2D folded into the convolution's `pads`.
+
+    Exact because TFLite's int8 convolutions compute sum((x - zp_in) * w) over the taps inside
+    the input and skip the taps in the padding; a tap on a padded pixel whose value is the
+    input zero point contributes (zp_in - zp_in) * w = 0. So padding the input with zp_in
+    explicitly and convolving with pads p equals convolving the unpadded input with pads
+    p + pad amounts. Conditions: the pad value is the conv input's zero point, only H and W
+    are padded, the PAD's input and output have the same quantization (TFLite requires it),
+    and the padded tensor has no other reader and is not a model output.
+    """
+    g = _copy(graph)
+    producers = g.producers()
+    removed: set[int] = set()
+    for conv in g.ops:
+        if conv.kind not in (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D):
+            continue
+        pad = producers.get(conv.inputs[0])
+        if pad is None or pad.kind not in (OpKind.PAD, OpKind.PADV2) or id(pad) in removed:
+            continue
+        padded = g.tensors[conv.inputs[0]]
+        source = g.tensors[pad.inputs[0]]
+        if _sole_consumer(g, padded.index) is not conv or padded.quant is None:
+            continue
+        if len(pad.attrs.paddings) != 4 or pad.attrs.paddings[0] != (0, 0) or pad.attrs.paddings[3] != (0, 0):
+            continue
+        if not _same_quant(source.quant, padded.quant) or padded.quant.scale.size != 1:
+            continue
+        if pad.attrs.pad_value != int(padded.quant.zero_point[0]):
+            continue
+        (pt, pb), (pl, pr) = pad.attrs.paddings[1], pad.attrs.paddings[2]
+        a: ConvAttrs = conv.attrs
+        p = a.pads
+        conv.attrs = dataclasses.replace(a, pads=Pads(p.top + pt, p.bottom + pb, p.left + pl, p.right + pr))
+        conv.inputs[0] = source.index
+        removed.add(id(pad))
+    g.ops = [op for op in g.ops if id(op) not in removed]
+    return g
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. Requantization
+
+
+def quantize_multiplier(m: float) -> tuple[int, int]:
+    """TFLite's QuantizeMultiplier: m = q * 2^(shift - 31), q a Q31 value in [2^30, 2^31)."""
+    if m == 0.0:
+        return 0, 0
+    frac, shift = math.frexp(m)
+    q = int(_round_half_away(frac * (1 << 31)))
+    if q == 1 << 31:
+        q //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    return q, shift
+
+
+def _mbqm_double(x: np.ndarray, q: int, shift: int) -> np.ndarray:
+    """MultiplyByQuantizedMultiplier, double rounding (the TFLite/TFLM default build)."""
+    left, right = max(shift, 0), max(-shift, 0)
+    a = x.astype(np.int64) * (1 << left)
+    ab = a * q
+    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
+    s = ab + nudge
+    high = np.where(s >= 0, s >> 31, -((-s) >> 31))  # C++ division truncates toward zero
+    high = np.clip(high, _INT32_MIN, _INT32_MAX)
+    mask = (1 << right) - 1
+    remainder = high & mask
+    threshold = (mask >> 1) + (high < 0)
+    return (high >> right) + (remainder > threshold)
+
+
+def _mbqm_single(x: np.ndarray, q: int, shift: int) -> np.ndarray:
+    """MultiplyByQuantizedMultiplier, single rounding (TFLITE_SINGLE_ROUNDING builds)."""
+    if shift > 30:
+        shift, q = 30, (1 << 31) - 1
+    total = 31 - shift
+    return (x.astype(np.int64) * q + (1 << (total - 1))) >> total
+
+
+def requantize_table(src: Quantization, dst: Quantization, single_rounding: bool = False) -> np.ndarray:
+    """The int8 -> int8 QUANTIZE of TFLite as a 256-entry table, indexed by x + 128."""
+    x = np.arange(-128, 128, dtype=np.int64)
+    q, shift = quantize_multiplier(float(np.float64(src.scalar_scale) / np.float64(dst.scalar_scale)))
+    mbqm = _mbqm_single if single_rounding else _mbqm_double
+    y = mbqm(x - src.scalar_zero_point, q, shift) + dst.scalar_zero_point
+    return np.clip(y, -128, 127).astype(np.int64)
+
+
+def _compose(tables: list[tuple[Quantization, Quantization]], rounding: bool) -> np.ndarray:
+    x = np.arange(-128, 128, dtype=np.int64)
+    for src, dst in tables:
+        x = requantize_table(src, dst, rounding)[x + 128]
+    return x
+
+
+def _int8_requantize(graph: Graph, op: Op) -> bool:
+    if op.kind is not OpKind.QUANTIZE or len(op.inputs) != 1 or len(op.outputs) != 1:
+        return False
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    return (x.dtype is DType.INT8 and y.dtype is DType.INT8 and x.quant is not None
+            and y.quant is not None and x.quant.scale.size == 1 and y.quant.scale.size == 1)
+
+
+def _equal_under_both_roundings(chain: list[tuple[Quantization, Quantization]],
+                                target: Optional[tuple[Quantization, Quantization]]) -> bool:
+    """Is the chain of requantizations equal, on all 256 inputs, to `target` (None: identity)?
+    Checked under both rounding builds of TFLite so the answer does not depend on one."""
+    identity = np.arange(-128, 128, dtype=np.int64)
+    for rounding in (False, True):
+        want = identity if target is None else requantize_table(*target, single_rounding=rounding)
+        if not np.array_equal(_compose(chain, rounding), want):
+            return False
+    return True
+
+
+def _can_bypass(graph: Graph, src: int, dst: int) -> bool:
+    """Can readers of `dst` read `src` instead? Not when that would make a model input or a
+    constant a model output directly (the engine writes every output)."""
+    if dst in graph.outputs and (src in graph.inputs or graph.tensors[src].is_constant):
+        return False
+    return True
+
+
+def remove_quantize_noops(graph: Graph) -> Graph:
+    """Remove int8 -> int8 QUANTIZE ops that change nothing, and merge chains of two.
+
+    A single requantization is removed when its table over all 256 int8 inputs is the identity
+    (identical parameters always are); a pair A -> B -> C (B read only by the second) is removed
+    when the composition is the identity and A, C have the same parameters, or replaced by one
+    A -> C requantization when the composition equals it. Tables follow TFLite's
+    QuantizeMultiplier / MultiplyByQuantizedMultiplier exactly, under both rounding builds.
+    """
+    g = _copy(graph)
+    changed = True
+    while changed:
+        changed = False
+        for op in list(g.ops):
+            if not _int8_requantize(g, op):
+                continue
+            a, b = op.inputs[0], op.outputs[0]
+            qa, qb = g.tensors[a].quant, g.tensors[b].quant
+            if _equal_under_both_roundings([(qa, qb)], None) and _can_bypass(g, a, b):
+                g.ops.remove(op)
+                _rewire(g, b, a)
+                changed = True
+                break
+            nxt = _sole_consumer(g, b)
+            if nxt is None or not _int8_requantize(g, nxt):
+                continue
+            c = nxt.outputs[0]
+            qc = g.tensors[c].quant
+            chain = [(qa, qb), (qb, qc)]
+            if _same_quant(qa, qc) and _equal_under_both_roundings(chain, None) and _can_bypass(g, a, c):
+                g.ops.remove(op)
+                g.ops.remove(nxt)
+                _rewire(g, c, a)
+                changed = True
+                break
+            if _equal_under_both_roundings(chain, (qa, qc)):
+                op.outputs = [c]
+                g.ops.remove(nxt)
+                changed = True
+                break
+    return g
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. TRANSPOSE pushed through MEAN / SUM
+
+
+def _order_preserving(shape: tuple[int, ...], perm: tuple[int, ...]) -> bool:
+    """Does transposing `shape` by `perm` leave the bytes in the same order? True when the
+    dimensions of size > 1 keep their relative order (size-1 dimensions may move freely)."""
+    moved = [p for p in perm if shape[p] != 1]
+    return moved == sorted(moved)
+
+
+def push_transpose_through_reduce(graph: Graph) -> Graph:
+    """TRANSPOSE(perm) -> MEAN/SUM(axes)  ==>  MEAN/SUM(perm[axes]) [-> TRANSPOSE(perm')].
+
+    The NCHW-style head of PyTorch exports transposes NHWC to NCHW and then averages over the
+    spatial axes (once or once per axis). Rewritten, the reduction runs on the NHWC tensor
+    directly and the transpose moves behind it, onto the smaller reduced tensor, where it
+    usually becomes the identity on memory order and disappears (a RESHAPE alias if only the
+    shape differs). Repeated until no TRANSPOSE precedes a reduction.
+
+    Why this is exact: TRANSPOSE only moves int8 values (TFLite requires identical input and
+    output quantization). Output element j of the reduction over the transposed tensor reads
+    the input elements whose indices agree with j on the kept axes; mapping every axis a of
+    the transposed tensor to axis perm[a] of the original, the same set of values is reduced
+    for the output element at the mapped position, with the same count. TFLM's int8 MEAN and
+    SUM (reference QuantizedMeanOrSum) add the values into an int32 accumulator, which is exact
+    and independent of order, then rescale from (sum, count) only. So the reduced values are
+    identical and only their order differs, which perm' (the induced permutation of the kept
+    axes) restores. Successive reductions are never merged: MEAN over W then over H rounds
+    twice, MEAN over H,W once, and those differ.
+    """
+    g = _copy(graph)
+    changed = True
+    while changed:
+        changed = False
+        producers = g.producers()
+        for red in g.ops:
+            if red.kind not in (OpKind.MEAN, OpKind.SUM):
+                continue
+            tr = producers.get(red.inputs[0])
+            if tr is None or tr.kind is not OpKind.TRANSPOSE:
+                continue
+            t_idx = red.inputs[0]
+            x = g.tensors[tr.inputs[0]]
+            t = g.tensors[t_idx]
+            if _sole_consumer(g, t_idx) is not red or not _same_quant(x.quant, t.quant):
+                continue
+            perm = tr.attrs.perm
+            a: ReduceAttrs = red.attrs
+            new_axes = tuple(sorted(perm[ax] for ax in a.axes))
+            kept_t = [ax for ax in range(len(perm)) if a.keep_dims or ax not in a.axes]
+            kept_x = [ax for ax in range(len(perm)) if a.keep_dims or ax not in new_axes]
+            # position of the transposed tensor's kept axis i in the new reduced tensor
+            new_perm = tuple(kept_x.index(perm[ax]) for ax in kept_t)
+            if a.keep_dims:
+                reduced_shape = tuple(1 if i in new_axes else d for i, d in enumerate(x.shape))
+            else:
+                reduced_shape = tuple(d for i, d in enumerate(x.shape) if i not in new_axes)
+            y_idx = red.outputs[0]
+            y = g.tensors[y_idx]
+            red.inputs[0] = x.index
+            red.attrs = ReduceAttrs(new_axes, a.keep_dims)
+            if len(red.inputs) > 1:  # keep the axes operand consistent with the attributes
+                axes = np.asarray(new_axes, np.int32)
+                axes.setflags(write=False)
+                red.inputs[1] = len(g.tensors)
+                g.tensors.append(Tensor(index=len(g.tensors), name=f"{y.name}/axes", shape=axes.shape,
+                                        dtype=DType.INT32, data=axes))
+            g.ops.remove(tr)
+            if reduced_shape == tuple(y.shape):
+                pass  # the reduction writes y directly
+            else:
+                mid = _add_tensor(g, y, f"{y.name}/nhwc", reduced_shape)
+                red.outputs[0] = mid
+                kind = OpKind.RESHAPE if _order_preserving(reduced_shape, new_perm) else OpKind.TRANSPOSE
+                attrs = ReshapeAttrs() if kind is OpKind.RESHAPE else TransposeAttrs(new_perm)
+                follow = Op(index=tr.index, kind=kind, inputs=[mid], outputs=[y_idx], attrs=attrs)
+                g.ops.insert(g.ops.index(red) + 1, follow)
+            changed = True
+            break
+    return g
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. Schedule check and composition
+
+
+def check_schedule(graph: Graph) -> Graph:
+    """Raise ConversionError unless the ops are in an execution order (each input produced
+    before use, each tensor produced once): every pass must keep this true."""
+    problems = check_structure(graph)
+    if problems:
+        raise ConversionError(problems)
+    return graph
+
+
+PASSES: tuple[Pass, ...] = (
+    fold_constants,
+    normalize_reshapes,
+    fold_pads,
+    remove_quantize_noops,
+    push_transpose_through_reduce,
+    check_schedule,
+)
+
+
+def legalize(graph: Graph) -> Graph:
+    """All legalisation passes in order; the result is bit-identical to `graph`."""
+    for p in PASSES:
+        graph = p(graph)
+    return graph

@@ -1,0 +1,542 @@
+"""What the engine supports: dtype, quantization and shape rules per op, all problems at once.
+
+The engine runs int8 models (int8 activations, int8 weights, int32 bias) whose float32 or uint8
+tensors appear only at the edges: QUANTIZE from a float32/uint8 model input, DEQUANTIZE or
+QUANTIZE to a float32/uint8 model output. Every op's output shape is recomputed from its
+inputs and attributes and must equal the file's: the planner and the C emitter trust shapes,
+so an inconsistent file must be refused here, not turned into out-of-bounds writes.
+
+`check_graph(graph)` returns the problems (one per op at most, plus graph-level ones);
+`validate(graph)` raises them as one ConversionError.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional
+
+import numpy as np
+
+from tflite_converter.errors import ConversionError, Problem
+from tflite_converter.ir import (
+    Activation, ConvAttrs, DType, Graph, Op, OpKind, PoolAttrs, Tensor,
+)
+
+# Ops the IR knows but that must have been folded to constants before the engine sees them.
+FOLD_ONLY = frozenset({OpKind.SHAPE, OpKind.PACK})
+# Fused activations an int8 kernel can apply as an output clamp.
+CLAMP_ACTIVATIONS = frozenset({Activation.NONE, Activation.RELU, Activation.RELU6, Activation.RELU_N1_TO_1})
+
+
+class _Refuse(Exception):
+    def __init__(self, reason: str, tensor: Optional[Tensor] = None):
+        super().__init__(reason)
+        self.reason, self.tensor = reason, tensor
+
+
+def validate(graph: Graph) -> Graph:
+    problems = check_graph(graph)
+    if problems:
+        raise ConversionError(problems)
+    return graph
+
+
+def check_graph(graph: Graph, *, structural_ok: bool = True,
+                skip_ops: frozenset[int] | set[int] = frozenset()) -> list[Problem]:
+    """All problems of the graph. `structural_ok=False` (the reader already found broken
+    structure) skips graph-level edge rules that would only repeat those problems; ops whose
+    index is in `skip_ops` are not checked."""
+    problems: list[Problem] = []
+    for op in graph.ops:
+        if op.index in skip_ops:
+            continue
+        try:
+            if op.kind in FOLD_ONLY:
+                raise _Refuse("supported only when all its inputs are constant (then it is folded)")
+            rule = _RULES.get(op.kind)
+            if rule is None:
+                raise _Refuse("not supported by the engine")
+            rule(graph, op)
+        except _Refuse as r:
+            problems.append(Problem(r.reason, op.index, op.kind.value, r.tensor.name if r.tensor else None))
+        except (ArithmeticError, IndexError, TypeError, ValueError) as e:
+            # Shapes inconsistent in a way no rule anticipated: a refusal, never a traceback.
+            problems.append(Problem(f"inconsistent operator ({type(e).__name__}: {e})", op.index, op.kind.value))
+    if structural_ok:
+        problems += _check_edges(graph)
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# Tensor rules
+
+
+def _ins(g: Graph, op: Op) -> list[Optional[Tensor]]:
+    return [g.tensors[i] if i >= 0 else None for i in op.inputs]
+
+
+def _outs(g: Graph, op: Op) -> list[Tensor]:
+    return [g.tensors[i] for i in op.outputs]
+
+
+def _arity(g: Graph, op: Op, n_in: tuple[int, int], n_out: int = 1) -> None:
+    lo, hi = n_in
+    if not lo <= len(op.inputs) <= hi or any(i < 0 for i in op.inputs[:lo]):
+        raise _Refuse(f"expects {lo}{'' if lo == hi else f'..{hi}'} inputs, has {len(op.inputs)}")
+    if len(op.outputs) != n_out:
+        raise _Refuse(f"expects {n_out} outputs, has {len(op.outputs)}")
+
+
+def _has_int8_weights(g: Graph, op: Op) -> bool:
+    return any(t is not None and t.is_constant and t.dtype is DType.INT8 for t in _ins(g, op))
+
+
+def _int8_act(g: Graph, op: Op, t: Tensor) -> None:
+    """An int8 activation with per-tensor quantization."""
+    if t.dtype is DType.FLOAT32:
+        if _has_int8_weights(g, op):
+            raise _Refuse("hybrid model (float32 activations with int8 weights) not supported", t)
+        raise _Refuse("float32 arithmetic not supported (int8 models only; float32 is accepted at "
+                      "the model's edges through QUANTIZE/DEQUANTIZE)", t)
+    if t.dtype is DType.UINT8:
+        raise _Refuse("legacy uint8 arithmetic not supported (uint8 only through QUANTIZE at the "
+                      "model's edges)", t)
+    if t.dtype is DType.INT16:
+        raise _Refuse("int16 activations not supported", t)
+    if t.dtype is not DType.INT8:
+        raise _Refuse(f"{t.dtype.value} tensor not supported here (int8 expected)", t)
+    _per_tensor(t)
+
+
+def _per_tensor(t: Tensor) -> None:
+    if t.quant is None:
+        raise _Refuse("quantized tensor without quantization parameters", t)
+    if t.quant.per_channel or t.quant.scale.size != 1:
+        raise _Refuse("per-channel quantized activation not supported", t)
+    _scales_ok(t)
+    info = np.iinfo(t.dtype.np)
+    if not info.min <= int(t.quant.zero_point[0]) <= info.max:
+        raise _Refuse(f"zero point {int(t.quant.zero_point[0])} outside the {t.dtype.value} range", t)
+
+
+def _scales_ok(t: Tensor) -> None:
+    s = t.quant.scale
+    if not np.all(np.isfinite(s)) or not np.all(s > 0):
+        raise _Refuse("quantization scale must be finite and positive", t)
+
+
+def _weights(t: Optional[Tensor], axis: int, channels: int) -> None:
+    """int8 constant weights, per-tensor or per-channel along `axis`, zero points 0."""
+    if t is None:
+        raise _Refuse("missing weights")
+    if not t.is_constant:
+        raise _Refuse("non-constant weights not supported", t)
+    if t.dtype is not DType.INT8:
+        raise _Refuse(f"{t.dtype.value} weights not supported (int8 expected)", t)
+    if t.quant is None:
+        raise _Refuse("weights without quantization parameters", t)
+    _scales_ok(t)
+    if t.quant.per_channel and (t.quant.axis != axis or t.quant.scale.size != channels):
+        raise _Refuse(f"per-channel quantization along dimension {t.quant.axis}, expected {axis}", t)
+    if np.any(t.quant.zero_point != 0):
+        raise _Refuse("weights with a nonzero zero point not supported", t)
+
+
+def _bias(t: Optional[Tensor], channels: int) -> None:
+    if t is None:
+        return
+    if not t.is_constant:
+        raise _Refuse("non-constant bias not supported", t)
+    if t.dtype is not DType.INT32:
+        raise _Refuse(f"{t.dtype.value} bias not supported (int32 expected)", t)
+    if t.num_elements != channels:
+        raise _Refuse(f"bias has {t.num_elements} values for {channels} channels", t)
+
+
+def _clamp(act: Activation) -> None:
+    if act not in CLAMP_ACTIVATIONS:
+        raise _Refuse(f"fused activation {act.value} not supported")
+
+
+def _shape(t: Tensor, expected: tuple[int, ...]) -> None:
+    if tuple(t.shape) != tuple(expected):
+        raise _Refuse(f"shape {list(t.shape)} does not match the expected {list(expected)}", t)
+
+
+def _same_quant(a: Tensor, b: Tensor) -> None:
+    if a.quant is None or b.quant is None or (
+            not np.array_equal(a.quant.scale, b.quant.scale)
+            or not np.array_equal(a.quant.zero_point, b.quant.zero_point)):
+        raise _Refuse("input and output quantization must be identical for this op", b)
+
+
+def _rank(t: Tensor, rank: int) -> None:
+    if len(t.shape) != rank:
+        raise _Refuse(f"{rank}-D tensor expected, got shape {list(t.shape)}", t)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-op rules
+
+
+def _spatial_out(size: int, k: int, stride: int, dilation: int, pad_total: int) -> int:
+    eff = (k - 1) * dilation + 1
+    return (size + pad_total - eff) // stride + 1
+
+
+def _check_spatial(x: Tensor, y: Tensor, kh: int, kw: int, a: ConvAttrs | PoolAttrs,
+                   channels: int) -> None:
+    dh = getattr(a, "dilation_h", 1)
+    dw = getattr(a, "dilation_w", 1)
+    p = a.pads
+    oh = _spatial_out(x.shape[1], kh, a.stride_h, dh, p.top + p.bottom)
+    ow = _spatial_out(x.shape[2], kw, a.stride_w, dw, p.left + p.right)
+    if oh < 1 or ow < 1:
+        raise _Refuse("the window is larger than the padded input", y)
+    # The pads are the authority (a folded PAD adds to them); the padding mode alone would
+    # give the same size only before folding.
+    _shape(y, (x.shape[0], oh, ow, channels))
+
+
+def _conv(g: Graph, op: Op) -> None:
+    _arity(g, op, (2, 3))
+    x, w, *rest = _ins(g, op)
+    b = rest[0] if rest else None
+    (y,) = _outs(g, op)
+    _int8_act(g, op, x)
+    _int8_act(g, op, y)
+    a: ConvAttrs = op.attrs
+    _clamp(a.activation)
+    _rank(x, 4)
+    _rank(w, 4)
+    depthwise = op.kind is OpKind.DEPTHWISE_CONV_2D
+    out_ch = w.shape[3] if depthwise else w.shape[0]
+    _weights(w, 3 if depthwise else 0, out_ch)
+    _bias(b, out_ch)
+    if depthwise:
+        if w.shape[0] != 1 or out_ch != x.shape[3] * a.depth_multiplier:
+            raise _Refuse(f"filter {list(w.shape)} does not fit input channels {x.shape[3]} "
+                          f"x depth multiplier {a.depth_multiplier}", w)
+    elif x.shape[3] != w.shape[3]:
+        if w.shape[3] == 0 or x.shape[3] % w.shape[3]:
+            raise _Refuse(f"filter {list(w.shape)} does not fit input channels {x.shape[3]}", w)
+        raise _Refuse("grouped convolution not supported", w)
+    _check_spatial(x, y, w.shape[1], w.shape[2], a, out_ch)
+
+
+def _fully_connected(g: Graph, op: Op) -> None:
+    _arity(g, op, (2, 3))
+    x, w, *rest = _ins(g, op)
+    b = rest[0] if rest else None
+    (y,) = _outs(g, op)
+    _int8_act(g, op, x)
+    _int8_act(g, op, y)
+    _clamp(op.attrs.activation)
+    _rank(w, 2)
+    units, depth = w.shape
+    _weights(w, 0, units)
+    _bias(b, units)
+    if depth == 0 or x.num_elements % depth:
+        raise _Refuse(f"input of {x.num_elements} values does not fit weights {list(w.shape)}", x)
+    batch = x.num_elements // depth
+    expected = tuple(x.shape[:-1]) + (units,) if op.attrs.keep_num_dims else (batch, units)
+    if op.attrs.keep_num_dims and x.shape[-1] != depth:
+        raise _Refuse(f"keep_num_dims needs the last input dimension {depth}", x)
+    _shape(y, expected)
+
+
+def _broadcast(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    try:
+        return tuple(np.broadcast_shapes(a, b))
+    except ValueError:
+        raise _Refuse(f"shapes {list(a)} and {list(b)} do not broadcast") from None
+
+
+def _binary(g: Graph, op: Op) -> None:
+    _arity(g, op, (2, 2))
+    x1, x2 = _ins(g, op)
+    (y,) = _outs(g, op)
+    for t in (x1, x2, y):
+        _int8_act(g, op, t)
+    if op.kind in (OpKind.ADD, OpKind.SUB, OpKind.MUL):
+        _clamp(op.attrs.activation)
+    else:  # MAXIMUM / MINIMUM compare the stored int8 values: one scale for all three
+        _same_quant(x1, y)
+        _same_quant(x2, y)
+    _shape(y, _broadcast(x1.shape, x2.shape))
+
+
+def _pool(g: Graph, op: Op) -> None:
+    _arity(g, op, (1, 1))
+    (x,), (y,) = _ins(g, op), _outs(g, op)
+    _int8_act(g, op, x)
+    _int8_act(g, op, y)
+    _rank(x, 4)
+    a: PoolAttrs = op.attrs
+    _clamp(a.activation)
+    _same_quant(x, y)
+    _check_spatial(x, y, a.filter_h, a.filter_w, a, x.shape[3])
+
+
+def _reduce(g: Graph, op: Op) -> None:
+    _arity(g, op, (2, 2))
+    x, _ = _ins(g, op)
+    (y,) = _outs(g, op)
+    _int8_act(g, op, x)
+    _int8_act(g, op, y)
+    axes = set(op.attrs.axes)
+    if op.attrs.keep_dims:
+        expected = tuple(1 if i in axes else d for i, d in enumerate(x.shape))
+    else:
+        expected = tuple(d for i, d in enumerate(x.shape) if i not in axes)
+    _shape(y, expected)
+
+
+def _reshape(g: Graph, op: Op) -> None:
+    if not op.inputs or op.inputs[0] < 0 or len(op.outputs) != 1:
+        raise _Refuse("expects a data input and one output")
+    x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+    _int8_act(g, op, x)
+    _int8_act(g, op, y)
+    if x.num_elements != y.num_elements:
+        raise _Refuse(f"reshape of {list(x.shape)} to {list(y.shape)} changes the element count", y)
+    # The bytes are kept as they are; TFLite requires the same parameters on both sides.
+    _same_quant(x, y)
+
+
+def _unary_same_shape(g: Graph, op: Op) -> None:
+    _arity(g, op, (1, 1))
+    (x,), (y,) = _ins(g, op), _outs(g, op)
+    _int8_act(g, op, x)
+    _int8_act(g, op, y)
+    _shape(y, x.shape)
+
+
+def _prelu(g: Graph, op: Op) -> None:
+    _arity(g, op, (2, 2))
+    x, alpha = _ins(g, op)
+    (y,) = _outs(g, op)
+    for t in (x, alpha, y):
+        _int8_act(g, op, t)
+    _shape(y, _broadcast(x.shape, alpha.shape))
+
+
+def _pad(g: Graph, op: Op) -> None:
+    _arity(g, op, (2, 3) if op.kind is OpKind.PADV2 else (2, 2))
+    x = g.tensors[op.inputs[0]]
+    (y,) = _outs(g, op)
+    _int8_act(g, op, x)
+    _int8_act(g, op, y)
+    _same_quant(x, y)
+    if not -128 <= op.attrs.pad_value <= 127:
+        raise _Refuse(f"pad value {op.attrs.pad_value} outside the int8 range")
+    _shape(y, tuple(d + a + b for d, (a, b) in zip(x.shape, op.attrs.paddings)))
+
+
+def _concat(g: Graph, op: Op) -> None:
+    if not op.inputs or any(i < 0 for i in op.inputs) or len(op.outputs) != 1:
+        raise _Refuse("expects inputs and one output")
+    xs, (y,) = _ins(g, op), _outs(g, op)
+    for t in xs + [y]:
+        _int8_act(g, op, t)
+    _clamp(op.attrs.activation)
+    axis = op.attrs.axis
+    for t in xs:
+        if len(t.shape) != len(y.shape) or any(
+                d != e for i, (d, e) in enumerate(zip(t.shape, y.shape)) if i != axis):
+            raise _Refuse(f"input {list(t.shape)} does not fit the output {list(y.shape)} "
+                          f"along axis {axis}", t)
+    if sum(t.shape[axis] for t in xs) != y.shape[axis]:
+        raise _Refuse("the inputs' sizes along the axis do not add up to the output's", y)
+
+
+def _split(g: Graph, op: Op) -> None:
+    _arity(g, op, (2, 2), len(op.outputs))
+    x = g.tensors[op.inputs[1]]
+    _int8_act(g, op, x)
+    axis, n = op.attrs.axis, op.attrs.num_splits
+    if n < 1 or x.shape[axis] % n:
+        raise _Refuse(f"dimension {x.shape[axis]} does not split in {n}", x)
+    expected = tuple(d // n if i == axis else d for i, d in enumerate(x.shape))
+    for y in _outs(g, op):
+        _int8_act(g, op, y)
+        _same_quant(x, y)
+        _shape(y, expected)
+
+
+def _transpose(g: Graph, op: Op) -> None:
+    _arity(g, op, (2, 2))
+    x = g.tensors[op.inputs[0]]
+    (y,) = _outs(g, op)
+    _int8_act(g, op, x)
+    _int8_act(g, op, y)
+    _same_quant(x, y)
+    _shape(y, tuple(x.shape[p] for p in op.attrs.perm))
+
+
+def _strided_slice(g: Graph, op: Op) -> None:
+    _arity(g, op, (4, 4))
+    x = g.tensors[op.inputs[0]]
+    (y,) = _outs(g, op)
+    _int8_act(g, op, x)
+    _int8_act(g, op, y)
+    _same_quant(x, y)
+    a = op.attrs
+    count = math.prod(max(0, -(-(e - b) // s)) for b, e, s in zip(a.begin, a.end, a.strides))
+    if count != y.num_elements:
+        raise _Refuse(f"the slice has {count} elements, the output shape {list(y.shape)} "
+                      f"{y.num_elements}", y)
+
+
+def _resize(g: Graph, op: Op) -> None:
+    _arity(g, op, (2, 2))
+    x = g.tensors[op.inputs[0]]
+    (y,) = _outs(g, op)
+    _int8_act(g, op, x)
+    _int8_act(g, op, y)
+    _rank(x, 4)
+    _rank(y, 4)
+    if op.kind is OpKind.RESIZE_NEAREST_NEIGHBOR:
+        _same_quant(x, y)
+    if (y.shape[0], y.shape[3]) != (x.shape[0], x.shape[3]):
+        raise _Refuse("resize changes batch or channels", y)
+
+
+def _softmax(g: Graph, op: Op) -> None:
+    _unary_same_shape(g, op)
+    if not op.attrs.beta > 0 or not math.isfinite(op.attrs.beta):
+        raise _Refuse(f"softmax beta {op.attrs.beta} not supported")
+
+
+def _quantize(g: Graph, op: Op) -> None:
+    _arity(g, op, (1, 1))
+    (x,), (y,) = _ins(g, op), _outs(g, op)
+    _shape(y, x.shape)
+    if x.dtype is DType.FLOAT32:
+        if op.inputs[0] not in g.inputs:
+            raise _Refuse("QUANTIZE from float32 only of a model input (float32 arithmetic "
+                          "not supported)", x)
+        if y.dtype is not DType.INT8:
+            raise _Refuse(f"QUANTIZE float32 -> {y.dtype.value} not supported", y)
+        _per_tensor(y)
+        return
+    if (x.dtype, y.dtype) == (DType.INT8, DType.INT8):
+        _per_tensor(x)
+        _per_tensor(y)
+        return
+    if {x.dtype, y.dtype} == {DType.INT8, DType.UINT8}:
+        _per_tensor(x)
+        _per_tensor(y)
+        edge_ok = op.inputs[0] in g.inputs if x.dtype is DType.UINT8 else op.outputs[0] in g.outputs
+        if not edge_ok:
+            raise _Refuse("uint8 <-> int8 QUANTIZE only at the model's edges", x)
+        return
+    bad = y if x.dtype in (DType.INT8, DType.FLOAT32, DType.UINT8) else x
+    raise _Refuse(f"QUANTIZE {x.dtype.value} -> {y.dtype.value} not supported", bad)
+
+
+def _dequantize(g: Graph, op: Op) -> None:
+    _arity(g, op, (1, 1))
+    (x,), (y,) = _ins(g, op), _outs(g, op)
+    _shape(y, x.shape)
+    if x.dtype is not DType.INT8 or y.dtype is not DType.FLOAT32:
+        raise _Refuse(f"DEQUANTIZE {x.dtype.value} -> {y.dtype.value} not supported (int8 -> float32 only)", x)
+    _per_tensor(x)
+    if op.outputs[0] not in g.outputs:
+        raise _Refuse("DEQUANTIZE only to a model output (float32 arithmetic not supported)", y)
+
+
+_RULES: dict[OpKind, Callable[[Graph, Op], None]] = {
+    OpKind.CONV_2D: _conv,
+    OpKind.DEPTHWISE_CONV_2D: _conv,
+    OpKind.FULLY_CONNECTED: _fully_connected,
+    OpKind.ADD: _binary,
+    OpKind.SUB: _binary,
+    OpKind.MUL: _binary,
+    OpKind.MAXIMUM: _binary,
+    OpKind.MINIMUM: _binary,
+    OpKind.AVERAGE_POOL_2D: _pool,
+    OpKind.MAX_POOL_2D: _pool,
+    OpKind.MEAN: _reduce,
+    OpKind.SUM: _reduce,
+    OpKind.RESHAPE: _reshape,
+    OpKind.SQUEEZE: _reshape,
+    OpKind.EXPAND_DIMS: _reshape,
+    OpKind.SOFTMAX: _softmax,
+    OpKind.LOGISTIC: _unary_same_shape,
+    OpKind.TANH: _unary_same_shape,
+    OpKind.HARD_SWISH: _unary_same_shape,
+    OpKind.RELU: _unary_same_shape,
+    OpKind.RELU6: _unary_same_shape,
+    OpKind.LEAKY_RELU: _unary_same_shape,
+    OpKind.PRELU: _prelu,
+    OpKind.PAD: _pad,
+    OpKind.PADV2: _pad,
+    OpKind.CONCATENATION: _concat,
+    OpKind.SPLIT: _split,
+    OpKind.TRANSPOSE: _transpose,
+    OpKind.STRIDED_SLICE: _strided_slice,
+    OpKind.RESIZE_NEAREST_NEIGHBOR: _resize,
+    OpKind.RESIZE_BILINEAR: _resize,
+    OpKind.QUANTIZE: _quantize,
+    OpKind.DEQUANTIZE: _dequantize,
+}
+
+
+def _check_edges(g: Graph) -> list[Problem]:
+    """Model inputs and outputs: int8, or float32/uint8 consumed/produced only by QUANTIZE or
+    DEQUANTIZE (checked per op above)."""
+    problems = []
+    if not g.ops:
+        problems.append(Problem("the model has no operators"))
+    for t in g.inputs + g.outputs:
+        tensor = g.tensors[t]
+        if tensor.dtype not in (DType.INT8, DType.UINT8, DType.FLOAT32):
+            problems.append(Problem(f"model input/output of type {tensor.dtype.value} not supported",
+                                    tensor=tensor.name))
+        if tensor.is_constant and t in g.outputs:
+            problems.append(Problem("model output is a constant", tensor=tensor.name))
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# Graph structure
+
+
+def check_structure(graph: Graph) -> list[Problem]:
+    """Execution order and single producers: the file's op order must be a valid schedule.
+
+    Every non-constant input of an op is a graph input or the output of an earlier op (this
+    also rules out cycles), no tensor is produced twice, constants and graph inputs are never
+    overwritten, and every graph output is produced (or is an input or constant).
+    """
+    problems: list[Problem] = []
+    available = {t.index for t in graph.tensors if t.is_constant} | set(graph.inputs)
+    producer: dict[int, Op] = {}
+    later = {t: op for op in reversed(graph.ops) for t in op.outputs}
+    for op in graph.ops:
+        for t in op.inputs:
+            if t < 0 or t in available:
+                continue
+            name = graph.tensors[t].name
+            if t in later and later[t] is not op and t not in producer:
+                problems.append(Problem(f"input is produced by later op {later[t].index}: the file's "
+                                        "order is not an execution order (or the graph has a cycle)",
+                                        op.index, op.kind.value, name))
+            else:
+                problems.append(Problem("input is neither a constant, a model input nor produced "
+                                        "by an earlier op", op.index, op.kind.value, name))
+        for t in op.outputs:
+            name = graph.tensors[t].name
+            if t in producer:
+                problems.append(Problem(f"output already produced by op {producer[t].index}",
+                                        op.index, op.kind.value, name))
+            elif graph.tensors[t].is_constant:
+                problems.append(Problem("output is a constant tensor", op.index, op.kind.value, name))
+            elif t in graph.inputs:
+                problems.append(Problem("output is a model input", op.index, op.kind.value, name))
+            producer[t] = op
+            available.add(t)
+    for t in graph.outputs:
+        if t not in available:
+            problems.append(Problem("model output is never produced", tensor=graph.tensors[t].name))
+    return problems
