@@ -323,6 +323,79 @@ def default_configs_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "shared" / "mcunet_configs"
 
 
+# The released MCUNets are points of MCUNet's search space; their genes (one digit per block
+# slot; unused slots hold the smallest choice) let them be built without the model-zoo files.
+# tests/test_arch.py checks that each equals its released file layer for layer.
+_BUILTIN_MCUNET_GENES: dict[str, tuple[float, int, str, str, str]] = {
+    # name: (width_mult, resolution, kernel sizes, expand ratios, stage depths)
+    "mcunet-in0": (0.6, 48, "533375537533353335333", "434354535433545364336", "332321"),
+    "mcunet-in1": (0.5, 96, "333373333733533375533", "433335335433434354436", "222331"),
+    "mcunet-in2": (0.5, 160, "573537537533353355535", "365556634533554364345", "432341"),
+    "mcunet-in3": (0.5, 176, "737555533753573337337", "355455535643555365435", "433331"),
+    "mcunet-in4": (1.0, 160, "735373737373355377535", "354354433333433343334", "333331"),
+}
+
+# MobileNetV2's body (expand ratio t, channels c, repeats n, first stride s); the MCUNet zoo
+# scales the final 1x1 (1280) with the width too.
+_MBV2_TABLE = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+               (6, 160, 3, 2), (6, 320, 1, 1))
+_BUILTIN_MBV2: dict[str, tuple[float, int]] = {"mbv2-w0.35": (0.35, 144),
+                                               "mbv2-w0.3-r64": (0.3, 64)}
+
+
+def builtin_arch_config(name: str) -> ArchConfig | None:
+    """The :class:`ArchConfig` of a released MCUNet (``mcunet-in0``..``in4``), else None."""
+    genes = _BUILTIN_MCUNET_GENES.get(published_network(name).name)
+    if genes is None:
+        return None
+    width, resolution, kernels, expands, depths = genes
+    return ArchConfig(resolution=resolution, width_mult=width,
+                      kernel_sizes=tuple(int(c) for c in kernels),
+                      expand_ratios=tuple(int(c) for c in expands),
+                      depths=tuple(int(c) for c in depths))
+
+
+def mobilenet_v2_spec(width_mult: float, resolution: int, num_classes: int = 1000,
+                      name: str = "") -> NetworkSpec:
+    """MobileNetV2 at a width multiplier, with channels rounded by :func:`make_divisible`."""
+    act = Activation.RELU6
+    stem = make_divisible(32 * width_mult)
+    blocks, channels = [], stem
+    for expand, base, repeats, first_stride in _MBV2_TABLE:
+        out = make_divisible(base * width_mult)
+        for i in range(repeats):
+            stride = first_stride if i == 0 else 1
+            blocks.append(BlockSpec(
+                in_channels=channels, out_channels=out,
+                mid_channels=channels if expand == 1 else round(channels * expand),
+                kernel_size=3, stride=stride, expand_ratio=expand,
+                residual=stride == 1 and channels == out, act=act))
+            channels = out
+    return NetworkSpec(resolution=resolution, in_channels=3,
+                       first_conv=ConvSpec(out_channels=stem, kernel=3, stride=2, act=act),
+                       blocks=tuple(blocks),
+                       feature_mix=ConvSpec(out_channels=make_divisible(1280 * width_mult)),
+                       num_classes=num_classes, name=name)
+
+
+def builtin_published_spec(name: str) -> NetworkSpec | None:
+    """A published network built from the tables above (no file needed), else None."""
+    canonical = published_network(name).name
+    arch = builtin_arch_config(canonical)
+    if arch is not None:
+        return arch.to_network(name=canonical)
+    if canonical in _BUILTIN_MBV2:
+        width, resolution = _BUILTIN_MBV2[canonical]
+        return mobilenet_v2_spec(width, resolution, name=canonical)
+    return None
+
+
+def published_spec(name: str, configs_dir: str | os.PathLike[str] | None = None) -> NetworkSpec:
+    """A published network: built in when possible, else read from its model-zoo file."""
+    spec = builtin_published_spec(name)
+    return spec if spec is not None else load_published(name, configs_dir)
+
+
 def load_published(name: str, configs_dir: str | os.PathLike[str] | None = None) -> NetworkSpec:
     """The :class:`NetworkSpec` of a published network, read from its model-zoo file."""
     entry = published_network(name)

@@ -32,7 +32,9 @@ def test_py_binary_runs_with_venv_python(shared_dir, tmp_path):
     r = _bazel("run", "//mcunet_tf:profile", "--", f"--config={config}")
     assert r.returncode == 0, r.stderr[-3000:]
     figures = json.loads(r.stdout)
-    assert figures["macs"] == 6_364_800
+    # MCUNet publishes 6.4M MACs for mcunet-10fps (in0).
+    assert round(figures["macs"] / 1e6, 1) == 6.4
+    assert figures["peak_activation_bytes"] == 45 * 1024
 
 
 def test_py_test_passes_under_bazel():
