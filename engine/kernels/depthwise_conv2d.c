@@ -39,7 +39,8 @@ MCU_INLINE void mcu_dw_fill_plane(const int8_t *input, int in_h, int in_w, int i
         }
         const int8_t *src = input + ((size_t)iy * in_w + (size_t)(c_lo - pad_left)) * in_c + c;
         int x = c_lo;
-        for (; x + 4 <= c_hi; x += 4) {
+        const int whole_end = c_lo + ((c_hi - c_lo) & ~3);
+        for (; x < whole_end; x += 4) {
             const int8_t v0 = src[0], v1 = src[in_c], v2 = src[2 * in_c], v3 = src[3 * in_c];
             dst[x] = v0;
             dst[x + 1] = v1;
@@ -75,7 +76,7 @@ MCU_INLINE void mcu_dw_plane_3x3(const int8_t *plane, int plane_w, const int8_t 
 #if MCU_USE_DSP
         if (stride_w == 1) {
             /* two neighbouring outputs from one word per row: A = x0..x2, B = x1..x3 */
-            for (; ox + 2 <= out_w; ox += 2) {
+            for (; ox < (out_w & ~1); ox += 2) {
                 const int8_t *r = r0 + ox;
                 int32_t a = bias, b = bias;
                 uint32_t v = mcu_read_u32(r);
