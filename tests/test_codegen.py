@@ -163,6 +163,30 @@ def test_op_without_emitter_is_refused(tmp_path, monkeypatch):
     assert not (tmp_path / "x.c").exists()
 
 
+def test_emitter_refusals_are_all_reported_and_bugs_name_the_op(tmp_path, monkeypatch):
+    from tflite_converter.errors import Problem
+
+    def refuse(ctx, op):
+        raise ConversionError(Problem("shape not supported", op.index, op.kind.value))
+
+    def broken(ctx, op):
+        raise KeyError("oops")
+
+    tensors = [Tensor(i, f"t{i}", (4,), DType.INT8) for i in range(3)]
+    graph = Graph(tensors, [Op(3, OpKind.RESHAPE, [0], [1], ReshapeAttrs()),
+                            Op(4, OpKind.RESHAPE, [1], [2], ReshapeAttrs())], [0], [2])
+    import tflite_converter.codegen.ops  # noqa: F401
+
+    monkeypatch.setitem(EMITTERS, OpKind.RESHAPE, refuse)
+    with pytest.raises(ConversionError) as err:
+        generate(graph, PlanView(4, {0: 0, 1: 0, 2: 0}, {}), tmp_path)
+    assert str(err.value).splitlines() == ["op 3 RESHAPE: shape not supported",
+                                           "op 4 RESHAPE: shape not supported"]
+    monkeypatch.setitem(EMITTERS, OpKind.RESHAPE, broken)
+    with pytest.raises(ConversionError, match="op 3 RESHAPE: C emitter failed: KeyError"):
+        generate(graph, PlanView(4, {0: 0, 1: 0, 2: 0}, {}), tmp_path)
+
+
 def test_missing_offset_and_scratch_are_refused(tmp_path):
     graph = Graph([Tensor(0, "a", (4,), DType.INT8), Tensor(1, "b", (2, 2), DType.INT8)],
                   [Op(0, OpKind.RESHAPE, [0], [1], ReshapeAttrs())], [0], [1])

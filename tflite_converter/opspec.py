@@ -61,9 +61,16 @@ def _never_inplace(graph: Graph, op: Op) -> tuple[int, ...]:
     return ()
 
 
+# the planner skips the in-place analysis of ops whose rule is this one
+NEVER_INPLACE: InplaceFn = _never_inplace
+
+
+_NO_PADS = Pads()  # built once: a frozen dataclass costs microseconds to construct
+
+
 def _pads(op: Op) -> Pads:
     attrs = op.attrs
-    return attrs.pads if isinstance(attrs, (ConvAttrs, PoolAttrs)) else Pads()
+    return attrs.pads if isinstance(attrs, (ConvAttrs, PoolAttrs)) else _NO_PADS
 
 
 # ---------------------------------------------------------------------------------------------
@@ -113,7 +120,7 @@ def conv2d_scratch(graph: Graph, op: Op, inplace: bool) -> int:
     f = graph.tensors[op.inputs[1]].shape
     kh, kw, cin = f[1], f[2], f[3]
     p = _pads(op)
-    if kh == 1 and kw == 1 and p == Pads():
+    if kh == 1 and kw == 1 and p.top == p.bottom == p.left == p.right == 0:
         return 0
     return 2 * kh * kw * cin * 2
 

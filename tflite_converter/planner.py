@@ -116,18 +116,25 @@ class PlanError(ValueError):
     """The order is not a valid schedule of the graph."""
 
 
+def _check_dependencies(graph: Graph, order: Sequence[int]) -> None:
+    """Every input is produced at an earlier step (`order` is known to be a permutation)."""
+    ops = graph.ops
+    produced_at: dict[int, int] = {}
+    for s, p in enumerate(order):
+        for t in ops[p].outputs:
+            produced_at[t] = s
+    get = produced_at.get
+    for s, p in enumerate(order):
+        for t in ops[p].inputs:
+            if t >= 0 and get(t, -1) >= s:
+                raise PlanError(f"{ops[p]} runs before the producer of tensor {t}")
+
+
 def check_order(graph: Graph, order: Sequence[int]) -> None:
     n = len(graph.ops)
     if sorted(order) != list(range(n)):
         raise PlanError(f"order is not a permutation of the {n} ops")
-    produced_at: dict[int, int] = {}
-    for s, p in enumerate(order):
-        for t in graph.ops[p].outputs:
-            produced_at[t] = s
-    for s, p in enumerate(order):
-        for t in graph.ops[p].inputs:
-            if t >= 0 and produced_at.get(t, -1) >= s:
-                raise PlanError(f"{graph.ops[p]} runs before the producer of tensor {t}")
+    _check_dependencies(graph, order)
 
 
 def lifetimes(graph: Graph, order: Sequence[int]) -> tuple[dict[int, int], dict[int, int]]:
@@ -166,51 +173,49 @@ def lifetimes(graph: Graph, order: Sequence[int]) -> tuple[dict[int, int], dict[
 # A member buffer inside a group: (rel offset, rounded size, first step, last step, key).
 # key >= 0: tensor index; key < 0: scratch of op position -key - 1.
 Member = tuple[int, int, int, int, int]
-
-
-@dataclasses.dataclass
-class _Item:
-    first: int
-    last: int
-    extent: int
-    members: list[Member]
+# What placement sees of a group: (first step, last step, extent in bytes, members).
+# Plain tuples: placement reads these fields in its innermost loops.
+Item = tuple[int, int, int, list[Member]]
 
 
 class _Groups:
-    """Union-find with offsets: rel[t] is t's offset inside parent[t]'s buffer."""
+    """Buffers merged into groups that share bytes at fixed relative offsets.
+
+    Only tensors that joined another tensor's group are recorded (most never do): root[t] is
+    the group t belongs to and off[t] its byte offset inside that group's buffer; a tensor
+    absent from `root` is the root of its own group, at offset 0. members[r] lists a group of
+    two or more in the order its tensors joined. Groups only grow by attaching a whole group at
+    a fixed offset, so offsets are kept explicit (no union-find path walking)."""
+
+    __slots__ = ("root", "off", "members")
 
     def __init__(self) -> None:
-        self.parent: dict[int, int] = {}
-        self.rel: dict[int, int] = {}
+        self.root: dict[int, int] = {}
+        self.off: dict[int, int] = {}
         self.members: dict[int, list[int]] = {}
 
-    def add(self, t: int) -> None:
-        self.parent[t] = t
-        self.rel[t] = 0
-        self.members[t] = [t]
-
     def find(self, t: int) -> tuple[int, int]:
-        off = 0
-        path = []
-        r = t
-        while self.parent[r] != r:
-            path.append(r)
-            off += self.rel[r]
-            r = self.parent[r]
-        # path compression, keeping offsets relative to the root
-        acc = off
-        for node in path:
-            self.parent[node] = r
-            self.rel[node], acc = acc, acc - self.rel[node]
-        return r, off
+        return self.root.get(t, t), self.off.get(t, 0)
+
+    def group(self, r: int) -> list[int]:
+        """The tensors of the group whose root is `r`."""
+        return self.members.get(r) or [r]
 
     def attach(self, child_root: int, parent_root: int, offset: int) -> None:
-        self.parent[child_root] = parent_root
-        self.rel[child_root] = offset
-        self.members[parent_root].extend(self.members.pop(child_root))
+        """Put the group `child_root` inside `parent_root`'s at byte `offset`."""
+        root, off = self.root, self.off
+        moved = self.members.pop(child_root, None) or [child_root]
+        for m in moved:
+            root[m] = parent_root
+            off[m] = off.get(m, 0) + offset
+        group = self.members.get(parent_root)
+        if group is None:
+            self.members[parent_root] = [parent_root, *moved]
+        else:
+            group.extend(moved)
 
     def singleton(self, t: int) -> bool:
-        return self.parent[t] == t and len(self.members[t]) == 1
+        return t not in self.root and t not in self.members
 
 
 @dataclasses.dataclass
@@ -220,13 +225,14 @@ class _Layout:
     order: list[int]
     first: dict[int, int]
     last: dict[int, int]
-    size: dict[int, int]
+    size: dict[int, int]  # rounded up to the alignment
+    nbytes: dict[int, int]  # the tensor's own size
     groups: _Groups
     roles: dict[int, tuple[Role, int]]
     inplace_ops: set[int]
     scratch: dict[int, tuple[int, int]]  # op position -> (step, rounded bytes)
     scratch_raw: dict[int, int]
-    items: list[_Item]
+    items: list[Item]
     n_steps: int
     alignment: int
 
@@ -275,8 +281,8 @@ def _concat_inplace(graph: Graph, layout: _Layout, alignment: int, p: int, n_con
         if r in roots or r == out:
             return False
         # the group t belongs to (a nested concatenation) must lie inside t's slice
-        for m in g.members[r]:
-            _, off_m = g.find(m)
+        for m in g.group(r):
+            off_m = g.off.get(m, 0)
             if off_m - off_t < 0 or off_m - off_t + layout.size[m] > layout.size[t]:
                 return False
         roots.add(r)
@@ -291,65 +297,93 @@ def _concat_inplace(graph: Graph, layout: _Layout, alignment: int, p: int, n_con
     return True
 
 
-def _try_inplace(graph: Graph, layout: _Layout, s: int, p: int, overwrite_inputs: bool, graph_inputs: set[int], protected: set[int]) -> None:
+def _decide_inplace(graph: Graph, layout: _Layout, s: int, p: int, blocked: set[int], spec: opspec.OpSpec) -> int:
+    """Let op `p` (at step `s`) write its output over an input that dies there, if exactly
+    safe and worth it; `blocked`: tensors never written over. Returns the op's kernel scratch
+    bytes for the way it will run."""
     op = graph.ops[p]
-    if len(op.outputs) != 1:
-        return
-    out = op.outputs[0]
     tensors = graph.tensors
     g = layout.groups
-    if tensors[out].data is not None or out not in g.parent or not g.singleton(out):
-        return
-    # graph outputs are never written over; graph inputs only when the caller allows it
-    blocked = protected if overwrite_inputs else protected | graph_inputs
-    for ci in opspec.inplace_candidates(graph, op):
+    joined, groups, goff = g.root, g.members, g.off
+    last, size = layout.last, layout.size
+    out = op.outputs[0] if len(op.outputs) == 1 else -1
+    if (
+        out < 0
+        or tensors[out].data is not None
+        or out not in size
+        or out in joined  # not a group of its own
+        or out in groups
+    ):
+        return spec.scratch(graph, op, False)
+    raw = None  # (scratch not in place, scratch in place), computed when first needed
+    for ci in spec.inplace(graph, op):
         t = op.inputs[ci]
-        if t < 0 or tensors[t].data is not None or t in blocked:
-            continue
-        if layout.last[t] != s:
+        if t < 0 or tensors[t].data is not None or t in blocked or last[t] != s:
             continue
         # worth it only if the bytes saved at this step exceed the extra kernel scratch
-        saved = min(layout.size[t], layout.size[out])
-        extra = _round(opspec.scratch_bytes(graph, op, True), layout.alignment) - _round(
-            opspec.scratch_bytes(graph, op, False), layout.alignment
-        )
-        if saved <= extra:
+        if raw is None:
+            raw = (spec.scratch(graph, op, False), spec.scratch(graph, op, True))
+        a = layout.alignment
+        extra = _round(raw[1], a) - _round(raw[0], a)
+        size_t, size_out = size[t], size[out]
+        if min(size_t, size_out) <= extra:
             continue
-        r, off_t = g.find(t)
-        hi = off_t + max(layout.size[t], layout.size[out])
-        ok = True
-        for m in g.members[r]:
-            _, off_m = g.find(m)
-            if off_m < hi and off_t < off_m + layout.size[m] and (
-                layout.last[m] > s or m in blocked
-            ):
-                ok = False
-                break
-        if not ok:
-            continue
+        r = joined.get(t, t)
+        off_t = goff.get(t, 0)
+        members = groups.get(r)
+        if members is not None:
+            # the output's bytes must not cover a member of t's group that is still needed
+            hi = off_t + (size_t if size_t > size_out else size_out)
+            clash = False
+            for m in members:
+                off_m = goff.get(m, 0)
+                if off_m < hi and off_t < off_m + size[m] and (last[m] > s or m in blocked):
+                    clash = True
+                    break
+            if clash:
+                continue
+        # (t alone in its group dies here and is not blocked: nothing to clash with)
         g.attach(out, r, off_t)
         layout.roles[out] = (Role.INPLACE, t)
         layout.inplace_ops.add(p)
-        return
+        return raw[1]
+    return raw[0] if raw is not None else spec.scratch(graph, op, False)
 
 
-def _build_layout(graph: Graph, order: list[int], alignment: int, inplace: bool, overwrite_inputs: bool) -> _Layout:
+def _build_layout(
+    graph: Graph,
+    order: list[int],
+    alignment: int,
+    inplace: bool,
+    overwrite_inputs: bool,
+    spans: Optional[tuple[dict[int, int], dict[int, int]]] = None,
+) -> _Layout:
+    """Groups, roles, scratch and the items to place. `spans`: lifetimes(graph, order) if the
+    caller has them already."""
     tensors = graph.tensors
-    first, last = lifetimes(graph, order)
-    size = {t: _round(_nbytes(tensors[t]), alignment) for t in first}
-    g = _Groups()
+    first, last = lifetimes(graph, order) if spans is None else spans
+    size = {}
+    nbytes = {}
     for t in first:
-        g.add(t)
+        tt = tensors[t]
+        n = _ITEMSIZE[tt.dtype._name_]
+        for d in tt.shape:
+            n *= d
+        nbytes[t] = n
+        size[t] = -(-n // alignment) * alignment
+    g = _Groups()
     layout = _Layout(
-        order=order, first=first, last=last, size=size, groups=g, roles={},
+        order=order, first=first, last=last, size=size, nbytes=nbytes, groups=g, roles={},
         inplace_ops=set(), scratch={}, scratch_raw={}, items=[], n_steps=max(len(order), 1),
         alignment=alignment,
     )
     ops = graph.ops
     graph_inputs = set(graph.inputs)
-    protected = {t for t in graph.outputs}  # graph outputs are never written over
+    protected = set(graph.outputs)  # graph outputs are never written over
+    # graph inputs belong to the caller: written over only when the caller allows it
+    blocked = protected if overwrite_inputs else protected | graph_inputs
 
-    if inplace:
+    if inplace and any(op.kind is OpKind.CONCATENATION for op in ops):
         n_consumers: dict[int, int] = {}
         producer_kind: dict[int, OpKind] = {}
         for op in ops:
@@ -362,9 +396,14 @@ def _build_layout(graph: Graph, order: list[int], alignment: int, inplace: bool,
             if ops[p].kind is OpKind.CONCATENATION:
                 _concat_inplace(graph, layout, alignment, p, n_consumers, producer_kind, protected | graph_inputs)
 
+    # aliases and in-place ops in schedule order, then each op's scratch (which depends on
+    # whether that op runs in place, decided by then: later ops never change it)
+    inplace_ops = layout.inplace_ops
+    scratch, scratch_raw = layout.scratch, layout.scratch_raw
     for s, p in enumerate(order):
         op = ops[p]
-        if opspec.is_alias(op):
+        spec = opspec.spec(op.kind)
+        if spec.alias:
             if op.inputs and op.inputs[0] >= 0 and len(op.outputs) == 1:
                 t, out = op.inputs[0], op.outputs[0]
                 if (
@@ -376,31 +415,42 @@ def _build_layout(graph: Graph, order: list[int], alignment: int, inplace: bool,
                     r, off_t = g.find(t)
                     g.attach(out, r, off_t)
                     layout.roles[out] = (Role.ALIAS, t)
-            continue
-        if inplace and p not in layout.inplace_ops:
-            _try_inplace(graph, layout, s, p, overwrite_inputs, graph_inputs, protected)
-
-    for s, p in enumerate(order):
-        raw = opspec.scratch_bytes(graph, ops[p], p in layout.inplace_ops)
+            raw = spec.scratch(graph, op, p in inplace_ops)
+        elif inplace and p not in inplace_ops and spec.inplace is not opspec.NEVER_INPLACE:
+            raw = _decide_inplace(graph, layout, s, p, blocked, spec)
+        else:
+            raw = spec.scratch(graph, op, p in inplace_ops)
         if raw > 0:
-            layout.scratch[p] = (s, _round(raw, alignment))
-            layout.scratch_raw[p] = raw
+            scratch[p] = (s, -(-raw // alignment) * alignment)
+            scratch_raw[p] = raw
 
     # items to place
     items = layout.items
-    for r, mem in g.members.items():
+    n_steps = layout.n_steps
+    joined, groups, goff = g.root, g.members, g.off
+    for r in first:  # one item per group, in the order of the groups' roots
+        if r in joined:
+            continue
+        mem = groups.get(r)
+        if mem is None:  # a group of one tensor sits at its own offset 0
+            f, l, sz = first[r], last[r], size[r]
+            items.append((f, l, sz, [(0, sz, f, l, r)]))
+            continue
+        lo = min([goff.get(m, 0) for m in mem])  # the group's lowest byte becomes offset 0
         ms: list[Member] = []
+        f0, l0, extent = n_steps, -1, 0
         for m in mem:
-            _, off = g.find(m)
-            ms.append((off, size[m], first[m], last[m], m))
-        lo = min(x[0] for x in ms)
-        if lo:
-            ms = [(o - lo, sz, f, l, k) for (o, sz, f, l, k) in ms]
-        items.append(
-            _Item(min(x[2] for x in ms), max(x[3] for x in ms), max(x[0] + x[1] for x in ms), ms)
-        )
-    for p, (s, sz) in layout.scratch.items():
-        items.append(_Item(s, s, sz, [(0, sz, s, s, -p - 1)]))
+            o, sz, f, l = goff.get(m, 0) - lo, size[m], first[m], last[m]
+            ms.append((o, sz, f, l, m))
+            if f < f0:
+                f0 = f
+            if l > l0:
+                l0 = l
+            if o + sz > extent:
+                extent = o + sz
+        items.append((f0, l0, extent, ms))
+    for p, (s, sz) in scratch.items():
+        items.append((s, s, sz, [(0, sz, s, s, -p - 1)]))
     return layout
 
 
@@ -411,23 +461,32 @@ def _build_layout(graph: Graph, order: list[int], alignment: int, inplace: bool,
 def _live_bytes(layout: _Layout) -> list[int]:
     n = layout.n_steps
     diff = [0] * (n + 1)
-    for it in layout.items:
-        if len(it.members) == 1:
-            if it.extent:
-                diff[it.first] += it.extent
-                diff[it.last + 1] -= it.extent
+    for f0, l0, extent, members in layout.items:
+        if len(members) == 1:
+            if extent:
+                diff[f0] += extent
+                diff[l0 + 1] -= extent
             continue
-        for s in range(it.first, it.last + 1):
-            spans = sorted((o, o + sz) for (o, sz, f, l, _) in it.members if f <= s <= l and sz)
-            total = 0
-            end = -1
-            for a, b in spans:
-                if b <= end:
-                    continue
-                total += b - max(a, end)
-                end = b
-            diff[s] += total
-            diff[s + 1] -= total
+        # the union of the live members' bytes only changes where a member starts or ends:
+        # compute it once per segment between those steps
+        cuts = sorted({m[2] for m in members}.union([m[3] + 1 for m in members]))
+        a = cuts[0]
+        for b in cuts[1:]:
+            spans = [(o, o + sz) for (o, sz, f, l, _) in members if f <= a <= l and sz]
+            if len(spans) == 1:
+                total = spans[0][1] - spans[0][0]
+            else:
+                spans.sort()
+                total = 0
+                end = -1
+                for lo, hi in spans:
+                    if hi <= end:
+                        continue
+                    total += hi - (lo if lo > end else end)
+                    end = hi
+            diff[a] += total
+            diff[b] -= total
+            a = b
     live = []
     acc = 0
     for s in range(n):
@@ -439,22 +498,35 @@ def _live_bytes(layout: _Layout) -> list[int]:
 # ---------------------------------------------------------------------------------------------
 # Placement
 
+# A placed item: (first step, last step, extent, members, base offset).
+Placed = tuple[int, int, int, list[Member], int]
 
-def _forbidden(item: _Item, placed: Iterable[tuple[_Item, int]]) -> list[tuple[int, int]]:
+
+def _forbidden(item: Item, placed: Iterable[Placed]) -> list[tuple[int, int]]:
     """Open intervals (lo, hi) of group base offsets that would overlap a live buffer."""
+    f0, l0, extent, members = item
+    if len(members) == 1:
+        # a lone buffer (offset 0 in its item, live for the whole item): only the other
+        # item's members need their lifetimes checked
+        out = []
+        for fo_, lo_i, other_extent, other_members, base in placed:
+            if lo_i < f0 or fo_ > l0:
+                continue
+            if len(other_members) == 1:
+                out.append((base - extent, base + other_extent))
+                continue
+            for (ro, so, fo, lo_, _) in other_members:
+                if so and fo <= l0 and f0 <= lo_ and extent:
+                    out.append((base + ro - extent, base + ro + so))
+        return out
     out = []
-    f0, l0 = item.first, item.last
-    single = len(item.members) == 1
-    for other, base in placed:
-        if other.last < f0 or other.first > l0:
+    for fo_, lo_i, other_extent, other_members, base in placed:
+        if lo_i < f0 or fo_ > l0:
             continue
-        if single and len(other.members) == 1:
-            out.append((base - item.extent, base + other.extent))
-            continue
-        for (ro, so, fo, lo_, _) in other.members:
+        for (ro, so, fo, lo_, _) in other_members:
             if not so:
                 continue
-            for (rm, sm, fm, lm, _) in item.members:
+            for (rm, sm, fm, lm, _) in members:
                 if sm and fo <= lm and fm <= lo_:
                     out.append((base + ro - rm - sm, base + ro + so - rm))
     return out
@@ -470,88 +542,115 @@ def _lowest(intervals: list[tuple[int, int]]) -> int:
     return b
 
 
-def _highest(intervals: list[tuple[int, int]], top: int) -> Optional[int]:
-    b = top
-    for lo, hi in sorted(intervals, key=lambda iv: -iv[1]):
-        if hi <= b:
-            break
-        if lo < b:
-            b = lo
-    return b if b >= 0 else None
-
-
-def _place_first_fit(items: list[_Item], idx: list[int], sweep: bool) -> tuple[list[int], int]:
+def _place_first_fit(items: list[Item], idx: list[int], sweep: bool) -> tuple[list[int], int]:
     """Each item in `idx` order at the lowest offset that fits. `sweep`: idx is sorted by
     first step, so items that ended before the current start can be forgotten."""
     bases = [0] * len(items)
-    placed: list[tuple[_Item, int]] = []
+    placed: list[Placed] = []
     arena = 0
     for i in idx:
         it = items[i]
         if sweep:
-            placed = [pb for pb in placed if pb[0].last >= it.first]
+            f0 = it[0]
+            placed = [pb for pb in placed if pb[1] >= f0]
         b = _lowest(_forbidden(it, placed))
         bases[i] = b
-        placed.append((it, b))
-        arena = max(arena, b + it.extent)
+        placed.append((*it, b))
+        if b + it[2] > arena:
+            arena = b + it[2]
     return bases, arena
 
 
-def _place_two_ended(items: list[_Item], idx: list[int], cap: int) -> tuple[list[int], int]:
+def _place_two_ended(items: list[Item], idx: list[int], cap: int) -> tuple[list[int], int]:
     """Items by first step; each goes to whichever end of a `cap`-byte arena it can touch
     (bottom first), else the lowest fit. On a chain consecutive tensors alternate ends and
     scratch falls in the gap, which reaches the lower bound exactly."""
     bases = [0] * len(items)
-    placed: list[tuple[_Item, int]] = []
+    placed: list[Placed] = []
     arena = 0
     for i in idx:
         it = items[i]
-        placed = [pb for pb in placed if pb[0].last >= it.first]
+        f0, _, extent, _ = it
+        placed = [pb for pb in placed if pb[1] >= f0]
         iv = _forbidden(it, placed)
         b = _lowest(iv)
-        if b != 0 and it.extent <= cap:
-            t = _highest(iv, cap - it.extent)
-            if t is not None and t == cap - it.extent:
-                b = t
+        if b != 0 and extent <= cap:
+            # the top end is free iff no forbidden interval contains it
+            top = cap - extent
+            for lo, hi in iv:
+                if lo < top < hi:
+                    break
+            else:
+                b = top
         bases[i] = b
-        placed.append((it, b))
-        arena = max(arena, b + it.extent)
+        placed.append((*it, b))
+        if b + extent > arena:
+            arena = b + extent
     return bases, arena
 
 
-def _strategies(items: list[_Item], lower_bound: int):
+def _strategies(items: list[Item], lower_bound: int):
     n = len(items)
-    by_start = sorted(range(n), key=lambda i: (items[i].first, -items[i].extent, i))
+    by_start = sorted(range(n), key=lambda i: (items[i][0], -items[i][2], i))
     yield "two_ended", lambda: _place_two_ended(items, by_start, lower_bound)
-    yield "greedy_by_size", lambda: _place_first_fit(
-        items, sorted(range(n), key=lambda i: (-items[i].extent, items[i].first, i)), False
-    )
+    yield "greedy_by_size", lambda: _place_first_fit(items, _by_size(items), False)
     yield "by_start", lambda: _place_first_fit(items, by_start, True)
     yield "by_size_x_duration", lambda: _place_first_fit(
         items,
-        sorted(range(n), key=lambda i: (-items[i].extent * (items[i].last - items[i].first + 1), i)),
+        sorted(range(n), key=lambda i: (-items[i][2] * (items[i][1] - items[i][0] + 1), i)),
         False,
     )
     yield "by_duration", lambda: _place_first_fit(
         items,
-        sorted(range(n), key=lambda i: (items[i].first - items[i].last, -items[i].extent, i)),
+        sorted(range(n), key=lambda i: (items[i][0] - items[i][1], -items[i][2], i)),
         False,
     )
+
+
+def _by_size(items: list[Item]) -> list[int]:
+    """TFLM's greedy order: largest first, then earliest start."""
+    return sorted(range(len(items)), key=lambda i: (-items[i][2], items[i][0], i))
+
+
+# The plan's records are built without running their dataclass __init__ (which sets each
+# field through object.__setattr__ because they are frozen): for a hundred tensors that was
+# the slowest part of a plan. Same class, same fields, so equality, hashing, repr and
+# dataclasses.replace behave as for a normal instance. The field lists are checked here so
+# a field added to a record cannot be silently left out.
+assert [f.name for f in dataclasses.fields(TensorPlacement)] == [
+    "index", "name", "offset", "bytes", "first_step", "last_step", "role", "alias_of"
+], "update _assemble to the new TensorPlacement fields"
+assert [f.name for f in dataclasses.fields(ScratchPlacement)] == ["op", "step", "offset", "bytes"], (
+    "update _assemble to the new ScratchPlacement fields"
+)
+_new_object = object.__new__
+_set_attribute = object.__setattr__
 
 
 def _assemble(graph: Graph, layout: _Layout, bases: list[int], arena: int, live: list[int], strategy: str, alignment: int) -> MemoryPlan:
     tensors: dict[int, TensorPlacement] = {}
     scratch: dict[int, ScratchPlacement] = {}
-    for it, base in zip(layout.items, bases):
-        for (rel, _, f, l, key) in it.members:
+    roles = layout.roles
+    nbytes = layout.nbytes
+    scratch_raw = layout.scratch_raw
+    graph_tensors = graph.tensors
+    own = (Role.OWN, None)
+    for (_, _, _, members), base in zip(layout.items, bases):
+        for (rel, _, f, l, key) in members:
             if key < 0:
                 p = -key - 1
-                scratch[p] = ScratchPlacement(p, f, base + rel, layout.scratch_raw[p])
+                sp = _new_object(ScratchPlacement)
+                _set_attribute(sp, "__dict__", {"op": p, "step": f, "offset": base + rel, "bytes": scratch_raw[p]})
+                scratch[p] = sp
             else:
-                role, of = layout.roles.get(key, (Role.OWN, None))
-                tensors[key] = TensorPlacement(
-                    key, graph.tensors[key].name, base + rel, _nbytes(graph.tensors[key]), f, l, role, of
-                )
+                role, of = roles.get(key, own)
+                tp = _new_object(TensorPlacement)
+                _set_attribute(tp, "__dict__", {
+                    "index": key, "name": graph_tensors[key].name, "offset": base + rel,
+                    "bytes": nbytes[key], "first_step": f, "last_step": l, "role": role,
+                    "alias_of": of,
+                })
+                tensors[key] = tp
     return MemoryPlan(
         order=tuple(layout.order),
         alignment=alignment,
@@ -577,6 +676,17 @@ def _best(layout: _Layout, lower_bound: int) -> tuple[list[int], int, str]:
     return best
 
 
+def _resolve_order(graph: Graph, order: Optional[Sequence[int]]) -> list[int]:
+    """The schedule to plan, checked (the file order needs no permutation check)."""
+    if order is None:
+        resolved = list(range(len(graph.ops)))
+        _check_dependencies(graph, resolved)
+        return resolved
+    resolved = list(order)
+    check_order(graph, resolved)
+    return resolved
+
+
 def plan_memory(
     graph: Graph,
     order: Optional[Sequence[int]] = None,
@@ -593,9 +703,9 @@ def plan_memory(
     """
     if alignment < 1:
         raise ValueError("alignment must be >= 1")
-    order = list(range(len(graph.ops))) if order is None else list(order)
-    check_order(graph, order)
-    layout = _build_layout(graph, order, alignment, inplace, overwrite_inputs)
+    order = _resolve_order(graph, order)
+    spans = lifetimes(graph, order)
+    layout = _build_layout(graph, order, alignment, inplace, overwrite_inputs, spans)
     live = _live_bytes(layout)
     lb = max(live) if live else 0
     if not layout.items:
@@ -603,12 +713,8 @@ def plan_memory(
     bases, arena, name = _best(layout, lb)
     if arena > lb and (layout.inplace_ops):
         # never worse than plain greedy planning without in-place reuse (TFLM's planner)
-        plain = _build_layout(graph, order, alignment, False, overwrite_inputs)
-        pb, pa = _place_first_fit(
-            plain.items,
-            sorted(range(len(plain.items)), key=lambda i: (-plain.items[i].extent, plain.items[i].first, i)),
-            False,
-        )
+        plain = _build_layout(graph, order, alignment, False, overwrite_inputs, spans)
+        pb, pa = _place_first_fit(plain.items, _by_size(plain.items), False)
         if pa < arena:
             plain_live = _live_bytes(plain)
             pbases, parena, pname = _best(plain, max(plain_live))
@@ -620,15 +726,12 @@ def greedy_arena_bytes(graph: Graph, order: Optional[Sequence[int]] = None, alig
     """The baseline: TFLM's GreedyMemoryPlanner rule (largest buffer first, at the lowest
     offset that does not overlap a buffer with an overlapping lifetime), on the same tensors,
     scratch and reshape aliases, without in-place reuse."""
-    order = list(range(len(graph.ops))) if order is None else list(order)
-    check_order(graph, order)
+    order = _resolve_order(graph, order)
     layout = _build_layout(graph, order, alignment, False, False)
     items = layout.items
     if not items:
         return 0
-    _, arena = _place_first_fit(
-        items, sorted(range(len(items)), key=lambda i: (-items[i].extent, items[i].first, i)), False
-    )
+    _, arena = _place_first_fit(items, _by_size(items), False)
     return arena
 
 

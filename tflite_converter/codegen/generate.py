@@ -158,18 +158,28 @@ def _emit_ops(graph: Graph, ctx: CodegenContext, order: Sequence[int]) -> tuple[
         raise ConversionError(missing)
     body: list[str] = []
     stems: list[str] = []
+    problems: list[Problem] = []
     for pos in order:
         op = graph.ops[pos]
-        call: KernelCall = EMITTERS[op.kind](ctx, op)
+        try:
+            call: KernelCall = EMITTERS[op.kind](ctx, op)
+        except ConversionError as e:  # keep going: every refusal is reported at once
+            problems.extend(e.problems)
+            continue
+        except Exception as e:  # an emitter bug still names the op instead of a bare traceback
+            raise ConversionError(Problem(f"C emitter failed: {type(e).__name__}: {e}",
+                                          op.index, op.kind.value)) from e
         body.append("    " + c_writer.comment(_describe(graph, op)))
         code = call.code.strip()
         if code:
             body.extend("    " + line if line.strip() else "" for line in code.splitlines())
         else:
-            body.append("    /* nothing to do: the output aliases the input in the arena */")
+            body.append("    /* nothing to do: the plan already holds the result in place (alias) */")
         for stem in call.kernels:
             if stem not in stems:
                 stems.append(stem)
+    if problems:
+        raise ConversionError(problems)
     return body, stems
 
 
@@ -182,7 +192,7 @@ def _describe(graph: Graph, op: Op) -> str:
 
 def _header(name: str, arena_bytes: int, n_in: int, n_out: int, graph: Graph,
             inputs: Sequence[IoTensor], outputs: Sequence[IoTensor]) -> str:
-    guard = f"{name.upper()}_H_"
+    guard = f"{name}_H_"
     io_doc = "\n".join(
         f" *   {role} {i}: {t.dtype} {shape_str(t.shape)} ({t.bytes} bytes)"
         + (f", scale {t.scale!r}, zero point {t.zero_point}" if t.scale is not None else "")
