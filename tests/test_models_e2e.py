@@ -11,12 +11,12 @@ The models the converter must refuse are checked to be refused with a clear mess
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import mcunet_reference_model
 from engine import qemu
 from engine.host import HostModel
 from tflite_converter.codegen.generate import convert_model
@@ -54,18 +54,9 @@ MCUNET_EXPORTS_SLOW = ("mcunet-in2", "mcunet-in3", "mcunet-in4", "mbv2-w0.35", "
 needs_arm = pytest.mark.skipif(not qemu.toolchain_available(), reason="arm-none-eabi / qemu not installed")
 
 
-def _mcunet_cache() -> Path:
-    # Same rule as mcunet_tf.export.default_model_cache, without importing TensorFlow.
-    env = os.environ.get("MCUNET_MODEL_CACHE")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "build" / "models"
-
-
 def _model_path(model: str) -> Path:
     if model in MCUNET_EXPORTS or model in MCUNET_EXPORTS_SLOW:
-        path = _mcunet_cache() / f"{model}.tflite"
-        if not path.is_file():
-            pytest.skip(f"{path} not exported yet (mcunet_tf.export.reference_model_path('{model}') makes it)")
-        return path
+        return mcunet_reference_model(model)
     if not SHARED_MODELS.is_dir():
         pytest.skip(f"../shared/models not found at {SHARED_MODELS}")
     return SHARED_MODELS / f"{model}.tflite"
