@@ -2,13 +2,13 @@
 
 Two kinds of things live here:
 
-* Parameter computation (multipliers, shifts, radii, clamp ranges) with TFLM's evaluation
+* Parameter computation (multipliers, shifts, radii) with TFLM's evaluation
   order: some kernels compute their real multipliers in double (ADD, MUL, MEAN, PRELU,
   QUANTIZE), others in float32 first (SUB, LEAKY_RELU, HARD_SWISH, RELU); the difference
   shows up in the last bit of a multiplier, so each function says which it follows.
 * Look-up tables for the element-wise unary ops. An int8 (or uint8) input has 256 possible
   values and the output of LOGISTIC / TANH / HARD_SWISH / LEAKY_RELU / RELU / RELU6 /
-  requantising QUANTIZE / DEQUANTIZE depends on nothing else, so the generator runs the
+  DEQUANTIZE (and requantising QUANTIZE) depends on nothing else, so the generator runs the
   reference kernel's integer algorithm (gemmlowp fixed point, int16 hard-swish arithmetic)
   once per possible input here, and the C kernel is a table look-up: bit-exact by
   construction and faster than evaluating the polynomial per element. Tables are indexed by
@@ -16,7 +16,9 @@ Two kinds of things live here:
 
 Facts from tensorflow/tflite-micro (micro/kernels/*_common.cc, kernels/internal/reference/
 {integer_ops/,}*.h, kernels/internal/quantization_util.cc, gemmlowp fixedpoint.h); the code
-is our own. Nothing here imports TensorFlow or the converter.
+is our own. The primitives (QuantizeMultiplier, the fused-activation clamp, gemmlowp's
+int32 helpers, the QUANTIZE requantisation table) are `engine/quantization.py`'s. Nothing
+here imports TensorFlow or the converter.
 """
 from __future__ import annotations
 
@@ -29,17 +31,15 @@ import numpy as np
 from engine.quantization import (
     INT32_MAX,
     INT32_MIN,
+    UnsupportedQuantization,
+    byte_inputs,
     multiply_by_quantized_multiplier,
     quantize_multiplier,
+    requantize_multiplier,
+    round_half_away,
     rounding_divide_by_pot,
     saturating_rounding_doubling_high_mul,
 )
-
-
-class UnsupportedQuantization(ValueError):
-    """Quantization parameters TFLM itself rejects (or evaluates with undefined behaviour);
-    the emitter turns this into a refusal naming the op."""
-
 
 F32 = np.float32
 
@@ -48,43 +48,11 @@ def _f32(x: float) -> np.float32:
     return np.float32(x)
 
 
-def round_half_away(x: float) -> int:
-    """std::round / TfLiteRound: ties away from zero."""
-    return int(math.copysign(math.floor(abs(x) + 0.5), x))
-
-
 def _qm(real: float) -> tuple[int, int]:
     try:
         return quantize_multiplier(real)
     except ValueError as e:  # a multiplier TFLite cannot represent
         raise UnsupportedQuantization(str(e)) from None
-
-
-# ---------------------------------------------------------------------------------------------
-# Fused activation clamp (kernel_util.cc CalculateActivationRangeQuantized)
-
-_ACT_BOUNDS: dict[str, tuple[float | None, float | None]] = {
-    "NONE": (None, None),
-    "RELU": (0.0, None),
-    "RELU6": (0.0, 6.0),
-    "RELU_N1_TO_1": (-1.0, 1.0),
-}
-
-
-def activation_range(activation: str, scale: float, zero_point: int,
-                     qmin: int = -128, qmax: int = 127) -> tuple[int, int]:
-    """(act_min, act_max) of a fused activation named as TFLite names it. The bound is
-    zero_point + round(f / scale) with the division in float32, as TFLM's Quantize helper."""
-    if activation not in _ACT_BOUNDS:
-        raise UnsupportedQuantization(f"fused activation {activation} is not supported")
-    lo_f, hi_f = _ACT_BOUNDS[activation]
-
-    def q(f: float) -> int:
-        return int(zero_point) + round_half_away(float(_f32(f) / _f32(scale)))
-
-    lo = qmin if lo_f is None else max(qmin, q(lo_f))
-    hi = qmax if hi_f is None else min(qmax, q(hi_f))
-    return lo, hi
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,7 +120,10 @@ def prelu_params(s_in: float, s_alpha: float, s_out: float) -> tuple[int, int, i
 
 def ratio_params(s_in: float, s_out: float) -> tuple[int, int]:
     """double(s_in) / double(s_out): MEAN/SUM, QUANTIZE requantisation."""
-    return _qm(float(_f32(s_in)) / float(_f32(s_out)))
+    try:
+        return requantize_multiplier(s_in, s_out)
+    except ValueError as e:  # a multiplier TFLite cannot represent
+        raise UnsupportedQuantization(str(e)) from None
 
 
 def mean_params(s_in: float, s_out: float, num_reduced: int) -> tuple[int, int]:
@@ -285,11 +256,6 @@ def fixed_tanh(a, integer_bits: int) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------
 # Look-up tables of the unary ops
-
-
-def byte_inputs(dtype: str = "int8") -> np.ndarray:
-    """The 256 possible input values, ordered by their byte (table index) value."""
-    return np.arange(256, dtype=np.uint8).view(np.dtype(dtype)).astype(np.int64)
 
 
 def _clamp(v: np.ndarray, lo: int, hi: int, dtype: str = "int8") -> np.ndarray:
@@ -432,16 +398,6 @@ def relu6_table(s_in: float, zp_in: int, s_out: float, zp_out: int) -> np.ndarra
     six = int(np.clip(round_half_away(float(_f32(6.0) / _f32(s_in))) + zp_in, -128, 127))
     x = byte_inputs()
     return np.where(x > six, six, np.where(x < zp_in, zp_in, x)).astype(np.int8)
-
-
-def requantize_table(in_dtype: str, s_in: float, zp_in: int, out_dtype: str, s_out: float,
-                     zp_out: int) -> np.ndarray:
-    """QUANTIZE between int8 / uint8 (quantize_common.cc + reference requantize.h)."""
-    m, sh = ratio_params(s_in, s_out)
-    info = np.iinfo(np.dtype(out_dtype))
-    x = byte_inputs(in_dtype) - zp_in
-    y = multiply_by_quantized_multiplier(x, m, sh).astype(np.int64) + zp_out
-    return _clamp(y, int(info.min), int(info.max), out_dtype)
 
 
 def dequantize_table(in_dtype: str, s_in: float, zp_in: int) -> np.ndarray:

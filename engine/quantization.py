@@ -16,6 +16,13 @@ quantization_util.cc, kernel_util.cc, micro/kernels/fully_connected_common.cc):
   scale a float32; a single filter scale is broadcast to every channel.
 - Per-tensor FULLY_CONNECTED (GetQuantizedConvolutionMultipler): the product
   input_scale * filter_scale is taken in float32 first, then widened and divided in double.
+- CalculateActivationRangeQuantized: each clamp bound is zero_point + round(f / scale), the
+  division in float32, then clamped into the output type's range.
+- QUANTIZE between 8-bit types (quantize_common.cc, reference requantize.h): multiplier of
+  double(input_scale) / double(output_scale), MultiplyByQuantizedMultiplier, clamp.
+
+The per-op parameter computations built on these primitives live in `engine/quant_ops.py`;
+the converter's passes and code generator import both (engine never imports the converter).
 """
 from __future__ import annotations
 
@@ -30,8 +37,13 @@ INT32_MAX = (1 << 31) - 1
 ArrayLike = Union[int, np.ndarray, Sequence[int]]
 
 
-def _round_half_away(x: float) -> int:
-    """std::round: ties away from zero (Python's round() rounds ties to even)."""
+class UnsupportedQuantization(ValueError):
+    """Quantization parameters TFLM itself rejects (or evaluates with undefined behaviour);
+    the emitters turn this into a refusal naming the op."""
+
+
+def round_half_away(x: float) -> int:
+    """std::round / TfLiteRound: ties away from zero (Python's round() rounds ties to even)."""
     return int(math.copysign(math.floor(abs(x) + 0.5), x))
 
 
@@ -44,7 +56,7 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     if real == 0.0:
         return 0, 0
     mantissa, shift = math.frexp(real)
-    q_fixed = _round_half_away(mantissa * (1 << 31))  # exact: a double times a power of 2
+    q_fixed = round_half_away(mantissa * (1 << 31))  # exact: a double times a power of 2
     if q_fixed > (1 << 31):
         raise ValueError(f"multiplier {real!r} rounds beyond 2^31")
     if q_fixed == (1 << 31):
@@ -95,7 +107,47 @@ def fully_connected_multiplier(input_scale: float, filter_scale: float,
 
 
 # ---------------------------------------------------------------------------------------------
-# numpy references of the integer helpers (mcu_common.h), vectorised, for tests
+# Fused activation clamp (kernel_util.cc CalculateActivationRangeQuantized)
+
+# Real-valued bounds of each fused activation that is an output clamp (None: the type's limit).
+_ACTIVATION_BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    "NONE": (None, None),
+    "RELU": (0.0, None),
+    "RELU6": (0.0, 6.0),
+    "RELU_N1_TO_1": (-1.0, 1.0),
+}
+
+
+def activation_range(activation: str, scale: float, zero_point: int,
+                     qmin: int = -128, qmax: int = 127) -> tuple[int, int]:
+    """(act_min, act_max) of a fused activation named as TFLite names it ("RELU6", ...).
+
+    Each bound is q(f) = zero_point + round(f / scale), f / scale a float32 division rounded
+    half away from zero, then clamped into [qmin, qmax]: RELU gives [max(qmin, q(0)), qmax],
+    RELU6 [max(qmin, q(0)), min(qmax, q(6))], RELU_N1_TO_1 [max(qmin, q(-1)), min(qmax, q(1))],
+    NONE [qmin, qmax]. Other activations (TANH, SIGN_BIT) are not clamps and raise
+    UnsupportedQuantization, as does a bound whose round(f / scale) leaves int32 (TFLM casts
+    it to int32: undefined behaviour).
+    """
+    if activation not in _ACTIVATION_BOUNDS:
+        raise UnsupportedQuantization(f"fused activation {activation} is not an output clamp")
+    lo_f, hi_f = _ACTIVATION_BOUNDS[activation]
+
+    def q(f: float) -> int:
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            t = float(np.float32(f) / np.float32(scale))
+        if not (math.isfinite(t) and INT32_MIN <= round_half_away(t) <= INT32_MAX):
+            raise UnsupportedQuantization(
+                f"activation bound {f} overflows int32 at scale {float(np.float32(scale))}")
+        return int(zero_point) + round_half_away(t)
+
+    lo = qmin if lo_f is None else max(qmin, q(lo_f))
+    hi = qmax if hi_f is None else min(qmax, q(hi_f))
+    return lo, hi
+
+
+# ---------------------------------------------------------------------------------------------
+# numpy references of the integer helpers (mcu_common.h), vectorised
 
 
 def saturating_rounding_doubling_high_mul(a: ArrayLike, b: ArrayLike) -> np.ndarray:
@@ -133,8 +185,51 @@ def multiply_by_quantized_multiplier(x: ArrayLike, multiplier: ArrayLike,
                                   right)
 
 
+def multiply_by_quantized_multiplier_single_rounding(x: ArrayLike, multiplier: int,
+                                                     shift: int) -> np.ndarray:
+    """MultiplyByQuantizedMultiplier of TFLITE_SINGLE_ROUNDING builds (not TFLM's default):
+    one rounding of x * multiplier / 2^(31 - shift). Such builds also saturate a shift above
+    30 in QuantizeMultiplier; that is applied here so `quantize_multiplier` stays the default
+    build's. Returns int64 (the callers' inputs are small; no int32 wrap is modelled)."""
+    if shift > 30:
+        shift, multiplier = 30, INT32_MAX
+    total = 31 - shift
+    return (np.asarray(x, dtype=np.int64) * multiplier + (1 << (total - 1))) >> total
+
+
 def requantize(acc: ArrayLike, multiplier: ArrayLike, shift: ArrayLike, out_zp: int,
                act_min: int = -128, act_max: int = 127) -> np.ndarray:
     """int32 accumulator -> int8 output, as every conv-like TFLite kernel ends."""
     v = multiply_by_quantized_multiplier(acc, multiplier, shift).astype(np.int64) + out_zp
     return np.clip(v, act_min, act_max).astype(np.int8)
+
+
+# ---------------------------------------------------------------------------------------------
+# 8-bit requantisation (QUANTIZE int8/uint8 -> int8/uint8) as a 256-entry table
+
+
+def byte_inputs(dtype: str = "int8") -> np.ndarray:
+    """The 256 possible values of an 8-bit type, ordered by their byte (table index) value:
+    entry b is the value whose byte is b, so a C kernel reads `table[(uint8_t)x]`."""
+    return np.arange(256, dtype=np.uint8).view(np.dtype(dtype)).astype(np.int64)
+
+
+def requantize_multiplier(input_scale: float, output_scale: float) -> tuple[int, int]:
+    """double(input_scale) / double(output_scale), each a float32, quantized: QUANTIZE's
+    requantisation and MEAN / SUM's rescale."""
+    return quantize_multiplier(float(np.float32(input_scale)) / float(np.float32(output_scale)))
+
+
+def requantize_table(in_dtype: str, s_in: float, zp_in: int, out_dtype: str, s_out: float,
+                     zp_out: int, single_rounding: bool = False) -> np.ndarray:
+    """QUANTIZE between 8-bit types for every input byte (indexed as `byte_inputs`), in the
+    output dtype. `single_rounding` gives a TFLITE_SINGLE_ROUNDING build's result (the
+    converter proves rewrites under both builds)."""
+    m, sh = requantize_multiplier(s_in, s_out)
+    x = byte_inputs(in_dtype) - int(zp_in)
+    if single_rounding:
+        scaled = multiply_by_quantized_multiplier_single_rounding(x, m, sh)
+    else:
+        scaled = multiply_by_quantized_multiplier(x, m, sh).astype(np.int64)
+    info = np.iinfo(np.dtype(out_dtype))
+    return np.clip(scaled + int(zp_out), int(info.min), int(info.max)).astype(out_dtype)

@@ -264,7 +264,7 @@ def test_int8_model_needs_no_float_arithmetic(conv_model, tmp_path):
 def test_only_used_kernels_are_copied(conv_model):
     copied = {p.name for p in (conv_model.output_dir / "kernels").iterdir()}
     assert {"conv2d.c", "depthwise_conv2d.c", "fully_connected.c", catalogue.COMMON_HEADER} <= copied
-    for unused in ("softmax.c", "add.c", "pool.c", "copy.c"):
+    for unused in ("softmax.c", "add.c", "pool.c", "copy_nd.c"):
         assert unused not in copied
     assert set(conv_model.kernels) <= {p[:-2] for p in copied if p.endswith(".c")}
 

@@ -16,7 +16,7 @@ import pytest
 
 from engine.host import HostModel
 from engine.tflm import TflmModel
-from engine import quant_ops
+from engine import quant_ops, quantization
 from tests.tflite_builder import TensorSpec, build_single_op_model
 from tflite_converter.codegen.generate import convert_model
 from tflite_converter.errors import ConversionError
@@ -202,7 +202,7 @@ UNARY = {
     "LEAKY_RELU": lambda si, zi, so, zo: (
         quant_ops.leaky_relu_table(si, zi, so, zo, float(np.float32(0.3))), (so, zo), {"alpha": 0.3}),
     "QUANTIZE": lambda si, zi, so, zo: (
-        quant_ops.requantize_table("int8", si, zi, "int8", so, zo), (so, zo), None),
+        quantization.requantize_table("int8", si, zi, "int8", so, zo), (so, zo), None),
 }
 
 
@@ -235,7 +235,7 @@ def test_quantize_int8_uint8_tables(ins, outs):
         zi = int(rng.integers(-128, 128)) if ins == "int8" else int(rng.integers(0, 256))
         zo = int(rng.integers(-128, 128)) if outs == "int8" else int(rng.integers(0, 256))
         want = TflmModel(_all_bytes_model("QUANTIZE", si, zi, so, zo, None, ins, outs)).run([x])[0]
-        got = quant_ops.requantize_table(ins, si, zi, outs, so, zo)
+        got = quantization.requantize_table(ins, si, zi, outs, so, zo)
         assert np.array_equal(want.reshape(-1), got)
 
 

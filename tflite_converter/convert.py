@@ -1,17 +1,16 @@
-"""`convert`: .tflite -> memory plan (and C, once the code generator is there).
+"""`convert`: .tflite -> memory plan and interpreter-free C.
 
     bazel run //tflite_converter:convert -- --model=M.tflite --output_dir=DIR [--name=model] [--plan_only]
     mcunet-convert --model=M.tflite --output_dir=DIR ...
 
-Pipeline: read the flatbuffer, legalize, schedule, plan memory, write DIR/plan.json and
-print the per-layer table; without --plan_only also emit the C folder. A model that cannot be
-converted is refused with one line per problem on stderr and exit status 2 (no traceback).
+Pipeline (`tflite_converter.pipeline.compile_model`, the one `convert_model` runs too): read
+the flatbuffer, legalize, schedule, plan memory; write DIR/plan.json and print the per-layer
+table of that plan; without --plan_only also emit the C folder laid out by the same plan. A
+model that cannot be converted is refused with one line per problem on stderr and exit status 2 (no traceback).
 Relative paths are the user's (Bazel's BUILD_WORKING_DIRECTORY under `bazel run`).
 """
 from __future__ import annotations
 
-import importlib
-import json
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -19,7 +18,10 @@ from typing import Optional, Sequence
 from absl import app, flags
 
 from engine.cli_paths import resolve_user_path
-from tflite_converter.errors import ConversionError, Problem
+from tflite_converter import plan_report
+from tflite_converter.codegen.generate import PLAN_JSON, generate, plan_json
+from tflite_converter.errors import ConversionError
+from tflite_converter.pipeline import compile_model
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Input .tflite model.")
@@ -30,42 +32,18 @@ flags.DEFINE_bool("plan_only", False, "Only plan memory: write plan.json and pri
 EXIT_REFUSED = 2
 
 
-def _load_codegen():
-    """The C generator's `generate`, or None while it is not built."""
-    try:
-        module = importlib.import_module("tflite_converter.codegen.generate")
-    except ImportError:
-        return None
-    return getattr(module, "generate", None)
-
-
 def convert(model: Path, output_dir: Path, name: str = "model", plan_only: bool = False) -> int:
     """Run the pipeline; returns the exit status. Raises ConversionError on refusal."""
-    from tflite_converter import plan_report
-    from tflite_converter.passes import legalize
-    from tflite_converter.planner import plan_memory
-    from tflite_converter.reader import load_tflite
-    from tflite_converter.schedule import schedule
-
-    try:
-        graph = load_tflite(model)
-    except OSError as e:
-        raise ConversionError(Problem(f"cannot read {model}: {e.strerror or e}")) from None
-    graph = legalize(graph)
-    order = schedule(graph)
-    plan = plan_memory(graph, order)
-
+    compiled = compile_model(model)
+    graph, plan = compiled.graph, compiled.plan
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "plan.json").write_text(json.dumps(plan_report.plan_to_json(graph, plan), indent=1))
+    # Written before generating, so a model whose C is refused still leaves its plan.
+    (output_dir / PLAN_JSON).write_text(plan_json(graph, plan))
     print(plan_report.format_table(graph, plan))
-    print(f"wrote {output_dir / 'plan.json'}")
+    print(f"wrote {output_dir / PLAN_JSON}")
     if plan_only:
         return 0
-    generate = _load_codegen()
-    if generate is None:
-        print("C emission not built yet: wrote plan only")
-        return 0
-    generate(graph, plan, output_dir, name=name, order=list(plan.order))
+    generate(graph, plan, output_dir, name=name, order=compiled.order)
     print(f"wrote C sources to {output_dir} (API prefix {name}_)")
     return 0
 

@@ -113,16 +113,40 @@ def per_output_macs(graph: Graph, op: Op) -> int:
 # Scratch bytes (planned in the arena, living for the op only)
 
 
-def conv2d_scratch(graph: Graph, op: Op, inplace: bool) -> int:
-    """1x1 convolutions without padding read the input directly (a matrix product): none.
-    A kxk convolution gathers two im2col columns of kh*kw*Cin int16 values (two output
-    pixels at a time for the dual-MAC inner loop, as CMSIS-NN does)."""
+# Output pixels the CONV_2D kernels widen at once (engine/kernels/mcu_matmul_s8.h MCU_MM_NP).
+CONV_PIXEL_BLOCK = 3
+
+
+def _is_pointwise(op: Op, kh: int, kw: int) -> bool:
+    p = _pads(op)
+    return kh == 1 and kw == 1 and p.top == p.bottom == p.left == p.right == 0
+
+
+def conv2d_pixel_block(graph: Graph, op: Op) -> int:
+    """Output pixels per block of engine/kernels/conv2d.c for this op: CONV_PIXEL_BLOCK, except
+    for a kxk convolution whose columns would take more than a quarter of its input plus
+    output bytes (large kh*kw*Cin on small images, e.g. a 5x5x32 filter on 16x16): there one
+    pixel at a time keeps the scratch from raising the arena peak, for ~30% more instructions
+    in that layer."""
     f = graph.tensors[op.inputs[1]].shape
     kh, kw, cin = f[1], f[2], f[3]
-    p = _pads(op)
-    if kh == 1 and kw == 1 and p.top == p.bottom == p.left == p.right == 0:
-        return 0
-    return 2 * kh * kw * cin * 2
+    if _is_pointwise(op, kh, kw):
+        return CONV_PIXEL_BLOCK
+    k = kh * kw * cin
+    room = (_numel(graph.tensors[op.inputs[0]].shape) + _out_elems(graph, op)) // 4
+    return CONV_PIXEL_BLOCK if CONV_PIXEL_BLOCK * ((k + 3) // 4 * 4) * 2 + k <= room else 1
+
+
+def conv2d_scratch(graph: Graph, op: Op, inplace: bool) -> int:
+    """engine/kernels/conv2d.c widens blocks of conv2d_pixel_block output pixels' inputs into
+    int16 columns of K4 = kh*kw*Cin rounded up to 4 values, so the inner loop loads each input
+    pair once per output channel pair (no per-MAC sign extension). A kxk or padded convolution
+    also needs K int8 bytes to gather one receptive field before widening it."""
+    f = graph.tensors[op.inputs[1]].shape
+    kh, kw, cin = f[1], f[2], f[3]
+    k = kh * kw * cin
+    columns = conv2d_pixel_block(graph, op) * ((k + 3) // 4 * 4) * 2
+    return columns if _is_pointwise(op, kh, kw) else columns + k
 
 
 def depthwise_inplace_scratch_bytes(graph: Graph, op: Op) -> int:
@@ -142,8 +166,30 @@ def depthwise_inplace_scratch_bytes(graph: Graph, op: Op) -> int:
     return plane_h * plane_w
 
 
+def depthwise_band_bytes(graph: Graph, op: Op) -> int:
+    """Scratch of the single-input-channel kernel (mcu_depthwise_conv2d_c1_s8): the padded
+    rows one output row reads, ((kh-1)*dil_h + 1) * ((out_w-1)*stride_w + (kw-1)*dil_w + 1)."""
+    a = op.attrs
+    assert isinstance(a, ConvAttrs)
+    f = graph.tensors[op.inputs[1]].shape
+    ow = graph.tensors[op.outputs[0]].shape[2]
+    return ((f[1] - 1) * a.dilation_h + 1) * ((ow - 1) * a.stride_w + (f[2] - 1) * a.dilation_w + 1)
+
+
+def depthwise_single_channel(graph: Graph, op: Op, inplace: bool) -> bool:
+    """Whether the op runs out of place on a single input channel (micro_speech's and
+    person_detect's first layers): then the input is a plane already and the band kernel
+    pads a few rows of it at a time instead of bounds-testing every tap."""
+    x = graph.tensors[op.inputs[0]]
+    return not inplace and len(x.shape) == 4 and x.shape[3] == 1
+
+
 def depthwise_scratch(graph: Graph, op: Op, inplace: bool) -> int:
-    return depthwise_inplace_scratch_bytes(graph, op) if inplace else 0
+    """In place: one padded channel plane. Single input channel: one band of rows. Otherwise
+    the direct kernel, which needs none."""
+    if inplace:
+        return depthwise_inplace_scratch_bytes(graph, op)
+    return depthwise_band_bytes(graph, op) if depthwise_single_channel(graph, op, inplace) else 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -173,7 +219,13 @@ def elementwise_binary_inplace(graph: Graph, op: Op) -> tuple[int, ...]:
     if len(op.outputs) != 1:
         return ()
     out = op.outputs[0]
-    return tuple(i for i, t in enumerate(op.inputs[:2]) if t >= 0 and _same_layout(graph, t, out))
+    ins = op.inputs
+    # written out for the two operands: this runs for every ADD of every NAS candidate
+    first = len(ins) > 0 and ins[0] >= 0 and _same_layout(graph, ins[0], out)
+    second = len(ins) > 1 and ins[1] >= 0 and _same_layout(graph, ins[1], out)
+    if first:
+        return (0, 1) if second else (0,)
+    return (1,) if second else ()
 
 
 def prelu_inplace(graph: Graph, op: Op) -> tuple[int, ...]:

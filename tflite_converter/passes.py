@@ -21,11 +21,11 @@ bounds `activation_range` computes with TFLite's exact rule.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Callable, Optional
 
 import numpy as np
 
+from engine import quantization
 from tflite_converter.errors import ConversionError
 from tflite_converter.ir import (
     Activation, ConvAttrs, DType, Graph, Op, OpKind, Pads, Quantization, ReduceAttrs,
@@ -35,50 +35,22 @@ from tflite_converter.validate import check_structure
 
 Pass = Callable[[Graph], Graph]
 
-_INT32_MIN, _INT32_MAX = -(1 << 31), (1 << 31) - 1
-
 
 # ---------------------------------------------------------------------------------------------
 # Activation clamps
 
 
-def _round_half_away(x: float) -> float:
-    """C's std::round (TfLiteRound): halves away from zero, unlike Python's round()."""
-    return math.copysign(math.floor(abs(x) + 0.5), x)
-
-
 def activation_range(act: Activation, out_quant: Quantization,
                      dtype: DType = DType.INT8) -> tuple[int, int]:
-    """(qmin, qmax) of a fused activation as an output clamp, as TFLite computes it.
-
-    TFLite's CalculateActivationRangeQuantized: each bound is quantized in float32 arithmetic,
-    q(f) = zero_point + round(f / scale) (round half away from zero, f / scale a float32
-    division), then clamped into the output type's range: RELU gives [max(lo, q(0)), hi],
-    RELU6 [max(lo, q(0)), min(hi, q(6))], RELU_N1_TO_1 [max(lo, q(-1)), min(hi, q(1))],
-    NONE the full type range [lo, hi]. Other activations (TANH, SIGN_BIT) are not clamps and
-    raise ValueError (validate refuses them before any kernel asks).
-    """
+    """(qmin, qmax) of a fused activation as an output clamp, as TFLite computes it
+    (CalculateActivationRangeQuantized; the rule is `engine.quantization.activation_range`),
+    for an IR activation and output quantization, clamped into `dtype`'s range. Activations
+    that are not clamps (TANH, SIGN_BIT) raise ValueError (validate refuses them before any
+    kernel asks)."""
     info = np.iinfo(dtype.np)
-    lo, hi = int(info.min), int(info.max)
-    scale = np.float32(out_quant.scale.reshape(-1)[0])
-    zero_point = int(out_quant.zero_point.reshape(-1)[0])
-
-    def q(f: float) -> int:
-        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-            t = _round_half_away(float(np.float32(f) / scale))
-        if not (_INT32_MIN <= t <= _INT32_MAX):
-            raise ValueError(f"activation bound {f} overflows int32 at scale {float(scale)}")
-        return zero_point + int(t)
-
-    if act is Activation.NONE:
-        return lo, hi
-    if act is Activation.RELU:
-        return max(lo, q(0.0)), hi
-    if act is Activation.RELU6:
-        return max(lo, q(0.0)), min(hi, q(6.0))
-    if act is Activation.RELU_N1_TO_1:
-        return max(lo, q(-1.0)), min(hi, q(1.0))
-    raise ValueError(f"fused activation {act.value} is not an output clamp")
+    return quantization.activation_range(act.value, float(out_quant.scale.reshape(-1)[0]),
+                                         int(out_quant.zero_point.reshape(-1)[0]),
+                                         int(info.min), int(info.max))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -276,50 +248,13 @@ def fold_pads(graph: Graph) -> Graph:
 # 4. Requantization
 
 
-def quantize_multiplier(m: float) -> tuple[int, int]:
-    """TFLite's QuantizeMultiplier: m = q * 2^(shift - 31), q a Q31 value in [2^30, 2^31)."""
-    if m == 0.0:
-        return 0, 0
-    frac, shift = math.frexp(m)
-    q = int(_round_half_away(frac * (1 << 31)))
-    if q == 1 << 31:
-        q //= 2
-        shift += 1
-    if shift < -31:
-        return 0, 0
-    return q, shift
-
-
-def _mbqm_double(x: np.ndarray, q: int, shift: int) -> np.ndarray:
-    """MultiplyByQuantizedMultiplier, double rounding (the TFLite/TFLM default build)."""
-    left, right = max(shift, 0), max(-shift, 0)
-    a = x.astype(np.int64) * (1 << left)
-    ab = a * q
-    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
-    s = ab + nudge
-    high = np.where(s >= 0, s >> 31, -((-s) >> 31))  # C++ division truncates toward zero
-    high = np.clip(high, _INT32_MIN, _INT32_MAX)
-    mask = (1 << right) - 1
-    remainder = high & mask
-    threshold = (mask >> 1) + (high < 0)
-    return (high >> right) + (remainder > threshold)
-
-
-def _mbqm_single(x: np.ndarray, q: int, shift: int) -> np.ndarray:
-    """MultiplyByQuantizedMultiplier, single rounding (TFLITE_SINGLE_ROUNDING builds)."""
-    if shift > 30:
-        shift, q = 30, (1 << 31) - 1
-    total = 31 - shift
-    return (x.astype(np.int64) * q + (1 << (total - 1))) >> total
-
-
 def requantize_table(src: Quantization, dst: Quantization, single_rounding: bool = False) -> np.ndarray:
-    """The int8 -> int8 QUANTIZE of TFLite as a 256-entry table, indexed by x + 128."""
-    x = np.arange(-128, 128, dtype=np.int64)
-    q, shift = quantize_multiplier(float(np.float64(src.scalar_scale) / np.float64(dst.scalar_scale)))
-    mbqm = _mbqm_single if single_rounding else _mbqm_double
-    y = mbqm(x - src.scalar_zero_point, q, shift) + dst.scalar_zero_point
-    return np.clip(y, -128, 127).astype(np.int64)
+    """The int8 -> int8 QUANTIZE of TFLite as a 256-entry int64 table, indexed by x + 128
+    (`engine.quantization.requantize_table`, which is indexed by the byte, reordered)."""
+    table = quantization.requantize_table("int8", src.scalar_scale, src.scalar_zero_point, "int8",
+                                          dst.scalar_scale, dst.scalar_zero_point,
+                                          single_rounding=single_rounding)
+    return table[np.arange(-128, 128).astype(np.uint8)].astype(np.int64)
 
 
 def _compose(tables: list[tuple[Quantization, Quantization]], rounding: bool) -> np.ndarray:

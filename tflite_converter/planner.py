@@ -396,8 +396,8 @@ def _build_layout(
             if ops[p].kind is OpKind.CONCATENATION:
                 _concat_inplace(graph, layout, alignment, p, n_consumers, producer_kind, protected | graph_inputs)
 
-    # aliases and in-place ops in schedule order, then each op's scratch (which depends on
-    # whether that op runs in place, decided by then: later ops never change it)
+    # aliases and in-place ops in schedule order, and each op's scratch, which depends on
+    # whether that op runs in place: settled when the op is reached (later ops never change it)
     inplace_ops = layout.inplace_ops
     scratch, scratch_raw = layout.scratch, layout.scratch_raw
     for s, p in enumerate(order):
@@ -466,6 +466,18 @@ def _live_bytes(layout: _Layout) -> list[int]:
             if extent:
                 diff[f0] += extent
                 diff[l0 + 1] -= extent
+            continue
+        if len(members) == 2:
+            # both members counted in full, minus their common bytes while both are live
+            (o1, s1, f1, l1, _), (o2, s2, f2, l2, _) = members
+            for o, sz, f, l in ((o1, s1, f1, l1), (o2, s2, f2, l2)):
+                diff[f] += sz
+                diff[l + 1] -= sz
+            a, b = (f1 if f1 > f2 else f2), (l1 if l1 < l2 else l2) + 1
+            common = (o1 + s1 if o1 + s1 < o2 + s2 else o2 + s2) - (o1 if o1 > o2 else o2)
+            if a < b and common > 0:
+                diff[a] -= common
+                diff[b] += common
             continue
         # the union of the live members' bytes only changes where a member starts or ends:
         # compute it once per segment between those steps
@@ -548,11 +560,12 @@ def _place_first_fit(items: list[Item], idx: list[int], sweep: bool) -> tuple[li
     bases = [0] * len(items)
     placed: list[Placed] = []
     arena = 0
+    step = -1
     for i in idx:
         it = items[i]
-        if sweep:
-            f0 = it[0]
-            placed = [pb for pb in placed if pb[1] >= f0]
+        if sweep and it[0] != step:
+            step = it[0]
+            placed = [pb for pb in placed if pb[1] >= step]
         b = _lowest(_forbidden(it, placed))
         bases[i] = b
         placed.append((*it, b))
@@ -568,10 +581,13 @@ def _place_two_ended(items: list[Item], idx: list[int], cap: int) -> tuple[list[
     bases = [0] * len(items)
     placed: list[Placed] = []
     arena = 0
+    step = -1
     for i in idx:
         it = items[i]
         f0, _, extent, _ = it
-        placed = [pb for pb in placed if pb[1] >= f0]
+        if f0 != step:  # forget items that ended before this step (none end within a step)
+            placed = [pb for pb in placed if pb[1] >= f0]
+            step = f0
         iv = _forbidden(it, placed)
         b = _lowest(iv)
         if b != 0 and extent <= cap:

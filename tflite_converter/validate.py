@@ -90,6 +90,16 @@ def _has_int8_weights(g: Graph, op: Op) -> bool:
     return any(t is not None and t.is_constant and t.dtype is DType.INT8 for t in _ins(g, op))
 
 
+def _int8_io(g: Graph, op: Op, n_in: tuple[int, int], data: int = 0) -> tuple[Tensor, Tensor]:
+    """The arity check, then input `data` and the one output, both per-tensor int8
+    activations: how most ops' rules begin."""
+    _arity(g, op, n_in)
+    x, (y,) = g.tensors[op.inputs[data]], _outs(g, op)
+    _int8_act(g, op, x)
+    _int8_act(g, op, y)
+    return x, y
+
+
 def _int8_act(g: Graph, op: Op, t: Tensor) -> None:
     """An int8 activation with per-tensor quantization."""
     if t.dtype is DType.FLOAT32:
@@ -198,12 +208,9 @@ def _check_spatial(x: Tensor, y: Tensor, kh: int, kw: int, a: ConvAttrs | PoolAt
 
 
 def _conv(g: Graph, op: Op) -> None:
-    _arity(g, op, (2, 3))
-    x, w, *rest = _ins(g, op)
+    x, y = _int8_io(g, op, (2, 3))
+    _, w, *rest = _ins(g, op)
     b = rest[0] if rest else None
-    (y,) = _outs(g, op)
-    _int8_act(g, op, x)
-    _int8_act(g, op, y)
     a: ConvAttrs = op.attrs
     _clamp(a.activation)
     _rank(x, 4)
@@ -224,12 +231,9 @@ def _conv(g: Graph, op: Op) -> None:
 
 
 def _fully_connected(g: Graph, op: Op) -> None:
-    _arity(g, op, (2, 3))
-    x, w, *rest = _ins(g, op)
+    x, y = _int8_io(g, op, (2, 3))
+    _, w, *rest = _ins(g, op)
     b = rest[0] if rest else None
-    (y,) = _outs(g, op)
-    _int8_act(g, op, x)
-    _int8_act(g, op, y)
     _clamp(op.attrs.activation)
     _rank(w, 2)
     units, depth = w.shape
@@ -251,12 +255,18 @@ def _broadcast(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
         raise _Refuse(f"shapes {list(a)} and {list(b)} do not broadcast") from None
 
 
-def _binary(g: Graph, op: Op) -> None:
+def _two_int8_inputs(g: Graph, op: Op) -> tuple[Tensor, Tensor, Tensor]:
+    """Two int8 inputs (broadcast against each other) and the int8 output."""
     _arity(g, op, (2, 2))
     x1, x2 = _ins(g, op)
     (y,) = _outs(g, op)
     for t in (x1, x2, y):
         _int8_act(g, op, t)
+    return x1, x2, y
+
+
+def _binary(g: Graph, op: Op) -> None:
+    x1, x2, y = _two_int8_inputs(g, op)
     if op.kind in (OpKind.ADD, OpKind.SUB, OpKind.MUL):
         _clamp(op.attrs.activation)
     else:  # MAXIMUM / MINIMUM compare the stored int8 values: one scale for all three
@@ -266,10 +276,7 @@ def _binary(g: Graph, op: Op) -> None:
 
 
 def _pool(g: Graph, op: Op) -> None:
-    _arity(g, op, (1, 1))
-    (x,), (y,) = _ins(g, op), _outs(g, op)
-    _int8_act(g, op, x)
-    _int8_act(g, op, y)
+    x, y = _int8_io(g, op, (1, 1))
     _rank(x, 4)
     a: PoolAttrs = op.attrs
     _clamp(a.activation)
@@ -278,11 +285,7 @@ def _pool(g: Graph, op: Op) -> None:
 
 
 def _reduce(g: Graph, op: Op) -> None:
-    _arity(g, op, (2, 2))
-    x, _ = _ins(g, op)
-    (y,) = _outs(g, op)
-    _int8_act(g, op, x)
-    _int8_act(g, op, y)
+    x, y = _int8_io(g, op, (2, 2))
     axes = set(op.attrs.axes)
     if op.attrs.keep_dims:
         expected = tuple(1 if i in axes else d for i, d in enumerate(x.shape))
@@ -304,28 +307,17 @@ def _reshape(g: Graph, op: Op) -> None:
 
 
 def _unary_same_shape(g: Graph, op: Op) -> None:
-    _arity(g, op, (1, 1))
-    (x,), (y,) = _ins(g, op), _outs(g, op)
-    _int8_act(g, op, x)
-    _int8_act(g, op, y)
+    x, y = _int8_io(g, op, (1, 1))
     _shape(y, x.shape)
 
 
 def _prelu(g: Graph, op: Op) -> None:
-    _arity(g, op, (2, 2))
-    x, alpha = _ins(g, op)
-    (y,) = _outs(g, op)
-    for t in (x, alpha, y):
-        _int8_act(g, op, t)
+    x, alpha, y = _two_int8_inputs(g, op)
     _shape(y, _broadcast(x.shape, alpha.shape))
 
 
 def _pad(g: Graph, op: Op) -> None:
-    _arity(g, op, (2, 3) if op.kind is OpKind.PADV2 else (2, 2))
-    x = g.tensors[op.inputs[0]]
-    (y,) = _outs(g, op)
-    _int8_act(g, op, x)
-    _int8_act(g, op, y)
+    x, y = _int8_io(g, op, (2, 3) if op.kind is OpKind.PADV2 else (2, 2))
     _same_quant(x, y)
     if not -128 <= op.attrs.pad_value <= 127:
         raise _Refuse(f"pad value {op.attrs.pad_value} outside the int8 range")
@@ -364,21 +356,13 @@ def _split(g: Graph, op: Op) -> None:
 
 
 def _transpose(g: Graph, op: Op) -> None:
-    _arity(g, op, (2, 2))
-    x = g.tensors[op.inputs[0]]
-    (y,) = _outs(g, op)
-    _int8_act(g, op, x)
-    _int8_act(g, op, y)
+    x, y = _int8_io(g, op, (2, 2))
     _same_quant(x, y)
     _shape(y, tuple(x.shape[p] for p in op.attrs.perm))
 
 
 def _strided_slice(g: Graph, op: Op) -> None:
-    _arity(g, op, (4, 4))
-    x = g.tensors[op.inputs[0]]
-    (y,) = _outs(g, op)
-    _int8_act(g, op, x)
-    _int8_act(g, op, y)
+    x, y = _int8_io(g, op, (4, 4))
     _same_quant(x, y)
     a = op.attrs
     count = math.prod(max(0, -(-(e - b) // s)) for b, e, s in zip(a.begin, a.end, a.strides))
@@ -388,11 +372,7 @@ def _strided_slice(g: Graph, op: Op) -> None:
 
 
 def _resize(g: Graph, op: Op) -> None:
-    _arity(g, op, (2, 2))
-    x = g.tensors[op.inputs[0]]
-    (y,) = _outs(g, op)
-    _int8_act(g, op, x)
-    _int8_act(g, op, y)
+    x, y = _int8_io(g, op, (2, 2))
     _rank(x, 4)
     _rank(y, 4)
     if op.kind is OpKind.RESIZE_NEAREST_NEIGHBOR:

@@ -29,33 +29,21 @@ MCU_INLINE int8_t mcu_add_finish(int32_t raw, const int32_t *q) {
     return (int8_t)mcu_clamp_i32(out, q[MCU_ADD_ACT_MIN], q[MCU_ADD_ACT_MAX]);
 }
 
-/* sign is +1 for ADD, -1 for SUB. */
-MCU_INLINE void mcu_add_sub_s8(const int8_t *a, const int8_t *b,
-                               int8_t *out, const int32_t *dims, const int32_t *sa,
-                               const int32_t *sb, const int32_t *q, int sign) {
-    const int32_t n = dims[MCU_BCAST_DIMS - 1];
-    const int32_t ia = sa[MCU_BCAST_DIMS - 1], ib = sb[MCU_BCAST_DIMS - 1];
-    MCU_FOR_EACH_ROW(dims, sa, sb, oa, ob, oo, {
-        const int8_t *ra = a + oa;
-        const int8_t *rb = b + ob;
-        int8_t *ro = out + oo;
-        int32_t i;
-        for (i = 0; i < n; ++i) {
-            const int32_t x = mcu_add_scale_input(ra[i * ia], q[MCU_ADD_IN1_OFFSET], q[MCU_ADD_IN1_MULT],
-                                                  q[MCU_ADD_IN1_SHIFT]);
-            const int32_t y = mcu_add_scale_input(rb[i * ib], q[MCU_ADD_IN2_OFFSET], q[MCU_ADD_IN2_MULT],
-                                                  q[MCU_ADD_IN2_SHIFT]);
-            ro[i] = mcu_add_finish(sign > 0 ? x + y : x - y, q);
-        }
-    });
+/* One output element of ADD (sign +1) or SUB (sign -1) from the raw int8 inputs x, y. */
+MCU_INLINE int8_t mcu_add_sub_one(int32_t x, int32_t y, const int32_t *q, int sign) {
+    const int32_t sx = mcu_add_scale_input(x, q[MCU_ADD_IN1_OFFSET], q[MCU_ADD_IN1_MULT],
+                                           q[MCU_ADD_IN1_SHIFT]);
+    const int32_t sy = mcu_add_scale_input(y, q[MCU_ADD_IN2_OFFSET], q[MCU_ADD_IN2_MULT],
+                                           q[MCU_ADD_IN2_SHIFT]);
+    return mcu_add_finish(sign > 0 ? sx + sy : sx - sy, q);
 }
 
 MCU_KERNEL void mcu_add_s8(const int8_t *a, const int8_t *b, int8_t *out, const int32_t *dims,
                            const int32_t *sa, const int32_t *sb, const int32_t *q) {
-    mcu_add_sub_s8(a, b, out, dims, sa, sb, q, 1);
+    MCU_BCAST_MAP_S8(a, b, out, dims, sa, sb, x, y, mcu_add_sub_one(x, y, q, 1));
 }
 
 MCU_KERNEL void mcu_sub_s8(const int8_t *a, const int8_t *b, int8_t *out, const int32_t *dims,
                            const int32_t *sa, const int32_t *sb, const int32_t *q) {
-    mcu_add_sub_s8(a, b, out, dims, sa, sb, q, -1);
+    MCU_BCAST_MAP_S8(a, b, out, dims, sa, sb, x, y, mcu_add_sub_one(x, y, q, -1));
 }

@@ -2,45 +2,81 @@
  * bit-exact with TFLite Micro's reference ConvPerChannel.
  *
  * Generation-time contract (tflite_converter/codegen/ops/conv2d.py):
- *   - weights are TFLite's [Cout][kh][kw][Cin] bytes (one row of K = kh*kw*Cin per channel,
- *     the order im2col gathers);
- *   - bias is always present and already holds bias[c] - zp_in * sum(w[c]) (the input zero
- *     point folded in), so the inner loops multiply raw int8 values; padded taps are filled
- *     with zp_in, which makes their contribution cancel exactly as TFLite's "skip the taps
- *     outside the image" does;
- *   - mult/shift hold one entry per channel when per_channel is 1, else one entry.
+ *   - weights are packed for the core (mcu_matmul_s8.h): rows of K = kh*kw*Cin in TFLite's
+ *     [kh][kw][Cin] order (the order im2col gathers), zero-padded to a multiple of 4, in
+ *     blocks of MCU_MM_RB rows;
+ *   - rq holds {bias, multiplier, shift} per output channel; the bias already includes
+ *     -zp_in * sum(w[c]) (the input zero point folded in), so the inner loops multiply raw
+ *     values, and padded taps hold zp_in so their contribution cancels exactly as TFLite's
+ *     "skip the taps outside the image" does;
+ *   - fast is 1 when the generator proved the fast requantisation exact for every channel
+ *     (rq's shift is then the right shift), else 0 (TFLite's shift, generic arithmetic).
  *
- * Scratch (opspec.py conv2d_scratch) of the kxk kernel: two columns of K int16 (4*K bytes).
- * The portable build uses the first 2*K bytes as int8 columns; the DSP build gathers int8
- * into the upper half of each int16 column and widens it in place. The 1x1 kernel needs none.
+ * Both kernels work on blocks of MCU_MM_NP output pixels whose inputs are widened once into
+ * int16 columns in the scratch (opspec.py conv2d_scratch: MCU_MM_NP * K4 int16, plus K int8
+ * for the kxk gather), then multiplied by every weight row. The last block of an image with
+ * at least MCU_MM_NP pixels overlaps the previous one (it recomputes and rewrites the same
+ * bytes) instead of needing a narrower variant of the core.
  */
 #include "mcu_common.h"
 #include "mcu_matmul_s8.h"
 
-/* Pointwise convolution without padding: every output pixel is one input pixel's Cin values
- * times the weight matrix, so the input is read straight from the arena (no im2col, no
- * scratch). Any stride. */
-MCU_KERNEL void mcu_conv2d_1x1_s8(const int8_t *input, int in_w, int in_c, int stride_h,
-                                  int stride_w, const int8_t *weights, const int32_t *bias,
-                                  const int32_t *mult, const int32_t *shift, int per_channel,
-                                  int8_t *output, int out_h, int out_w, int out_c,
-                                  int32_t out_zp, int32_t act_min, int32_t act_max) {
-    const int n_pix = out_h * out_w;
-    int p = 0;
-    for (; p < (n_pix & ~1); p += 2) {
-        const int y0 = p / out_w, x0 = p - y0 * out_w;
-        const int y1 = (p + 1) / out_w, x1 = (p + 1) - y1 * out_w;
-        const int8_t *in0 = input + ((size_t)(y0 * stride_h) * in_w + (size_t)(x0 * stride_w)) * in_c;
-        const int8_t *in1 = input + ((size_t)(y1 * stride_h) * in_w + (size_t)(x1 * stride_w)) * in_c;
-        mcu_matmul_s8_2col_raw(in0, in1, in_c, weights, bias, mult, shift, per_channel, out_c,
-                               output + (size_t)p * out_c, output + (size_t)(p + 1) * out_c,
-                               out_zp, act_min, act_max);
+/* The pixel blocks of an image of n_pix pixels: start of block b and its width. */
+MCU_INLINE int mcu_block_start(int p, int n_pix, int np) {
+    return p + np <= n_pix ? p : n_pix - np;
+}
+
+/* Output pixels [p0, p0 + np) of a 1x1 convolution without padding. */
+MCU_INLINE void mcu_conv1x1_block(const int8_t *input, int in_w, int in_c, int stride_h,
+                                  int stride_w, const int8_t *wpk, const int32_t *rq,
+                                  int fast, int8_t *output, int out_w, int out_c,
+                                  int32_t out_zp, int32_t act_min, int32_t act_max,
+                                  int16_t *col, int p0, int np) {
+    for (int j = 0; j < np; ++j) {
+        const int p = p0 + j;
+        const int y = p / out_w, x = p - y * out_w;
+        mcu_col_put_s8(input + ((size_t)(y * stride_h) * in_w + (size_t)(x * stride_w)) * in_c,
+                       in_c, col, np, j);
     }
-    if (p < n_pix) {
-        const int y0 = p / out_w, x0 = p - y0 * out_w;
-        const int8_t *in0 = input + ((size_t)(y0 * stride_h) * in_w + (size_t)(x0 * stride_w)) * in_c;
-        mcu_matmul_s8_1col_raw(in0, in_c, weights, bias, mult, shift, per_channel, out_c,
-                               output + (size_t)p * out_c, out_zp, act_min, act_max);
+    mcu_mm_block(col, in_c, np, wpk, rq, out_c, fast, output + (size_t)p0 * out_c, out_c,
+                 out_zp, act_min, act_max);
+}
+
+MCU_INLINE void mcu_conv1x1_body(const int8_t *input, int in_w, int in_c, int stride_h,
+                                 int stride_w, const int8_t *wpk, const int32_t *rq, int fast,
+                                 int8_t *output, int out_h, int out_w, int out_c,
+                                 int32_t out_zp, int32_t act_min, int32_t act_max,
+                                 int16_t *col) {
+    const int n_pix = out_h * out_w;
+    if (n_pix < MCU_MM_NP) {
+        for (int p = 0; p < n_pix; ++p) {
+            mcu_conv1x1_block(input, in_w, in_c, stride_h, stride_w, wpk, rq, fast, output,
+                              out_w, out_c, out_zp, act_min, act_max, col, p, 1);
+        }
+        return;
+    }
+    for (int p = 0; p < n_pix; p += MCU_MM_NP) {
+        mcu_conv1x1_block(input, in_w, in_c, stride_h, stride_w, wpk, rq, fast, output,
+                          out_w, out_c, out_zp, act_min, act_max, col,
+                          mcu_block_start(p, n_pix, MCU_MM_NP), MCU_MM_NP);
+    }
+}
+
+/* Pointwise convolution without padding, any stride: every output pixel is one input
+ * pixel's Cin values times the weight matrix (no im2col gather). Scratch: MCU_MM_NP * K4
+ * int16. */
+MCU_KERNEL void mcu_conv2d_1x1_s8(const int8_t *input, int in_w, int in_c, int stride_h,
+                                  int stride_w, const int8_t *wpk, const int32_t *rq, int fast,
+                                  int8_t *output, int out_h, int out_w, int out_c,
+                                  int32_t out_zp, int32_t act_min, int32_t act_max,
+                                  void *scratch) {
+    int16_t *col = (int16_t *)scratch;
+    if (fast) {
+        mcu_conv1x1_body(input, in_w, in_c, stride_h, stride_w, wpk, rq, 1, output, out_h,
+                         out_w, out_c, out_zp, act_min, act_max, col);
+    } else {
+        mcu_conv1x1_body(input, in_w, in_c, stride_h, stride_w, wpk, rq, 0, output, out_h,
+                         out_w, out_c, out_zp, act_min, act_max, col);
     }
 }
 
@@ -74,44 +110,67 @@ MCU_INLINE void mcu_im2col_s8(const int8_t *input, int in_h, int in_w, int in_c,
     }
 }
 
+typedef struct {
+    const int8_t *input;
+    int in_h, in_w, in_c, k_h, k_w, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left;
+    int8_t pad;
+    int out_w;
+} mcu_conv_geom_t;
+
+MCU_INLINE void mcu_conv_block(const mcu_conv_geom_t *g, const int8_t *wpk, const int32_t *rq,
+                               int fast, int8_t *output, int out_c, int32_t out_zp,
+                               int32_t act_min, int32_t act_max, int16_t *col, int8_t *gather,
+                               int p0, int np) {
+    const int K = g->k_h * g->k_w * g->in_c;
+    for (int j = 0; j < np; ++j) {
+        const int p = p0 + j;
+        const int y = p / g->out_w, x = p - y * g->out_w;
+        mcu_im2col_s8(g->input, g->in_h, g->in_w, g->in_c, g->k_h, g->k_w, g->dil_h, g->dil_w,
+                      y * g->stride_h - g->pad_top, x * g->stride_w - g->pad_left, g->pad,
+                      gather);
+        mcu_col_put_s8(gather, K, col, np, j);
+    }
+    mcu_mm_block(col, K, np, wpk, rq, out_c, fast, output + (size_t)p0 * out_c, out_c, out_zp,
+                 act_min, act_max);
+}
+
+MCU_INLINE void mcu_conv_body(const mcu_conv_geom_t *g, int n_pix, const int8_t *wpk,
+                              const int32_t *rq, int fast, int8_t *output, int out_c,
+                              int32_t out_zp, int32_t act_min, int32_t act_max, int16_t *col,
+                              int8_t *gather, int np) {
+    if (n_pix < MCU_MM_NP || np == 1) {
+        for (int p = 0; p < n_pix; ++p) {
+            mcu_conv_block(g, wpk, rq, fast, output, out_c, out_zp, act_min, act_max, col,
+                           gather, p, 1);
+        }
+        return;
+    }
+    for (int p = 0; p < n_pix; p += MCU_MM_NP) {
+        mcu_conv_block(g, wpk, rq, fast, output, out_c, out_zp, act_min, act_max, col, gather,
+                       mcu_block_start(p, n_pix, MCU_MM_NP), MCU_MM_NP);
+    }
+}
+
 /* General convolution: any kernel size, stride, dilation and explicit padding (pad_top /
- * pad_left; bottom and right follow from the output size). Two output pixels at a time are
- * gathered into the scratch columns and multiplied by all weight rows. */
+ * pad_left; bottom and right follow from the output size). np is MCU_MM_NP or 1 (pixels per
+ * block, opspec.conv2d_pixel_block: 1 where the columns would raise the arena). Scratch:
+ * np * K4 int16 columns followed by K int8 for the gather of one pixel. */
 MCU_KERNEL void mcu_conv2d_s8(const int8_t *input, int in_h, int in_w, int in_c, int k_h,
                               int k_w, int stride_h, int stride_w, int dil_h, int dil_w,
-                              int pad_top, int pad_left, int32_t in_zp, const int8_t *weights,
-                              const int32_t *bias, const int32_t *mult, const int32_t *shift,
-                              int per_channel, int8_t *output, int out_h, int out_w, int out_c,
-                              int32_t out_zp, int32_t act_min, int32_t act_max, void *scratch) {
-    const int K = k_h * k_w * in_c;
-    const int n_pix = out_h * out_w;
-    mcu_col_t *col0 = (mcu_col_t *)scratch;
-    mcu_col_t *col1 = col0 + K;
-    /* where each column's int8 gather goes: in place for the portable build, in the upper
-     * half of the int16 column for the DSP build (widened in place afterwards) */
-    int8_t *raw0 = (int8_t *)col0 + (sizeof(mcu_col_t) - 1) * (size_t)K;
-    int8_t *raw1 = (int8_t *)col1 + (sizeof(mcu_col_t) - 1) * (size_t)K;
-    const int8_t pad = (int8_t)in_zp;
-    int p = 0;
-    for (; p < (n_pix & ~1); p += 2) {
-        const int y0 = p / out_w, x0 = p - y0 * out_w;
-        const int y1 = (p + 1) / out_w, x1 = (p + 1) - y1 * out_w;
-        mcu_im2col_s8(input, in_h, in_w, in_c, k_h, k_w, dil_h, dil_w, y0 * stride_h - pad_top,
-                      x0 * stride_w - pad_left, pad, raw0);
-        mcu_im2col_s8(input, in_h, in_w, in_c, k_h, k_w, dil_h, dil_w, y1 * stride_h - pad_top,
-                      x1 * stride_w - pad_left, pad, raw1);
-        mcu_expand_s8(raw0, col0, K);
-        mcu_expand_s8(raw1, col1, K);
-        mcu_matmul_s8_2col(col0, col1, K, weights, bias, mult, shift, per_channel, out_c,
-                           output + (size_t)p * out_c, output + (size_t)(p + 1) * out_c, out_zp,
-                           act_min, act_max);
-    }
-    if (p < n_pix) {
-        const int y0 = p / out_w, x0 = p - y0 * out_w;
-        mcu_im2col_s8(input, in_h, in_w, in_c, k_h, k_w, dil_h, dil_w, y0 * stride_h - pad_top,
-                      x0 * stride_w - pad_left, pad, raw0);
-        mcu_expand_s8(raw0, col0, K);
-        mcu_matmul_s8_1col(col0, K, weights, bias, mult, shift, per_channel, out_c,
-                           output + (size_t)p * out_c, out_zp, act_min, act_max);
+                              int pad_top, int pad_left, int32_t in_zp, const int8_t *wpk,
+                              const int32_t *rq, int fast, int8_t *output, int out_h, int out_w,
+                              int out_c, int32_t out_zp, int32_t act_min, int32_t act_max,
+                              int np, void *scratch) {
+    const int K4 = (k_h * k_w * in_c + 3) & ~3;
+    int16_t *col = (int16_t *)scratch;
+    int8_t *gather = (int8_t *)(col + (np == 1 ? 1 : MCU_MM_NP) * K4);
+    const mcu_conv_geom_t g = {input, in_h, in_w, in_c, k_h, k_w, stride_h, stride_w,
+                               dil_h, dil_w, pad_top, pad_left, (int8_t)in_zp, out_w};
+    if (fast) {
+        mcu_conv_body(&g, out_h * out_w, wpk, rq, 1, output, out_c, out_zp, act_min, act_max,
+                      col, gather, np);
+    } else {
+        mcu_conv_body(&g, out_h * out_w, wpk, rq, 0, output, out_c, out_zp, act_min, act_max,
+                      col, gather, np);
     }
 }

@@ -1,14 +1,28 @@
-/* Strided N-d byte copy: the data movement of TRANSPOSE, STRIDED_SLICE, SPLIT,
- * CONCATENATION and PAD / PADV2 (the interior), for 8-bit tensors.
+/* The engine's copy kernel: every op that only moves bytes.
  *
- * The generator describes the copy as MCU_COPY_DIMS sizes with a source and a destination
- * element stride per dimension (strides may be negative for reversed slices), merging
- * dimensions that are contiguous in both. When the innermost dimension is contiguous in both
- * tensors a row is one memcpy. None of these ops reads and writes the same bytes (the planner
- * never places them in place), so memcpy is safe. */
+ * mcu_copy_nd_8: strided N-d byte copy, the data movement of TRANSPOSE, STRIDED_SLICE, SPLIT,
+ * CONCATENATION and PAD / PADV2 (the interior), for 8-bit tensors. The generator describes
+ * the copy as MCU_COPY_DIMS sizes with a source and a destination element stride per
+ * dimension (strides may be negative for reversed slices), merging dimensions that are
+ * contiguous in both. When the innermost dimension is contiguous in both tensors a row is one
+ * memcpy. None of these ops reads and writes the same bytes (the planner never places them
+ * in place), so memcpy is safe.
+ *
+ * mcu_copy_8: one contiguous block, the RESHAPE / SQUEEZE / EXPAND_DIMS whose output the plan
+ * did not alias to its input (normally it does, and nothing is emitted). It takes no stride
+ * arrays (no Flash beyond the call), and uses memmove: the planner may pack the two ranges
+ * so that they overlap.
+ *
+ * mcu_fill_8: the PAD / PADV2 border. */
 #include "mcu_common.h"
 
 #define MCU_COPY_DIMS 6
+
+MCU_KERNEL void mcu_copy_8(const void *src, void *dst, size_t bytes) {
+    if (src != dst) {
+        memmove(dst, src, bytes);
+    }
+}
 
 MCU_KERNEL void mcu_copy_nd_8(const void *src, void *dst, const int32_t *dims,
                               const int32_t *src_strides, const int32_t *dst_strides) {
@@ -43,7 +57,7 @@ MCU_KERNEL void mcu_copy_nd_8(const void *src, void *dst, const int32_t *dims,
     }
 }
 
-/* PAD / PADV2 border: fill the whole output with the pad value first. */
+/* PAD / PADV2 border: fill the whole output with the pad value first (then copy the interior). */
 MCU_KERNEL void mcu_fill_8(void *dst, int32_t value, size_t bytes) {
     memset(dst, value & 0xff, bytes);
 }

@@ -8,15 +8,86 @@
  * tests. Because channel c's input bytes are in the plane before any output of channel c is
  * written, the same kernel runs in place when the planner gives the output the input's
  * arena offset (depth multiplier 1: output channel c only overwrites bytes of input
- * channel c).
+ * channel c). With a single input channel (micro_speech, person_detect's first layer) the
+ * input already is a plane; the copy adds the padding so the same branch-free loops apply.
+ *
+ * Per output channel the work is: requantisation constants computed once (mcu_dw_rq), then
+ * one of the plane loops below, chosen by kernel size and stride:
+ *   - 3x3 stride 1 and 3x3 stride 2: nine weights in registers, two outputs per iteration
+ *     sharing every loaded input word (DSP: SXTB16 + SMLAD / SMLABB);
+ *   - any other kernel without dilation, stride 1 or 2 (5x5, 7x7, micro_speech's 10x8), DSP
+ *     build: taps in groups of four (the weight rows are zero-padded to a multiple of four),
+ *     two outputs per iteration from one word per group;
+ *   - anything else: a plain tap loop (literal 5x5 / 7x7 so the compiler unrolls it).
  *
  * Generation-time contract (tflite_converter/codegen/ops/depthwise_conv2d.py):
- *   - weights re-ordered to [Cout][kh*kw] (each channel's taps contiguous);
+ *   - weights re-ordered to [Cout][k_h][MCU_DW_ROW(k_w)]: each channel's taps contiguous,
+ *     each kernel row zero-padded to a multiple of 4 taps;
  *   - bias always present, bias[c] - zp_in * sum(w[c]) (padded taps hold zp_in and cancel);
+ *   - requantisation multipliers are >= 0 (TFLite's QuantizeMultiplier gives 0 or a value
+ *     in [2^30, 2^31)), which mcu_dw_rq relies on;
  *   - scratch: plane_h * plane_w bytes, plane_h = (out_h-1)*stride_h + (k_h-1)*dil_h + 1
- *     (likewise plane_w): opspec.py depthwise_plane_bytes.
+ *     (likewise plane_w): opspec.py depthwise_inplace_scratch_bytes. No loop reads past it.
  */
 #include "mcu_common.h"
+
+/* Taps per stored kernel row: k_w rounded up to a multiple of 4 (zero weights). */
+#define MCU_DW_ROW(k_w) (((k_w) + 3) & ~3)
+/* Packed weight pairs the grouped DSP loop keeps on the stack: k_h * MCU_DW_ROW(k_w) / 2
+ * up to this (a 16x16 kernel); larger kernels take the plain loop. */
+#define MCU_DW_MAX_PAIRS 128
+
+/* ---------------------------------------------------------------------------------------
+ * Requantisation with per-channel constants.
+ *
+ * TFLite computes RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(acc, m), e) for a
+ * right shift e = -shift >= 1. With m >= 0 the saturating case (INT32_MIN * INT32_MIN)
+ * cannot happen, and both roundings collapse into one 64-bit add and shift:
+ *   SRDHM(acc, m)        = floor((acc*m + 2^30) / 2^31)                 (for either sign)
+ *   RDBPOT(s, e)         = floor((s + 2^(e-1) - [s < 0]) / 2^e)
+ * and nested floors of divisions by powers of two compose, so
+ *   result = floor((acc*m + 2^30 + 2^(30+e) - [acc < 0]*2^31) / 2^(31+e)).
+ * ([s < 0] may be replaced by [acc < 0]: they differ only when -2^30 <= acc*m < 0, where
+ * s = 0 and both give 0.) The constant is chosen by the accumulator's sign, the sum is one
+ * SMLAL, and the division is the high word shifted right by e-1. Channels with shift >= 0
+ * (a left shift, rare in depthwise layers) use mcu_requantize_s8. */
+typedef struct {
+    int32_t mult;
+    int32_t high_shift; /* e - 1 */
+    int64_t round_pos;  /* 2^30 + 2^(30+e) */
+    int64_t round_neg;  /* the same minus 2^31 */
+} mcu_dw_rq;
+
+MCU_INLINE mcu_dw_rq mcu_dw_rq_make(int32_t mult, int32_t shift) {
+    const int e = -shift; /* callers ensure shift <= -1 */
+    mcu_dw_rq r;
+    r.mult = mult;
+    r.high_shift = e - 1;
+    r.round_pos = ((int64_t)1 << 30) + ((int64_t)1 << (30 + e));
+    r.round_neg = r.round_pos - ((int64_t)1 << 31);
+    return r;
+}
+
+MCU_INLINE int8_t mcu_dw_rq_apply(int32_t acc, mcu_dw_rq r, int32_t out_zp, int32_t act_min,
+                                  int32_t act_max) {
+    const int64_t t = (int64_t)acc * r.mult + (acc < 0 ? r.round_neg : r.round_pos);
+    const int32_t v = ((int32_t)(t >> 32) >> r.high_shift) + out_zp;
+    return (int8_t)mcu_clamp_i32(v, act_min, act_max);
+}
+
+#if MCU_USE_DSP
+/* High halfword of `top`, low halfword of `bottom` (PKHTB). */
+MCU_INLINE uint32_t mcu_dw_pkhtb(uint32_t top, uint32_t bottom) {
+    /* gcc 12 makes AND + UXTH + ORR of the C expression; ACLE has no PKH intrinsic */
+    uint32_t r;
+    __asm__("pkhtb %0, %1, %2" : "=r"(r) : "r"(top), "r"(bottom));
+    return r;
+}
+/* acc + lo(a)*hi(b) + hi(a)*lo(b) (SMLADX). */
+MCU_INLINE int32_t mcu_dw_smladx(uint32_t a, uint32_t b, int32_t acc) {
+    return __smladx((int16x2_t)a, (int16x2_t)b, acc);
+}
+#endif
 
 /* Copy input channel c into the padded plane. */
 MCU_INLINE void mcu_dw_fill_plane(const int8_t *input, int in_h, int in_w, int in_c, int c,
@@ -39,18 +110,22 @@ MCU_INLINE void mcu_dw_fill_plane(const int8_t *input, int in_h, int in_w, int i
         }
         const int8_t *src = input + ((size_t)iy * in_w + (size_t)(c_lo - pad_left)) * in_c + c;
         int x = c_lo;
-        const int whole_end = c_lo + ((c_hi - c_lo) & ~3);
-        for (; x < whole_end; x += 4) {
-            const int8_t v0 = src[0], v1 = src[in_c], v2 = src[2 * in_c], v3 = src[3 * in_c];
-            dst[x] = v0;
-            dst[x + 1] = v1;
-            dst[x + 2] = v2;
-            dst[x + 3] = v3;
-            src += 4 * in_c;
-        }
-        for (; x < c_hi; ++x) {
-            dst[x] = *src;
-            src += in_c;
+        if (in_c == 1) {
+            memcpy(dst + x, src, (size_t)(c_hi - c_lo));
+        } else {
+            const int whole_end = c_lo + ((c_hi - c_lo) & ~3);
+            for (; x < whole_end; x += 4) {
+                const int8_t v0 = src[0], v1 = src[in_c], v2 = src[2 * in_c], v3 = src[3 * in_c];
+                dst[x] = v0;
+                dst[x + 1] = v1;
+                dst[x + 2] = v2;
+                dst[x + 3] = v3;
+                src += 4 * in_c;
+            }
+            for (; x < c_hi; ++x) {
+                dst[x] = *src;
+                src += in_c;
+            }
         }
         if (c_hi < plane_w) {
             memset(dst + c_hi, pad, (size_t)(plane_w - c_hi));
@@ -58,89 +133,288 @@ MCU_INLINE void mcu_dw_fill_plane(const int8_t *input, int in_h, int in_w, int i
     }
 }
 
-/* 3x3, no dilation, any stride: the nine weights live in registers. */
-MCU_INLINE void mcu_dw_plane_3x3(const int8_t *plane, int plane_w, const int8_t *w,
-                                 int32_t bias, int32_t mult, int32_t shift, int stride_h,
-                                 int stride_w, int8_t *out, int out_h, int out_w, int out_step,
-                                 int32_t out_zp, int32_t act_min, int32_t act_max) {
-    const int32_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4], w5 = w[5], w6 = w[6],
-                  w7 = w[7], w8 = w[8];
+/* 3x3, no dilation, stride 1. w: the channel's rows of MCU_DW_ROW(3) = 4 taps. */
+MCU_INLINE void mcu_dw_plane_3x3_s1(const int8_t *plane, int plane_w, const int8_t *w,
+                                    int32_t bias, mcu_dw_rq rq, int8_t *out, int out_h,
+                                    int out_w, int out_step, int32_t out_zp, int32_t act_min,
+                                    int32_t act_max) {
+    const int32_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[4], w4 = w[5], w5 = w[6], w6 = w[8],
+                  w7 = w[9], w8 = w[10];
 #if MCU_USE_DSP
     /* (w0, w2) pairs for SMLAD against SXTB16's (x0, x2) / (x1, x3) halves of one word */
     const uint32_t p0 = mcu_pack16(w0, w2), p1 = mcu_pack16(w3, w5), p2 = mcu_pack16(w6, w8);
 #endif
     for (int oy = 0; oy < out_h; ++oy) {
-        const int8_t *r0 = plane + (size_t)(oy * stride_h) * plane_w;
+        const int8_t *r0 = plane + (size_t)oy * plane_w;
         int8_t *o = out + (size_t)oy * out_w * out_step;
         int ox = 0;
 #if MCU_USE_DSP
-        if (stride_w == 1) {
-            /* two neighbouring outputs from one word per row: A = x0..x2, B = x1..x3 */
-            for (; ox < (out_w & ~1); ox += 2) {
-                const int8_t *r = r0 + ox;
-                int32_t a = bias, b = bias;
-                uint32_t v = mcu_read_u32(r);
-                uint32_t e = mcu_sxtb16(v), d = mcu_sxtb16_ror8(v);
-                a = mcu_smlad(p0, e, a);
-                a = __smlabb(w1, (int32_t)d, a);
-                b = mcu_smlad(p0, d, b);
-                b = __smlabt(w1, (int32_t)e, b);
-                v = mcu_read_u32(r + plane_w);
-                e = mcu_sxtb16(v);
-                d = mcu_sxtb16_ror8(v);
-                a = mcu_smlad(p1, e, a);
-                a = __smlabb(w4, (int32_t)d, a);
-                b = mcu_smlad(p1, d, b);
-                b = __smlabt(w4, (int32_t)e, b);
-                v = mcu_read_u32(r + 2 * plane_w);
-                e = mcu_sxtb16(v);
-                d = mcu_sxtb16_ror8(v);
-                a = mcu_smlad(p2, e, a);
-                a = __smlabb(w7, (int32_t)d, a);
-                b = mcu_smlad(p2, d, b);
-                b = __smlabt(w7, (int32_t)e, b);
-                o[0] = mcu_requantize_s8(a, mult, shift, out_zp, act_min, act_max);
-                o[out_step] = mcu_requantize_s8(b, mult, shift, out_zp, act_min, act_max);
-                o += 2 * out_step;
-            }
+        /* two neighbouring outputs from one word per row: A = x0..x2, B = x1..x3 (the word
+         * of the last pair ends at x[out_w], inside the plane's out_w + 2 columns) */
+        for (; ox < (out_w & ~1); ox += 2) {
+            const int8_t *r = r0 + ox;
+            int32_t a = bias, b = bias;
+            uint32_t v = mcu_read_u32(r);
+            uint32_t e = mcu_sxtb16(v), d = mcu_sxtb16_ror8(v);
+            a = mcu_smlad(p0, e, a);
+            a = __smlabb(w1, (int32_t)d, a);
+            b = mcu_smlad(p0, d, b);
+            b = __smlabt(w1, (int32_t)e, b);
+            v = mcu_read_u32(r + plane_w);
+            e = mcu_sxtb16(v);
+            d = mcu_sxtb16_ror8(v);
+            a = mcu_smlad(p1, e, a);
+            a = __smlabb(w4, (int32_t)d, a);
+            b = mcu_smlad(p1, d, b);
+            b = __smlabt(w4, (int32_t)e, b);
+            v = mcu_read_u32(r + 2 * plane_w);
+            e = mcu_sxtb16(v);
+            d = mcu_sxtb16_ror8(v);
+            a = mcu_smlad(p2, e, a);
+            a = __smlabb(w7, (int32_t)d, a);
+            b = mcu_smlad(p2, d, b);
+            b = __smlabt(w7, (int32_t)e, b);
+            o[0] = mcu_dw_rq_apply(a, rq, out_zp, act_min, act_max);
+            o[out_step] = mcu_dw_rq_apply(b, rq, out_zp, act_min, act_max);
+            o += 2 * out_step;
         }
 #endif
         for (; ox < out_w; ++ox) {
-            const int8_t *r = r0 + (size_t)ox * stride_w;
+            const int8_t *r = r0 + ox;
             const int8_t *s = r + plane_w, *t = s + plane_w;
             int32_t acc = bias + w0 * r[0] + w1 * r[1] + w2 * r[2];
             acc += w3 * s[0] + w4 * s[1] + w5 * s[2];
             acc += w6 * t[0] + w7 * t[1] + w8 * t[2];
-            *o = mcu_requantize_s8(acc, mult, shift, out_zp, act_min, act_max);
+            *o = mcu_dw_rq_apply(acc, rq, out_zp, act_min, act_max);
             o += out_step;
         }
     }
 }
 
-/* Any kernel size and dilation. Called with literal k_h/k_w for 5x5 and 7x7 so that the
- * compiler can unroll the tap loops. */
+/* 3x3, no dilation, stride 2. */
+MCU_INLINE void mcu_dw_plane_3x3_s2(const int8_t *plane, int plane_w, const int8_t *w,
+                                    int32_t bias, mcu_dw_rq rq, int8_t *out, int out_h,
+                                    int out_w, int out_step, int32_t out_zp, int32_t act_min,
+                                    int32_t act_max) {
+    const int32_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[4], w4 = w[5], w5 = w[6], w6 = w[8],
+                  w7 = w[9], w8 = w[10];
+#if MCU_USE_DSP
+    const uint32_t p0 = mcu_pack16(w0, w2), p1 = mcu_pack16(w3, w5), p2 = mcu_pack16(w6, w8);
+#endif
+    for (int oy = 0; oy < out_h; ++oy) {
+        const int8_t *r0 = plane + (size_t)(2 * oy) * plane_w;
+        int8_t *o = out + (size_t)oy * out_w * out_step;
+        int ox = 0;
+#if MCU_USE_DSP
+        /* A = x0..x2, B = x2..x4: one word (x0..x3) and one byte (x4) per row; the last
+         * pair's byte is x[2*out_w], the plane's last column (2*out_w + 1 columns) */
+        for (; ox < (out_w & ~1); ox += 2) {
+            const int8_t *r = r0 + 2 * ox;
+            int32_t a = bias, b = bias;
+            uint32_t v = mcu_read_u32(r);
+            uint32_t e = mcu_sxtb16(v), d = mcu_sxtb16_ror8(v);
+            a = mcu_smlad(p0, e, a);
+            a = __smlabb(w1, (int32_t)d, a);
+            b = __smlabt(w0, (int32_t)e, b);
+            b = __smlabt(w1, (int32_t)d, b);
+            b += w2 * r[4];
+            v = mcu_read_u32(r + plane_w);
+            e = mcu_sxtb16(v);
+            d = mcu_sxtb16_ror8(v);
+            a = mcu_smlad(p1, e, a);
+            a = __smlabb(w4, (int32_t)d, a);
+            b = __smlabt(w3, (int32_t)e, b);
+            b = __smlabt(w4, (int32_t)d, b);
+            b += w5 * r[plane_w + 4];
+            v = mcu_read_u32(r + 2 * plane_w);
+            e = mcu_sxtb16(v);
+            d = mcu_sxtb16_ror8(v);
+            a = mcu_smlad(p2, e, a);
+            a = __smlabb(w7, (int32_t)d, a);
+            b = __smlabt(w6, (int32_t)e, b);
+            b = __smlabt(w7, (int32_t)d, b);
+            b += w8 * r[2 * plane_w + 4];
+            o[0] = mcu_dw_rq_apply(a, rq, out_zp, act_min, act_max);
+            o[out_step] = mcu_dw_rq_apply(b, rq, out_zp, act_min, act_max);
+            o += 2 * out_step;
+        }
+#endif
+        for (; ox < out_w; ++ox) {
+            const int8_t *r = r0 + 2 * ox;
+            const int8_t *s = r + plane_w, *t = s + plane_w;
+            int32_t acc = bias + w0 * r[0] + w1 * r[1] + w2 * r[2];
+            acc += w3 * s[0] + w4 * s[1] + w5 * s[2];
+            acc += w6 * t[0] + w7 * t[1] + w8 * t[2];
+            *o = mcu_dw_rq_apply(acc, rq, out_zp, act_min, act_max);
+            o += out_step;
+        }
+    }
+}
+
+/* One output from the plane, taps k_h x k_w (dilated), rows stored MCU_DW_ROW(k_w) apart. */
+MCU_INLINE int32_t mcu_dw_plane_dot(const int8_t *r, int plane_w, const int8_t *w, int k_h,
+                                    int k_w, int dil_h, int dil_w, int32_t acc) {
+    for (int ky = 0; ky < k_h; ++ky) {
+        const int8_t *row = r + (size_t)(ky * dil_h) * plane_w;
+        const int8_t *wk = w + ky * MCU_DW_ROW(k_w);
+        for (int kx = 0; kx < k_w; ++kx) {
+            acc += (int32_t)wk[kx] * (int32_t)row[kx * dil_w];
+        }
+    }
+    return acc;
+}
+
+/* Any kernel size, stride and dilation. Called with literal k_h/k_w for 5x5 and 7x7 so that
+ * the compiler can unroll the tap loops. `fast`: rq is valid (shift < 0); otherwise
+ * mcu_requantize_s8 with (mult, shift). */
 MCU_INLINE void mcu_dw_plane_generic(const int8_t *plane, int plane_w, const int8_t *w,
                                      int k_h, int k_w, int dil_h, int dil_w, int32_t bias,
-                                     int32_t mult, int32_t shift, int stride_h, int stride_w,
-                                     int8_t *out, int out_h, int out_w, int out_step,
-                                     int32_t out_zp, int32_t act_min, int32_t act_max) {
+                                     int fast, mcu_dw_rq rq, int32_t mult, int32_t shift,
+                                     int stride_h, int stride_w, int8_t *out, int out_h,
+                                     int out_w, int out_step, int32_t out_zp, int32_t act_min,
+                                     int32_t act_max) {
     for (int oy = 0; oy < out_h; ++oy) {
         const int8_t *r0 = plane + (size_t)(oy * stride_h) * plane_w;
         int8_t *o = out + (size_t)oy * out_w * out_step;
         for (int ox = 0; ox < out_w; ++ox) {
-            const int8_t *r = r0 + (size_t)ox * stride_w;
-            int32_t acc = bias;
-            const int8_t *wk = w;
-            for (int ky = 0; ky < k_h; ++ky) {
-                const int8_t *row = r + (size_t)(ky * dil_h) * plane_w;
-                for (int kx = 0; kx < k_w; ++kx) {
-                    acc += (int32_t)wk[kx] * (int32_t)row[kx * dil_w];
-                }
-                wk += k_w;
-            }
-            *o = mcu_requantize_s8(acc, mult, shift, out_zp, act_min, act_max);
+            const int32_t acc = mcu_dw_plane_dot(r0 + (size_t)ox * stride_w, plane_w, w, k_h,
+                                                 k_w, dil_h, dil_w, bias);
+            *o = fast ? mcu_dw_rq_apply(acc, rq, out_zp, act_min, act_max)
+                      : mcu_requantize_s8(acc, mult, shift, out_zp, act_min, act_max);
             o += out_step;
         }
+    }
+}
+
+#if MCU_USE_DSP
+/* Any kernel without dilation, stride_w 1 or 2, DSP: each stored kernel row is groups of
+ * four taps t..t+3 against one input word x[t..t+3]; SXTB16 splits it into e = (x0, x2) and
+ * d = (x1, x3), the weights are pre-split the same way into pe = (w0, w2), po = (w1, w3).
+ * Output A (window at x) and output B (window at x + stride) come from the same words:
+ *   A += pe.e + po.d
+ *   stride 1: B += pe.d + po.(x2, x4)      stride 2: B += pe.(x2, x4) + po.(x3, x5)
+ * where (x2, x4) / (x3, x5) are PKHTB of this group's and the next group's halves, taken by
+ * SMLADX in swapped order. Padded taps have zero weights, so the bytes they read (up to four
+ * past the window, the next group's word) only need to exist: a pair is computed this way
+ * only where those bytes lie inside the plane, the rest by the plain tap loop. */
+MCU_INLINE void mcu_dw_plane_grouped(const int8_t *plane, int plane_bytes, int plane_w,
+                                     const int8_t *w, int k_h, int k_w, int32_t bias,
+                                     mcu_dw_rq rq, int stride_h, int stride_w, int8_t *out,
+                                     int out_h, int out_w, int out_step, int32_t out_zp,
+                                     int32_t act_min, int32_t act_max) {
+    const int row = MCU_DW_ROW(k_w), groups = row >> 2;
+    uint32_t wp[MCU_DW_MAX_PAIRS];
+    for (int i = 0; i < k_h * groups; ++i) {
+        const uint32_t v = mcu_read_u32(w + 4 * i);
+        wp[2 * i] = mcu_sxtb16(v);
+        wp[2 * i + 1] = mcu_sxtb16_ror8(v);
+    }
+    for (int oy = 0; oy < out_h; ++oy) {
+        const int8_t *r0 = plane + (size_t)(oy * stride_h) * plane_w;
+        int8_t *o = out + (size_t)oy * out_w * out_step;
+        /* bytes of the plane from the start of this window's last row on */
+        const int room = plane_bytes - (oy * stride_h + k_h - 1) * plane_w;
+        int ox = 0;
+        for (; ox + 1 < out_w && ox * stride_w + row + 4 <= room; ox += 2) {
+            const int8_t *r = r0 + ox * stride_w;
+            const uint32_t *wq = wp;
+            int32_t a = bias, b = bias;
+            for (int ky = 0; ky < k_h; ++ky) {
+                const int8_t *x = r + (size_t)ky * plane_w;
+                uint32_t v = mcu_read_u32(x);
+                uint32_t e = mcu_sxtb16(v), d = mcu_sxtb16_ror8(v);
+                for (int g = 0; g < groups; ++g) {
+                    v = mcu_read_u32(x + 4 * (g + 1));
+                    const uint32_t en = mcu_sxtb16(v), dn = mcu_sxtb16_ror8(v);
+                    const uint32_t pe = wq[0], po = wq[1];
+                    wq += 2;
+                    a = mcu_smlad(pe, e, a);
+                    a = mcu_smlad(po, d, a);
+                    if (stride_w == 1) {
+                        b = mcu_smlad(pe, d, b);
+                        b = mcu_dw_smladx(po, mcu_dw_pkhtb(e, en), b);
+                    } else {
+                        b = mcu_dw_smladx(pe, mcu_dw_pkhtb(e, en), b);
+                        b = mcu_dw_smladx(po, mcu_dw_pkhtb(d, dn), b);
+                    }
+                    e = en;
+                    d = dn;
+                }
+            }
+            o[0] = mcu_dw_rq_apply(a, rq, out_zp, act_min, act_max);
+            o[out_step] = mcu_dw_rq_apply(b, rq, out_zp, act_min, act_max);
+            o += 2 * out_step;
+        }
+        for (; ox < out_w; ++ox) {
+            const int32_t acc = mcu_dw_plane_dot(r0 + (size_t)ox * stride_w, plane_w, w, k_h,
+                                                 k_w, 1, 1, bias);
+            *o = mcu_dw_rq_apply(acc, rq, out_zp, act_min, act_max);
+            o += out_step;
+        }
+    }
+}
+#endif
+
+/* One output channel from the padded plane: picks the loop (see the top of the file). */
+MCU_INLINE void mcu_dw_channel(const int8_t *plane, int plane_h, int plane_w, const int8_t *w,
+                               int k_h, int k_w, int stride_h, int stride_w, int dil_h,
+                               int dil_w, int32_t bias_c, int32_t mult_c, int32_t shift_c,
+                               int8_t *out, int out_h, int out_w, int out_step, int32_t out_zp,
+                               int32_t act_min, int32_t act_max) {
+    const int fast = shift_c < 0;
+    const int undilated = dil_h == 1 && dil_w == 1;
+    const int k3 = fast && undilated && k_h == 3 && k_w == 3;
+    const mcu_dw_rq rq = mcu_dw_rq_make(mult_c, fast ? shift_c : -1);
+#if MCU_USE_DSP
+    const int ps = plane_h * plane_w;
+    const int grouped = fast && undilated && k_h * MCU_DW_ROW(k_w) / 2 <= MCU_DW_MAX_PAIRS;
+#else
+    (void)plane_h;
+#endif
+    /* a single output row (the band kernel) reads rows 0..k_h-1 whatever stride_h is */
+    if (k3 && stride_w == 1 && (stride_h == 1 || out_h == 1)) {
+        mcu_dw_plane_3x3_s1(plane, plane_w, w, bias_c, rq, out, out_h, out_w, out_step, out_zp,
+                            act_min, act_max);
+    } else if (k3 && stride_w == 2 && (stride_h == 2 || out_h == 1)) {
+        mcu_dw_plane_3x3_s2(plane, plane_w, w, bias_c, rq, out, out_h, out_w, out_step, out_zp,
+                            act_min, act_max);
+#if MCU_USE_DSP
+    } else if (grouped && k_h == k_w && (k_w == 5 || k_w == 7) &&
+               (stride_w == 1 || stride_w == 2)) {
+        /* MCUNet's kernels with literal sizes and stride: the group loops unroll and the
+         * stride test folds (a run-time stride_w in the inner loop costs ~2x) */
+        if (k_w == 5 && stride_w == 1) {
+            mcu_dw_plane_grouped(plane, ps, plane_w, w, 5, 5, bias_c, rq, stride_h, 1, out,
+                                 out_h, out_w, out_step, out_zp, act_min, act_max);
+        } else if (k_w == 5) {
+            mcu_dw_plane_grouped(plane, ps, plane_w, w, 5, 5, bias_c, rq, stride_h, 2, out,
+                                 out_h, out_w, out_step, out_zp, act_min, act_max);
+        } else if (stride_w == 1) {
+            mcu_dw_plane_grouped(plane, ps, plane_w, w, 7, 7, bias_c, rq, stride_h, 1, out,
+                                 out_h, out_w, out_step, out_zp, act_min, act_max);
+        } else {
+            mcu_dw_plane_grouped(plane, ps, plane_w, w, 7, 7, bias_c, rq, stride_h, 2, out,
+                                 out_h, out_w, out_step, out_zp, act_min, act_max);
+        }
+    } else if (grouped && stride_w == 2) {
+        mcu_dw_plane_grouped(plane, ps, plane_w, w, k_h, k_w, bias_c, rq, stride_h, 2, out,
+                             out_h, out_w, out_step, out_zp, act_min, act_max);
+    } else if (grouped && stride_w == 1) {
+        mcu_dw_plane_grouped(plane, ps, plane_w, w, k_h, k_w, bias_c, rq, stride_h, 1, out,
+                             out_h, out_w, out_step, out_zp, act_min, act_max);
+#endif
+    } else if (undilated && k_h == 5 && k_w == 5) {
+        mcu_dw_plane_generic(plane, plane_w, w, 5, 5, 1, 1, bias_c, fast, rq, mult_c, shift_c,
+                             stride_h, stride_w, out, out_h, out_w, out_step, out_zp, act_min,
+                             act_max);
+    } else if (undilated && k_h == 7 && k_w == 7) {
+        mcu_dw_plane_generic(plane, plane_w, w, 7, 7, 1, 1, bias_c, fast, rq, mult_c, shift_c,
+                             stride_h, stride_w, out, out_h, out_w, out_step, out_zp, act_min,
+                             act_max);
+    } else {
+        mcu_dw_plane_generic(plane, plane_w, w, k_h, k_w, dil_h, dil_w, bias_c, fast, rq, mult_c,
+                             shift_c, stride_h, stride_w, out, out_h, out_w, out_step, out_zp,
+                             act_min, act_max);
     }
 }
 
@@ -155,38 +429,53 @@ MCU_KERNEL void mcu_depthwise_conv2d_s8(const int8_t *input, int in_h, int in_w,
     const int out_c = in_c * depth_mult;
     const int plane_h = (out_h - 1) * stride_h + (k_h - 1) * dil_h + 1;
     const int plane_w = (out_w - 1) * stride_w + (k_w - 1) * dil_w + 1;
-    const int taps = k_h * k_w;
+    const int taps = k_h * MCU_DW_ROW(k_w);
     for (int c = 0; c < in_c; ++c) {
         mcu_dw_fill_plane(input, in_h, in_w, in_c, c, pad_top, pad_left, (int8_t)in_zp, plane,
                           plane_h, plane_w);
         for (int m = 0; m < depth_mult; ++m) {
             const int oc = c * depth_mult + m;
             const int q = per_channel ? oc : 0;
-            const int8_t *w = weights + (size_t)oc * taps;
-            int8_t *out = output + oc;
-            if (k_h == 3 && k_w == 3 && dil_h == 1 && dil_w == 1) {
-                mcu_dw_plane_3x3(plane, plane_w, w, bias[oc], mult[q], shift[q], stride_h,
-                                 stride_w, out, out_h, out_w, out_c, out_zp, act_min, act_max);
-            } else if (k_h == 5 && k_w == 5 && dil_h == 1 && dil_w == 1) {
-                mcu_dw_plane_generic(plane, plane_w, w, 5, 5, 1, 1, bias[oc], mult[q], shift[q],
-                                     stride_h, stride_w, out, out_h, out_w, out_c, out_zp,
-                                     act_min, act_max);
-            } else if (k_h == 7 && k_w == 7 && dil_h == 1 && dil_w == 1) {
-                mcu_dw_plane_generic(plane, plane_w, w, 7, 7, 1, 1, bias[oc], mult[q], shift[q],
-                                     stride_h, stride_w, out, out_h, out_w, out_c, out_zp,
-                                     act_min, act_max);
-            } else {
-                mcu_dw_plane_generic(plane, plane_w, w, k_h, k_w, dil_h, dil_w, bias[oc],
-                                     mult[q], shift[q], stride_h, stride_w, out, out_h, out_w,
-                                     out_c, out_zp, act_min, act_max);
-            }
+            mcu_dw_channel(plane, plane_h, plane_w, weights + (size_t)oc * taps, k_h, k_w,
+                           stride_h, stride_w, dil_h, dil_w, bias[oc], mult[q], shift[q],
+                           output + oc, out_h, out_w, out_c, out_zp, act_min, act_max);
+        }
+    }
+}
+
+/* A single input channel out of place (micro_speech's and person_detect's first layers):
+ * the input is one plane already, so only a band of it is padded at a time, the rows one
+ * output row reads: band = ((k_h-1)*dil_h + 1) x plane_w bytes of scratch
+ * (opspec.py depthwise_band_bytes), far less than the whole plane. */
+MCU_KERNEL void mcu_depthwise_conv2d_c1_s8(const int8_t *input, int in_h, int in_w,
+                                           int depth_mult, int k_h, int k_w, int stride_h,
+                                           int stride_w, int dil_h, int dil_w, int pad_top,
+                                           int pad_left, int32_t in_zp, const int8_t *weights,
+                                           const int32_t *bias, const int32_t *mult,
+                                           const int32_t *shift, int per_channel,
+                                           int8_t *output, int out_h, int out_w,
+                                           int32_t out_zp, int32_t act_min, int32_t act_max,
+                                           int8_t *band) {
+    const int band_h = (k_h - 1) * dil_h + 1;
+    const int plane_w = (out_w - 1) * stride_w + (k_w - 1) * dil_w + 1;
+    const int taps = k_h * MCU_DW_ROW(k_w);
+    for (int oy = 0; oy < out_h; ++oy) {
+        mcu_dw_fill_plane(input, in_h, in_w, 1, 0, pad_top - oy * stride_h, pad_left,
+                          (int8_t)in_zp, band, band_h, plane_w);
+        int8_t *row = output + (size_t)oy * out_w * depth_mult;
+        for (int m = 0; m < depth_mult; ++m) {
+            const int q = per_channel ? m : 0;
+            mcu_dw_channel(band, band_h, plane_w, weights + (size_t)m * taps, k_h, k_w, 1,
+                           stride_w, dil_h, dil_w, bias[m], mult[q], shift[q], row + m, 1,
+                           out_w, depth_mult, out_zp, act_min, act_max);
         }
     }
 }
 
 /* The same operation without a channel buffer, for when the planner keeps the output apart
- * from the input (input still needed later, depth multiplier > 1, batch > 1): output pixel by
- * pixel, taps outside the image read as zp_in (which the folded bias cancels). */
+ * from the input and allots no plane (input still needed later with several input
+ * channels, depth multiplier > 1): output pixel by pixel, taps outside the image read as
+ * zp_in (which the folded bias cancels). */
 MCU_KERNEL void mcu_depthwise_conv2d_direct_s8(
     const int8_t *input, int in_h, int in_w, int in_c, int depth_mult, int k_h, int k_w,
     int stride_h, int stride_w, int dil_h, int dil_w, int pad_top, int pad_left, int32_t in_zp,
@@ -194,7 +483,8 @@ MCU_KERNEL void mcu_depthwise_conv2d_direct_s8(
     int per_channel, int8_t *output, int out_h, int out_w, int32_t out_zp, int32_t act_min,
     int32_t act_max) {
     const int out_c = in_c * depth_mult;
-    const int taps = k_h * k_w;
+    const int row = MCU_DW_ROW(k_w);
+    const int taps = k_h * row;
     for (int oy = 0; oy < out_h; ++oy) {
         const int iy0 = oy * stride_h - pad_top;
         for (int ox = 0; ox < out_w; ++ox) {
@@ -219,11 +509,15 @@ MCU_KERNEL void mcu_depthwise_conv2d_direct_s8(
                         } else {
                             x = in_zp;
                         }
-                        acc += (int32_t)w[ky * k_w + kx] * x;
+                        acc += (int32_t)w[ky * row + kx] * x;
                     }
                 }
                 const int q = per_channel ? oc : 0;
-                out[oc] = mcu_requantize_s8(acc, mult[q], shift[q], out_zp, act_min, act_max);
+                out[oc] = shift[q] < 0
+                              ? mcu_dw_rq_apply(acc, mcu_dw_rq_make(mult[q], shift[q]), out_zp,
+                                                act_min, act_max)
+                              : mcu_requantize_s8(acc, mult[q], shift[q], out_zp, act_min,
+                                                  act_max);
             }
         }
     }

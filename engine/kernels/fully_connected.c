@@ -2,64 +2,101 @@
  * FullyConnectedPerChannel.
  *
  * Generation-time contract (tflite_converter/codegen/ops/fully_connected.py): weights are
- * [units][depth] int8 with zero point 0, bias is always present with the input zero point
- * folded in (bias[c] - zp_in * sum(w[c])), mult/shift have one entry per unit when
- * per_channel is 1, else one. No scratch: the input row is split into 16-bit halves on the
- * fly and shared by two weight rows per step.
+ * [units][depth] int8 with zero point 0, packed in blocks of MCU_FC_RB rows
+ * (mcu_matmul_s8.h layout: [depth4/4 groups][rows][4], zero padded); rq holds {bias,
+ * multiplier, shift} per unit with the input zero point folded into the bias
+ * (bias[c] - zp_in * sum(w[c])); fast as in conv2d.c. No scratch: each word of the input row
+ * is split into 16-bit halves once and shared by the MCU_FC_RB rows of a block.
  */
 #include "mcu_common.h"
+#include "mcu_matmul_s8.h"
 
-MCU_INLINE int32_t mcu_fc_tail(const int8_t *w, const int8_t *x, int n, int32_t acc) {
-    for (int i = 0; i < n; ++i) {
-        acc += (int32_t)w[i] * (int32_t)x[i];
+#define MCU_FC_RB 4
+
+/* Four input values as the halves the packed weights pair with (x0,x2) and (x1,x3). */
+MCU_INLINE void mcu_fc_split(const int8_t *x, int n, uint32_t *xe, uint32_t *xo) {
+    int8_t v[4] = {0, 0, 0, 0};
+    if (n >= 4) {
+        memcpy(v, x, 4);
+    } else {
+        for (int t = 0; t < n; ++t) {
+            v[t] = x[t];
+        }
     }
-    return acc;
+    const uint32_t w = mcu_read_u32(v);
+    *xe = mcu_sxtb16(w);
+    *xo = mcu_mm_sxtb16_hi(w);
+}
+
+MCU_INLINE int32_t mcu_fc_mac(const int8_t *pw, uint32_t xe, uint32_t xo, int32_t acc) {
+    const uint32_t w = mcu_read_u32(pw);
+    return mcu_smlad(mcu_mm_sxtb16_hi(w), xo, mcu_smlad(mcu_sxtb16(w), xe, acc));
+}
+
+/* `rows` (1..4, a literal at each call) packed rows against one input row. */
+MCU_INLINE void mcu_fc_block(const int8_t *MCU_RESTRICT x, int depth, const int8_t *pw,
+                             int rows, const int32_t *rq, int fast, int8_t *out,
+                             int32_t out_zp, int32_t act_min, int32_t act_max) {
+    int32_t a0 = rq[0], a1 = rows > 1 ? rq[3] : 0, a2 = rows > 2 ? rq[6] : 0;
+    int32_t a3 = rows > 3 ? rq[9] : 0;
+    for (int k = 0; k < depth; k += 4, pw += 4 * rows) {
+        uint32_t xe, xo;
+        mcu_fc_split(x + k, depth - k, &xe, &xo);
+        a0 = mcu_fc_mac(pw, xe, xo, a0);
+        if (rows > 1) {
+            a1 = mcu_fc_mac(pw + 4, xe, xo, a1);
+        }
+        if (rows > 2) {
+            a2 = mcu_fc_mac(pw + 8, xe, xo, a2);
+        }
+        if (rows > 3) {
+            a3 = mcu_fc_mac(pw + 12, xe, xo, a3);
+        }
+    }
+    const int32_t acc[4] = {a0, a1, a2, a3};
+    for (int r = 0; r < rows; ++r) {
+        const int32_t *e = rq + 3 * r;
+        const int32_t rnd = fast ? mcu_requant_rnd(e[2], out_zp) : 0;
+        out[r] = mcu_requant_entry(acc[r], e, rnd, fast, out_zp, act_min, act_max);
+    }
+}
+
+MCU_INLINE void mcu_fc_body(const int8_t *input, int batches, int depth, const int8_t *wpk,
+                            const int32_t *rq, int fast, int8_t *output, int units,
+                            int32_t out_zp, int32_t act_min, int32_t act_max) {
+    const int block_bytes = MCU_FC_RB * ((depth + 3) & ~3);
+    for (int b = 0; b < batches; ++b) {
+        const int8_t *x = input + (size_t)b * depth;
+        int8_t *out = output + (size_t)b * units;
+        const int8_t *pw = wpk;
+        int c = 0;
+        for (; c + MCU_FC_RB <= units; c += MCU_FC_RB, pw += block_bytes) {
+            mcu_fc_block(x, depth, pw, MCU_FC_RB, rq + 3 * c, fast, out + c, out_zp, act_min,
+                         act_max);
+        }
+        switch (units - c) {
+        case 3:
+            mcu_fc_block(x, depth, pw, 3, rq + 3 * c, fast, out + c, out_zp, act_min, act_max);
+            break;
+        case 2:
+            mcu_fc_block(x, depth, pw, 2, rq + 3 * c, fast, out + c, out_zp, act_min, act_max);
+            break;
+        case 1:
+            mcu_fc_block(x, depth, pw, 1, rq + 3 * c, fast, out + c, out_zp, act_min, act_max);
+            break;
+        default:
+            break;
+        }
+    }
 }
 
 MCU_KERNEL void mcu_fully_connected_s8(const int8_t *input, int batches, int depth,
-                                       const int8_t *weights, const int32_t *bias,
-                                       const int32_t *mult, const int32_t *shift,
-                                       int per_channel, int8_t *output, int units,
-                                       int32_t out_zp, int32_t act_min, int32_t act_max) {
-    for (int b = 0; b < batches; ++b) {
-        const int8_t *MCU_RESTRICT x = input + (size_t)b * depth;
-        int8_t *MCU_RESTRICT out = output + (size_t)b * units;
-        int c = 0;
-        for (; c < (units & ~1); c += 2) {
-            const int8_t *w0 = weights + (size_t)c * depth;
-            const int8_t *w1 = w0 + depth;
-            int32_t a0 = bias[c], a1 = bias[c + 1];
-            int k = 0;
-#if MCU_USE_DSP
-            for (; k < (depth & ~3); k += 4) {
-                const uint32_t xv = mcu_read_u32(x + k);
-                const uint32_t xe = mcu_sxtb16(xv), xo = mcu_sxtb16_ror8(xv);
-                const uint32_t wa = mcu_read_u32(w0 + k);
-                const uint32_t wb = mcu_read_u32(w1 + k);
-                a0 = mcu_smlad(mcu_sxtb16(wa), xe, a0);
-                a0 = mcu_smlad(mcu_sxtb16_ror8(wa), xo, a0);
-                a1 = mcu_smlad(mcu_sxtb16(wb), xe, a1);
-                a1 = mcu_smlad(mcu_sxtb16_ror8(wb), xo, a1);
-            }
-#else
-            for (; k < (depth & ~1); k += 2) {
-                const int32_t x0 = x[k], x1 = x[k + 1];
-                a0 += (int32_t)w0[k] * x0 + (int32_t)w0[k + 1] * x1;
-                a1 += (int32_t)w1[k] * x0 + (int32_t)w1[k + 1] * x1;
-            }
-#endif
-            a0 = mcu_fc_tail(w0 + k, x + k, depth - k, a0);
-            a1 = mcu_fc_tail(w1 + k, x + k, depth - k, a1);
-            const int q0 = per_channel ? c : 0;
-            const int q1 = per_channel ? c + 1 : 0;
-            out[c] = mcu_requantize_s8(a0, mult[q0], shift[q0], out_zp, act_min, act_max);
-            out[c + 1] = mcu_requantize_s8(a1, mult[q1], shift[q1], out_zp, act_min, act_max);
-        }
-        if (c < units) {
-            const int8_t *w0 = weights + (size_t)c * depth;
-            const int32_t a0 = mcu_fc_tail(w0, x, depth, bias[c]);
-            const int q0 = per_channel ? c : 0;
-            out[c] = mcu_requantize_s8(a0, mult[q0], shift[q0], out_zp, act_min, act_max);
-        }
+                                       const int8_t *wpk, const int32_t *rq, int fast,
+                                       int8_t *output, int units, int32_t out_zp,
+                                       int32_t act_min, int32_t act_max) {
+    if (fast) {
+        mcu_fc_body(input, batches, depth, wpk, rq, 1, output, units, out_zp, act_min, act_max);
+    } else {
+        mcu_fc_body(input, batches, depth, wpk, rq, 0, output, units, out_zp, act_min, act_max);
     }
 }

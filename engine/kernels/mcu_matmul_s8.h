@@ -1,250 +1,253 @@
 /* The int8 matrix-product core shared by CONV_2D (1x1 directly, kxk after im2col) and
- * FULLY_CONNECTED: two input columns against every weight row, two rows at a time, then
- * TFLite's per-channel requantisation.
+ * FULLY_CONNECTED, with weights packed at generation time for the inner loop.
  *
- *   out_j[c] = requant(bias[c] + sum_k w[c*K + k] * col_j[k]),  j = 0, 1
+ *   out_j[c] = requant(bias[c] + sum_k w[c][k] * col_j[k])
  *
  * The input zero point is not subtracted here: the generator folds it into the bias
- * (bias[c] - zp_in * sum_k w[c][k]), and callers make padded taps hold zp_in, so the sums
- * are exactly TFLite's sum of w * (x - zp_in) over the taps inside the image.
+ * (bias[c] - zp_in * sum_k w[c][k]), and callers make padded taps hold zp_in, so the sums are
+ * exactly TFLite's sum of w * (x - zp_in) over the taps inside the image.
  *
- * Columns come in the "operand" format of the build:
- *   portable: int8, K values as they are;
- *   DSP:      int16, every group of 4 values x0..x3 stored as x0,x2,x1,x3 (the order SXTB16
- *             splits a word of weights into), a K % 4 tail stored in order. This expansion is
- *             done once per column (mcu_expand_s8) and reused by every output channel, so
- *             the inner loop only splits the weights: 1 LDR + 3 ALU per 4 weights.
+ * Packed weights (tflite_converter/codegen/ops/_conv_common.py pack_weight_rows): K is
+ * rounded up to K4 (a multiple of 4) with zero weights, and rows are taken in blocks of RB;
+ * inside a block the bytes are [K4/4 groups][RB rows][4 weights], so one pointer walks all the
+ * rows of a block with immediate offsets. The last block holds the Cout % RB leftover rows in
+ * the same format.
+ *
+ * Per-channel table `rq`: three int32 per output channel {bias, multiplier, shift}, where the
+ * shift is TFLite's (negative = right) for the exact generic requantisation, or the right
+ * shift rs >= 1 for the fast one (see mcu_requant_fast), as the generator decided.
+ *
+ * Columns (conv) are int16 in groups of 4 per pixel, NP pixels interleaved: [K4/4][NP][4]
+ * (mcu_col_put_s8 writes one pixel). The DSP build stores a group x0..x3 as x0,x2,x1,x3, the
+ * order SXTB16 splits a word of weights into, so the inner loop is LDR + SMLAD only for the
+ * input; the portable build keeps them in order.
  */
 #ifndef MCU_MATMUL_S8_H
 #define MCU_MATMUL_S8_H
 
 #include "mcu_common.h"
 
+/* Pixels per block of the convolution core: 3 pixels x 2 output channels = 6 accumulators,
+ * which with the 4 weight halves and 3 pointers fills the Cortex-M register file without
+ * spilling. */
+#define MCU_MM_NP 3
+/* Rows per block of packed convolution weights (FULLY_CONNECTED uses MCU_FC_RB). */
+#define MCU_MM_RB 2
+
+/* Bytes 1 and 3 sign-extended into halfwords in one instruction (SXTB16 with its rotate
+ * operand): GCC does not fold the C rotate of mcu_sxtb16_ror8 into it. */
 #if MCU_USE_DSP
-typedef int16_t mcu_col_t;
-#else
-typedef int8_t mcu_col_t;
-#endif
-
-/* Copy n int8 values into the build's column format. For the DSP build dst may overlap src
- * when dst <= src <= dst + n (each group of 4 is read before its 8 bytes are written and
- * never overtakes unread input), which lets im2col gather int8 into the upper half of a
- * column and widen it in place. */
-MCU_INLINE void mcu_expand_s8(const int8_t *src, mcu_col_t *dst, int n) {
-#if MCU_USE_DSP
-    const int whole = n & ~3;
-    for (int i = 0; i < whole; i += 4) {
-        const uint32_t x = mcu_read_u32(src + i);
-        mcu_write_u32(dst + i, mcu_sxtb16(x));
-        mcu_write_u32(dst + i + 2, mcu_sxtb16_ror8(x));
-    }
-    for (int i = whole; i < n; ++i) {
-        const int8_t v = src[i];
-        dst[i] = v;
-    }
-#else
-    if ((const void *)src != (const void *)dst) {
-        memmove(dst, src, (size_t)n);
-    }
-#endif
-}
-
-MCU_INLINE int32_t mcu_dot_tail(const int8_t *w, const mcu_col_t *x, int n, int32_t acc) {
-    for (int i = 0; i < n; ++i) {
-        acc += (int32_t)w[i] * (int32_t)x[i];
-    }
-    return acc;
-}
-
-/* One column (an odd last pixel, or a single FULLY_CONNECTED row). */
-MCU_INLINE void mcu_matmul_s8_1col(const mcu_col_t *MCU_RESTRICT col, int K,
-                                   const int8_t *MCU_RESTRICT w, const int32_t *bias,
-                                   const int32_t *mult, const int32_t *shift, int per_channel,
-                                   int n_rows, int8_t *MCU_RESTRICT out, int32_t out_zp,
-                                   int32_t act_min, int32_t act_max) {
-    for (int c = 0; c < n_rows; ++c) {
-        const int8_t *wr = w + (size_t)c * (size_t)K;
-        int32_t acc = bias[c];
-        int k = 0;
-#if MCU_USE_DSP
-        for (; k < (K & ~3); k += 4) {
-            const uint32_t wv = mcu_read_u32(wr + k);
-            acc = mcu_smlad(mcu_sxtb16(wv), mcu_read_u32(col + k), acc);
-            acc = mcu_smlad(mcu_sxtb16_ror8(wv), mcu_read_u32(col + k + 2), acc);
-        }
-#else
-        for (; k < (K & ~3); k += 4) {
-            acc += (int32_t)wr[k] * col[k] + (int32_t)wr[k + 1] * col[k + 1] +
-                   (int32_t)wr[k + 2] * col[k + 2] + (int32_t)wr[k + 3] * col[k + 3];
-        }
-#endif
-        acc = mcu_dot_tail(wr + k, col + k, K - k, acc);
-        const int q = per_channel ? c : 0;
-        out[c] = mcu_requantize_s8(acc, mult[q], shift[q], out_zp, act_min, act_max);
-    }
-}
-
-/* Two columns, two weight rows per step: four accumulators share every load. */
-MCU_INLINE void mcu_matmul_s8_2col(const mcu_col_t *MCU_RESTRICT col0,
-                                   const mcu_col_t *MCU_RESTRICT col1, int K,
-                                   const int8_t *MCU_RESTRICT w, const int32_t *bias,
-                                   const int32_t *mult, const int32_t *shift, int per_channel,
-                                   int n_rows, int8_t *MCU_RESTRICT out0,
-                                   int8_t *MCU_RESTRICT out1, int32_t out_zp, int32_t act_min,
-                                   int32_t act_max) {
-    int c = 0;
-    for (; c < (n_rows & ~1); c += 2) {
-        const int8_t *w0 = w + (size_t)c * (size_t)K;
-        const int8_t *w1 = w0 + K;
-        int32_t a00 = bias[c], a01 = bias[c];         /* row c:   columns 0, 1 */
-        int32_t a10 = bias[c + 1], a11 = bias[c + 1]; /* row c+1: columns 0, 1 */
-        int k = 0;
-#if MCU_USE_DSP
-        for (; k < (K & ~3); k += 4) {
-            const uint32_t x0e = mcu_read_u32(col0 + k), x0o = mcu_read_u32(col0 + k + 2);
-            const uint32_t x1e = mcu_read_u32(col1 + k), x1o = mcu_read_u32(col1 + k + 2);
-            const uint32_t wa = mcu_read_u32(w0 + k);
-            const uint32_t wae = mcu_sxtb16(wa), wao = mcu_sxtb16_ror8(wa);
-            a00 = mcu_smlad(wae, x0e, a00);
-            a01 = mcu_smlad(wae, x1e, a01);
-            a00 = mcu_smlad(wao, x0o, a00);
-            a01 = mcu_smlad(wao, x1o, a01);
-            const uint32_t wb = mcu_read_u32(w1 + k);
-            const uint32_t wbe = mcu_sxtb16(wb), wbo = mcu_sxtb16_ror8(wb);
-            a10 = mcu_smlad(wbe, x0e, a10);
-            a11 = mcu_smlad(wbe, x1e, a11);
-            a10 = mcu_smlad(wbo, x0o, a10);
-            a11 = mcu_smlad(wbo, x1o, a11);
-        }
-#else
-        for (; k < (K & ~1); k += 2) {
-            const int32_t x00 = col0[k], x01 = col0[k + 1];
-            const int32_t x10 = col1[k], x11 = col1[k + 1];
-            const int32_t wa0 = w0[k], wa1 = w0[k + 1];
-            const int32_t wb0 = w1[k], wb1 = w1[k + 1];
-            a00 += wa0 * x00 + wa1 * x01;
-            a01 += wa0 * x10 + wa1 * x11;
-            a10 += wb0 * x00 + wb1 * x01;
-            a11 += wb0 * x10 + wb1 * x11;
-        }
-#endif
-        for (; k < K; ++k) {
-            const int32_t x0 = col0[k], x1 = col1[k];
-            a00 += (int32_t)w0[k] * x0;
-            a01 += (int32_t)w0[k] * x1;
-            a10 += (int32_t)w1[k] * x0;
-            a11 += (int32_t)w1[k] * x1;
-        }
-        const int q0 = per_channel ? c : 0;
-        const int q1 = per_channel ? c + 1 : 0;
-        out0[c] = mcu_requantize_s8(a00, mult[q0], shift[q0], out_zp, act_min, act_max);
-        out1[c] = mcu_requantize_s8(a01, mult[q0], shift[q0], out_zp, act_min, act_max);
-        out0[c + 1] = mcu_requantize_s8(a10, mult[q1], shift[q1], out_zp, act_min, act_max);
-        out1[c + 1] = mcu_requantize_s8(a11, mult[q1], shift[q1], out_zp, act_min, act_max);
-    }
-    if (c < n_rows) {
-        const int8_t *wl = w + (size_t)c * (size_t)K;
-        const int32_t *bl = bias + c;
-        const int32_t *ml = per_channel ? mult + c : mult;
-        const int32_t *sl = per_channel ? shift + c : shift;
-        mcu_matmul_s8_1col(col0, K, wl, bl, ml, sl, per_channel, 1, out0 + c, out_zp, act_min,
-                           act_max);
-        mcu_matmul_s8_1col(col1, K, wl, bl, ml, sl, per_channel, 1, out1 + c, out_zp, act_min,
-                           act_max);
-    }
-}
-
-#if MCU_USE_DSP
-/* DSP variants reading raw int8 columns (1x1 convolution straight from the arena, no
- * scratch): the input words are split by SXTB16 too, once per step for both weight rows. */
-MCU_INLINE void mcu_matmul_s8_1col_raw(const int8_t *MCU_RESTRICT col, int K,
-                                       const int8_t *MCU_RESTRICT w, const int32_t *bias,
-                                       const int32_t *mult, const int32_t *shift,
-                                       int per_channel, int n_rows, int8_t *MCU_RESTRICT out,
-                                       int32_t out_zp, int32_t act_min, int32_t act_max) {
-    for (int c = 0; c < n_rows; ++c) {
-        const int8_t *wr = w + (size_t)c * (size_t)K;
-        int32_t acc = bias[c];
-        int k = 0;
-        for (; k < (K & ~3); k += 4) {
-            const uint32_t wv = mcu_read_u32(wr + k);
-            const uint32_t xv = mcu_read_u32(col + k);
-            acc = mcu_smlad(mcu_sxtb16(wv), mcu_sxtb16(xv), acc);
-            acc = mcu_smlad(mcu_sxtb16_ror8(wv), mcu_sxtb16_ror8(xv), acc);
-        }
-        for (; k < K; ++k) {
-            acc += (int32_t)wr[k] * (int32_t)col[k];
-        }
-        const int q = per_channel ? c : 0;
-        out[c] = mcu_requantize_s8(acc, mult[q], shift[q], out_zp, act_min, act_max);
-    }
-}
-
-MCU_INLINE void mcu_matmul_s8_2col_raw(const int8_t *MCU_RESTRICT col0,
-                                       const int8_t *MCU_RESTRICT col1, int K,
-                                       const int8_t *MCU_RESTRICT w, const int32_t *bias,
-                                       const int32_t *mult, const int32_t *shift,
-                                       int per_channel, int n_rows, int8_t *MCU_RESTRICT out0,
-                                       int8_t *MCU_RESTRICT out1, int32_t out_zp,
-                                       int32_t act_min, int32_t act_max) {
-    int c = 0;
-    for (; c < (n_rows & ~1); c += 2) {
-        const int8_t *w0 = w + (size_t)c * (size_t)K;
-        const int8_t *w1 = w0 + K;
-        int32_t a00 = bias[c], a01 = bias[c];
-        int32_t a10 = bias[c + 1], a11 = bias[c + 1];
-        int k = 0;
-        /* pointers walk, the second row and column are register offsets: keeps the four
-         * accumulators, four input halves and two weight halves in registers */
-        const int8_t *pw = w0, *px = col0;
-        const ptrdiff_t dx = col1 - col0;
-        for (const int8_t *end = w0 + (K & ~3); pw < end; pw += 4, px += 4) {
-            const uint32_t xa = mcu_read_u32(px), xb = mcu_read_u32(px + dx);
-            const uint32_t x0e = mcu_sxtb16(xa), x0o = mcu_sxtb16_ror8(xa);
-            const uint32_t x1e = mcu_sxtb16(xb), x1o = mcu_sxtb16_ror8(xb);
-            uint32_t wv = mcu_read_u32(pw);
-            uint32_t we = mcu_sxtb16(wv), wo = mcu_sxtb16_ror8(wv);
-            a00 = mcu_smlad(we, x0e, a00);
-            a01 = mcu_smlad(we, x1e, a01);
-            a00 = mcu_smlad(wo, x0o, a00);
-            a01 = mcu_smlad(wo, x1o, a01);
-            wv = mcu_read_u32(pw + K);
-            we = mcu_sxtb16(wv);
-            wo = mcu_sxtb16_ror8(wv);
-            a10 = mcu_smlad(we, x0e, a10);
-            a11 = mcu_smlad(we, x1e, a11);
-            a10 = mcu_smlad(wo, x0o, a10);
-            a11 = mcu_smlad(wo, x1o, a11);
-        }
-        k = K & ~3;
-        for (; k < K; ++k) {
-            const int32_t x0 = col0[k], x1 = col1[k];
-            a00 += (int32_t)w0[k] * x0;
-            a01 += (int32_t)w0[k] * x1;
-            a10 += (int32_t)w1[k] * x0;
-            a11 += (int32_t)w1[k] * x1;
-        }
-        const int q0 = per_channel ? c : 0;
-        const int q1 = per_channel ? c + 1 : 0;
-        out0[c] = mcu_requantize_s8(a00, mult[q0], shift[q0], out_zp, act_min, act_max);
-        out1[c] = mcu_requantize_s8(a01, mult[q0], shift[q0], out_zp, act_min, act_max);
-        out0[c + 1] = mcu_requantize_s8(a10, mult[q1], shift[q1], out_zp, act_min, act_max);
-        out1[c + 1] = mcu_requantize_s8(a11, mult[q1], shift[q1], out_zp, act_min, act_max);
-    }
-    if (c < n_rows) {
-        const int8_t *wl = w + (size_t)c * (size_t)K;
-        const int32_t *ml = per_channel ? mult + c : mult;
-        const int32_t *sl = per_channel ? shift + c : shift;
-        mcu_matmul_s8_1col_raw(col0, K, wl, bias + c, ml, sl, per_channel, 1, out0 + c, out_zp,
-                               act_min, act_max);
-        mcu_matmul_s8_1col_raw(col1, K, wl, bias + c, ml, sl, per_channel, 1, out1 + c, out_zp,
-                               act_min, act_max);
-    }
+MCU_INLINE uint32_t mcu_mm_sxtb16_hi(uint32_t x) {
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
 }
 #else
-/* Portable columns are int8 already. */
-#define mcu_matmul_s8_1col_raw mcu_matmul_s8_1col
-#define mcu_matmul_s8_2col_raw mcu_matmul_s8_2col
+#define mcu_mm_sxtb16_hi mcu_sxtb16_ror8
 #endif
+
+/* ---------------------------------------------------------------------------------------
+ * Requantisation
+ */
+
+/* round((2a) * b / 2^32) with ties up: SMMULR. With a = acc this is TFLite's
+ * SaturatingRoundingDoublingHighMul for |acc| < 2^30 (its nudge 1 - 2^30 for negative
+ * products and truncating division give the same integer as adding 2^30 and flooring). */
+MCU_INLINE int32_t mcu_doubling_high_mul_fast(int32_t acc, int32_t mult) {
+#if MCU_USE_DSP
+    int32_t r;
+    __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(acc * 2), "r"(mult));
+    return r;
+#else
+    return (int32_t)(((int64_t)acc * mult + ((int64_t)1 << 30)) >> 31);
+#endif
+}
+
+/* TFLite's MultiplyByQuantizedMultiplier + output zero point, for a right shift rs in
+ * [1, 31] and accumulators the generator proved small enough: |acc| < 2^30 and no overflow
+ * of x + rnd below. rnd = 2^(rs-1) + zp_out * 2^rs, so one add, one add of the sign (ties
+ * away from zero for negative values) and one arithmetic shift round and offset at once. */
+MCU_INLINE int32_t mcu_requant_fast(int32_t acc, int32_t mult, int32_t rs, int32_t rnd) {
+    const int32_t x = mcu_doubling_high_mul_fast(acc, mult);
+    return (x + rnd + (x >> 31)) >> rs;
+}
+
+MCU_INLINE int32_t mcu_requant_rnd(int32_t rs, int32_t out_zp) {
+    return (int32_t)(((uint32_t)1 << (rs - 1)) + ((uint32_t)out_zp << rs));
+}
+
+/* One output value from the per-channel table entry rq = {bias, mult, shift}. */
+MCU_INLINE int8_t mcu_requant_entry(int32_t acc, const int32_t *rq, int32_t rnd, int fast,
+                                    int32_t out_zp, int32_t act_min, int32_t act_max) {
+    const int32_t v = fast ? mcu_requant_fast(acc, rq[1], rq[2], rnd)
+                           : mcu_multiply_by_quantized_multiplier(acc, rq[1], (int)rq[2]) + out_zp;
+    return (int8_t)mcu_clamp_i32(v, act_min, act_max);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Columns
+ */
+
+/* Four int8 values as one group of the build's column format. */
+MCU_INLINE void mcu_col_put4(const int8_t *src, int16_t *dst) {
+#if MCU_USE_DSP
+    const uint32_t x = mcu_read_u32(src);
+    mcu_write_u32(dst, mcu_sxtb16(x));
+    mcu_write_u32(dst + 2, mcu_mm_sxtb16_hi(x));
+#else
+    dst[0] = src[0];
+    dst[1] = src[1];
+    dst[2] = src[2];
+    dst[3] = src[3];
+#endif
+}
+
+/* Pixel j of an np-pixel column block from K int8 values; the K4 - K padding groups get
+ * zeros (their weights are zero too, the zeros keep the sums defined). */
+MCU_INLINE void mcu_col_put_s8(const int8_t *src, int K, int16_t *col, int np, int j) {
+    int16_t *dst = col + 4 * j;
+    int k = 0;
+    for (; k + 4 <= K; k += 4, dst += 4 * np) {
+        mcu_col_put4(src + k, dst);
+    }
+    if (k < K) {
+        int8_t last[4] = {0, 0, 0, 0};
+        for (int t = 0; k + t < K; ++t) {
+            last[t] = src[k + t];
+        }
+        mcu_col_put4(last, dst);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------
+ * np pixels x all output channels (np = MCU_MM_NP or 1)
+ *
+ * Written out per pixel (scalars, not arrays): GCC keeps unrolled scalars in registers but
+ * leaves small accumulator arrays on the stack.
+ */
+
+/* Rows `rows` (2, or 1 for an odd last channel) of packed weights against 3 columns. */
+MCU_INLINE void mcu_mm_rows3(const int16_t *MCU_RESTRICT px, int G, int rows,
+                             const int8_t *MCU_RESTRICT pw, int32_t *acc) {
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], b0 = acc[3], b1 = acc[4], b2 = acc[5];
+    for (const int16_t *end = px + 12 * G; px < end; px += 12, pw += 4 * rows) {
+#if MCU_USE_DSP
+        const uint32_t wa = mcu_read_u32(pw);
+        const uint32_t wae = mcu_sxtb16(wa), wao = mcu_mm_sxtb16_hi(wa);
+        uint32_t xe = mcu_read_u32(px), xo = mcu_read_u32(px + 2);
+        if (rows == 2) {
+            const uint32_t wb = mcu_read_u32(pw + 4);
+            const uint32_t wbe = mcu_sxtb16(wb), wbo = mcu_mm_sxtb16_hi(wb);
+            a0 = mcu_smlad(wae, xe, a0);
+            b0 = mcu_smlad(wbe, xe, b0);
+            a0 = mcu_smlad(wao, xo, a0);
+            b0 = mcu_smlad(wbo, xo, b0);
+            xe = mcu_read_u32(px + 4);
+            xo = mcu_read_u32(px + 6);
+            a1 = mcu_smlad(wae, xe, a1);
+            b1 = mcu_smlad(wbe, xe, b1);
+            a1 = mcu_smlad(wao, xo, a1);
+            b1 = mcu_smlad(wbo, xo, b1);
+            xe = mcu_read_u32(px + 8);
+            xo = mcu_read_u32(px + 10);
+            a2 = mcu_smlad(wae, xe, a2);
+            b2 = mcu_smlad(wbe, xe, b2);
+            a2 = mcu_smlad(wao, xo, a2);
+            b2 = mcu_smlad(wbo, xo, b2);
+        } else {
+            a0 = mcu_smlad(wao, xo, mcu_smlad(wae, xe, a0));
+            a1 = mcu_smlad(wao, mcu_read_u32(px + 6), mcu_smlad(wae, mcu_read_u32(px + 4), a1));
+            a2 = mcu_smlad(wao, mcu_read_u32(px + 10), mcu_smlad(wae, mcu_read_u32(px + 8), a2));
+        }
+#else
+        const int32_t w0 = pw[0], w1 = pw[1], w2 = pw[2], w3 = pw[3];
+        a0 += w0 * px[0] + w1 * px[1] + w2 * px[2] + w3 * px[3];
+        a1 += w0 * px[4] + w1 * px[5] + w2 * px[6] + w3 * px[7];
+        a2 += w0 * px[8] + w1 * px[9] + w2 * px[10] + w3 * px[11];
+        if (rows == 2) {
+            const int32_t v0 = pw[4], v1 = pw[5], v2 = pw[6], v3 = pw[7];
+            b0 += v0 * px[0] + v1 * px[1] + v2 * px[2] + v3 * px[3];
+            b1 += v0 * px[4] + v1 * px[5] + v2 * px[6] + v3 * px[7];
+            b2 += v0 * px[8] + v1 * px[9] + v2 * px[10] + v3 * px[11];
+        }
+#endif
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = b0;
+    acc[4] = b1;
+    acc[5] = b2;
+}
+
+/* The same for one column. */
+MCU_INLINE void mcu_mm_rows1(const int16_t *MCU_RESTRICT px, int G, int rows,
+                             const int8_t *MCU_RESTRICT pw, int32_t *acc) {
+    int32_t a0 = acc[0], b0 = acc[3];
+    for (const int16_t *end = px + 4 * G; px < end; px += 4, pw += 4 * rows) {
+#if MCU_USE_DSP
+        const uint32_t xe = mcu_read_u32(px), xo = mcu_read_u32(px + 2);
+        const uint32_t wa = mcu_read_u32(pw);
+        a0 = mcu_smlad(mcu_mm_sxtb16_hi(wa), xo, mcu_smlad(mcu_sxtb16(wa), xe, a0));
+        if (rows == 2) {
+            const uint32_t wb = mcu_read_u32(pw + 4);
+            b0 = mcu_smlad(mcu_mm_sxtb16_hi(wb), xo, mcu_smlad(mcu_sxtb16(wb), xe, b0));
+        }
+#else
+        a0 += pw[0] * px[0] + pw[1] * px[1] + pw[2] * px[2] + pw[3] * px[3];
+        if (rows == 2) {
+            b0 += pw[4] * px[0] + pw[5] * px[1] + pw[6] * px[2] + pw[7] * px[3];
+        }
+#endif
+    }
+    acc[0] = a0;
+    acc[3] = b0;
+}
+
+/* Requantise accumulator acc of channel entry rq into *o. */
+MCU_INLINE void mcu_mm_store(int8_t *o, int32_t acc, const int32_t *rq, int32_t rnd, int fast,
+                             int32_t out_zp, int32_t act_min, int32_t act_max) {
+    *o = mcu_requant_entry(acc, rq, rnd, fast, out_zp, act_min, act_max);
+}
+
+/* out + j * out_stride receives pixel j's n_rows channels. `fast` and `np` are literals at
+ * every call, so each combination compiles to its own straight loop. */
+MCU_INLINE void mcu_mm_block(const int16_t *MCU_RESTRICT col, int K, int np,
+                             const int8_t *MCU_RESTRICT wpk, const int32_t *MCU_RESTRICT rq,
+                             int n_rows, int fast, int8_t *MCU_RESTRICT out, int out_stride,
+                             int32_t out_zp, int32_t act_min, int32_t act_max) {
+    const int G = (K + 3) >> 2;
+    const int8_t *pw = wpk;
+    int8_t *o0 = out, *o1 = out + out_stride, *o2 = out + 2 * out_stride;
+    for (int c = 0; c < n_rows; c += 2, pw += 8 * G, rq += 6) {
+        const int rows = c + 2 <= n_rows ? 2 : 1;
+        int32_t acc[6] = {rq[0], rq[0], rq[0], 0, 0, 0};
+        const int32_t r0 = fast ? mcu_requant_rnd(rq[2], out_zp) : 0;
+        if (rows == 2) {
+            acc[3] = acc[4] = acc[5] = rq[3];
+            const int32_t r1 = fast ? mcu_requant_rnd(rq[5], out_zp) : 0;
+            if (np == 3) {
+                mcu_mm_rows3(col, G, 2, pw, acc);
+                mcu_mm_store(o1 + c, acc[1], rq, r0, fast, out_zp, act_min, act_max);
+                mcu_mm_store(o2 + c, acc[2], rq, r0, fast, out_zp, act_min, act_max);
+                mcu_mm_store(o1 + c + 1, acc[4], rq + 3, r1, fast, out_zp, act_min, act_max);
+                mcu_mm_store(o2 + c + 1, acc[5], rq + 3, r1, fast, out_zp, act_min, act_max);
+            } else {
+                mcu_mm_rows1(col, G, 2, pw, acc);
+            }
+            mcu_mm_store(o0 + c, acc[0], rq, r0, fast, out_zp, act_min, act_max);
+            mcu_mm_store(o0 + c + 1, acc[3], rq + 3, r1, fast, out_zp, act_min, act_max);
+        } else {
+            if (np == 3) {
+                mcu_mm_rows3(col, G, 1, pw, acc);
+                mcu_mm_store(o1 + c, acc[1], rq, r0, fast, out_zp, act_min, act_max);
+                mcu_mm_store(o2 + c, acc[2], rq, r0, fast, out_zp, act_min, act_max);
+            } else {
+                mcu_mm_rows1(col, G, 1, pw, acc);
+            }
+            mcu_mm_store(o0 + c, acc[0], rq, r0, fast, out_zp, act_min, act_max);
+        }
+    }
+}
 
 #endif /* MCU_MATMUL_S8_H */

@@ -13,7 +13,8 @@ The folder holds:
 - `plan.json`: the memory plan.
 
 `cc -std=c99 -Wall -Wextra -Werror -I DIR DIR/*.c` compiles it (only `NAME.c` is a
-top-level `.c`). `convert_model` runs the whole pipeline from a `.tflite`.
+top-level `.c`). `convert_model` runs the whole pipeline from a `.tflite`
+(`tflite_converter.pipeline`, shared with the `convert` command line).
 """
 from __future__ import annotations
 
@@ -25,11 +26,13 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from engine import catalogue
+from tflite_converter import plan_report
 from tflite_converter.codegen import c_writer
 from tflite_converter.codegen.api import EMITTERS, KernelCall
 from tflite_converter.codegen.context import CodegenContext, PlanView
 from tflite_converter.errors import ConversionError, Problem
 from tflite_converter.ir import Graph, Op, shape_str
+from tflite_converter.pipeline import compile_model
 
 # Arena alignment: the widest type a kernel reads from it (int32 accumulators, float edges)
 # is 4 bytes; 8 keeps 64-bit loads possible.
@@ -293,19 +296,16 @@ def _source(name: str, ctx: CodegenContext, body: list[str], kernel_files: Seque
     return "\n".join(parts)
 
 
-def _plan_json(plan: Any, graph: Graph, view: PlanView) -> str:
-    try:
-        from tflite_converter import plan_report  # the planner's own serialisation
-    except ImportError:
-        plan_report = None
-    if plan_report is not None and hasattr(plan_report, "plan_to_json") and not isinstance(plan, PlanView):
-        out = plan_report.plan_to_json(graph, plan)
-        return out if isinstance(out, str) else json.dumps(out, indent=1)
+def plan_json(graph: Graph, plan: Any) -> str:
+    """plan.json's text: the planner's report (`plan_report.plan_to_json`) of a MemoryPlan,
+    or offsets and scratch only for a hand-made PlanView."""
+    if not isinstance(plan, PlanView):
+        return json.dumps(plan_report.plan_to_json(graph, plan), indent=1)
     return json.dumps({
-        "arena_bytes": view.arena_bytes,
+        "arena_bytes": plan.arena_bytes,
         "tensors": [{"index": i, "name": graph.tensors[i].name, "offset": o,
-                     "bytes": graph.tensors[i].nbytes} for i, o in sorted(view.tensor_offsets.items())],
-        "scratch": [{"op": k, "offset": o, "bytes": b} for k, (o, b) in sorted(view.scratch.items())],
+                     "bytes": graph.tensors[i].nbytes} for i, o in sorted(plan.tensor_offsets.items())],
+        "scratch": [{"op": k, "offset": o, "bytes": b} for k, (o, b) in sorted(plan.scratch.items())],
     }, indent=1)
 
 
@@ -339,7 +339,7 @@ def generate(graph: Graph, plan: Any, output_dir: str | os.PathLike[str], name: 
     model = GeneratedModel(out, name, view.arena_bytes, inputs, outputs, tuple(stems),
                            sum(a.nbytes for a in used))
     (out / IO_JSON).write_text(json.dumps(model.get_config(), indent=1))
-    (out / PLAN_JSON).write_text(_plan_json(plan, graph, view))
+    (out / PLAN_JSON).write_text(plan_json(graph, plan))
     return model
 
 
@@ -349,30 +349,12 @@ def generate(graph: Graph, plan: Any, output_dir: str | os.PathLike[str], name: 
 
 def convert_model(tflite: str | os.PathLike[str] | bytes, output_dir: str | os.PathLike[str],
                   name: str = "model") -> GeneratedModel:
-    """Read a .tflite (path or bytes), legalize, schedule, plan and generate C into
-    `output_dir`. Raises ConversionError (one line per problem) for what cannot be run."""
-    from tflite_converter import planner, reader, schedule
-
-    graph = reader.read_tflite(bytes(tflite)) if isinstance(tflite, (bytes, bytearray)) else reader.load_tflite(tflite)
-    try:
-        from tflite_converter import passes
-    except ImportError:  # legalize is being written in parallel; the raw graph is still exact
-        passes = None
-    if passes is not None:
-        graph = passes.legalize(graph)
-    order = schedule.schedule(graph)
-    plan = planner.plan_memory(graph, order)
-    return generate(graph, plan, output_dir, name=name, order=_positions(graph, order))
-
-
-def _positions(graph: Graph, order: Any) -> list[int]:
-    """The schedule as positions in graph.ops, whatever form the scheduler returned."""
-    seq = list(getattr(order, "order", order))
-    if seq and isinstance(seq[0], Op):
-        pos = {id(op): i for i, op in enumerate(graph.ops)}
-        return [pos[id(op)] for op in seq]
-    return [int(i) for i in seq]
+    """Read a .tflite (path or bytes), legalize, schedule and plan (`pipeline.compile_model`),
+    then generate C into `output_dir`. Raises ConversionError (one line per problem) for what
+    cannot be run."""
+    compiled = compile_model(tflite)
+    return generate(compiled.graph, compiled.plan, output_dir, name=name, order=compiled.order)
 
 
 __all__ = ["GeneratedModel", "IoTensor", "PlanView", "generate", "convert_model", "plan_view",
-           "IO_JSON", "PLAN_JSON"]
+           "plan_json", "IO_JSON", "PLAN_JSON"]

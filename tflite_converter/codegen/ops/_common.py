@@ -7,7 +7,7 @@ from typing import NoReturn, Sequence
 
 import numpy as np
 
-from engine import quant_ops
+from engine import quantization
 from tflite_converter.codegen.api import EmitContext
 from tflite_converter.errors import ConversionError, Problem
 from tflite_converter.ir import Activation, DType, Op, Tensor
@@ -41,9 +41,14 @@ def require_dtype(op: Op, t: Tensor, allowed: Sequence[DType]) -> None:
 def act_range(op: Op, activation: Activation, out: Tensor) -> tuple[int, int]:
     scale, zp = qparams(op, out)
     try:
-        return quant_ops.activation_range(activation.value, scale, zp)
-    except quant_ops.UnsupportedQuantization as e:
+        return quantization.activation_range(activation.value, scale, zp)
+    except quantization.UnsupportedQuantization as e:
         refuse(op, str(e))
+
+
+def offset_ptr(ptr: str, offset: int) -> str:
+    """A C pointer expression `offset` elements past `ptr`."""
+    return ptr if offset == 0 else f"({ptr} + {offset})"
 
 
 def int32_array(ctx: EmitContext, hint: str, values: Sequence[int]) -> str:

@@ -87,6 +87,53 @@ def requant_arrays(ctx: EmitContext, op: Op, mult: np.ndarray, shift: np.ndarray
                    per_channel)
 
 
+# Blocks of packed weight rows: CONV_2D's core (mcu_matmul_s8.h MCU_MM_RB) and
+# FULLY_CONNECTED's (fully_connected.c MCU_FC_RB).
+CONV_ROW_BLOCK = 2
+FC_ROW_BLOCK = 4
+
+
+def pack_weight_rows(rows: np.ndarray, block: int) -> np.ndarray:
+    """[channels][K] int8 -> the packed layout of engine/kernels/mcu_matmul_s8.h: K padded with
+    zeros to a multiple of 4, rows in blocks of `block` (the last block holds the leftover
+    rows), each block stored as [K4/4 groups][rows of the block][4 weights]."""
+    n, k = rows.shape
+    k4 = (k + 3) // 4 * 4
+    padded = np.zeros((n, k4), dtype=np.int8)
+    padded[:, :k] = rows
+    parts = []
+    for start in range(0, n, block):
+        b = padded[start:start + block]  # [r][k4]
+        parts.append(b.reshape(b.shape[0], k4 // 4, 4).transpose(1, 0, 2).reshape(-1))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int8)
+
+
+# The fast requantisation (mcu_matmul_s8.h mcu_requant_fast) doubles the accumulator and adds
+# rnd = 2^(rs-1) + zp_out * 2^rs in int32; it is used only where neither can overflow.
+_FAST_ACC_LIMIT = 1 << 30
+
+
+def requant_table(ctx: EmitContext, op: Op, bias: np.ndarray, weight_rows: np.ndarray,
+                  mult: np.ndarray, shift: np.ndarray, zp_out: int) -> tuple[str, int]:
+    """Define the {bias, multiplier, shift} int32 table per output channel that the matrix
+    kernels read, and return (its C name, fast). fast = 1 when every channel has a right shift
+    in [1, 31] and accumulators bounded (|bias| + 128 * sum|w| over any int8 input) so that
+    the fast requantisation is exactly TFLite's; the shift column then holds the right shift.
+    Otherwise fast = 0 and the column holds TFLite's shift for the generic arithmetic."""
+    n = bias.size
+    mult = np.broadcast_to(np.asarray(mult, dtype=np.int64), (n,))
+    shift = np.broadcast_to(np.asarray(shift, dtype=np.int64), (n,))
+    bound = np.abs(bias.astype(np.int64)) + 128 * np.abs(weight_rows.astype(np.int64)).sum(axis=1)
+    rs = -shift
+    fast = bool(n) and bool(np.all((rs >= 1) & (rs <= 31)))
+    if fast:
+        rnd = (np.int64(1) << (rs - 1)) + np.int64(zp_out) * (np.int64(1) << rs)
+        fast = bool(np.all(bound < _FAST_ACC_LIMIT)
+                    and np.all(bound + 2 + np.abs(rnd) <= quantization.INT32_MAX))
+    table = np.stack([bias.astype(np.int64), mult, rs if fast else shift], axis=1)
+    return ctx.const_array(f"op{op.index}_rq", table.astype(np.int32), "int32_t"), int(fast)
+
+
 def output_clamp(op: Op, activation: Activation, out: Tensor) -> tuple[int, int]:
     from tflite_converter.passes import activation_range
 
@@ -127,6 +174,6 @@ def optional_input(op: Op, i: int) -> int:
     return op.inputs[i] if len(op.inputs) > i else -1
 
 
-__all__ = ["refuse", "int8_activation", "int8_weights", "bias_values", "folded_bias", "Requant",
+__all__ = ["CONV_ROW_BLOCK", "FC_ROW_BLOCK", "pack_weight_rows", "requant_table", "refuse", "int8_activation", "int8_weights", "bias_values", "folded_bias", "Requant",
            "requant_arrays", "output_clamp", "offset_ptr", "spatial_out", "scalar_zero_point",
            "filter_scales", "optional_input"]

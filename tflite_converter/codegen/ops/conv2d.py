@@ -1,9 +1,12 @@
 """CONV_2D int8 -> engine/kernels/conv2d.c.
 
-1x1 kernels without padding run as a matrix product straight from the arena
-(mcu_conv2d_1x1_s8, no scratch); everything else gathers two output pixels' receptive fields
-into the planned scratch (mcu_conv2d_s8, 4 * kh*kw*Cin bytes, opspec.conv2d_scratch). The
-weights stay in TFLite's [Cout][kh][kw][Cin] order, which is the order im2col gathers.
+1x1 kernels without padding run as a matrix product of the input pixels (mcu_conv2d_1x1_s8);
+everything else gathers the receptive fields first (mcu_conv2d_s8). Both widen blocks of
+output pixels into the planned scratch (opspec.conv2d_scratch). The weights are re-packed
+for the kernels' inner loop (pack_weight_rows: rows of TFLite's [kh][kw][Cin] order, the
+order im2col gathers, in pairs) and the bias, multiplier and shift of each output channel
+go into one table (requant_table), which also decides whether the fast requantisation is
+exact for this op.
 """
 from __future__ import annotations
 
@@ -15,15 +18,18 @@ from tflite_converter.codegen.ops._conv_common import (
     folded_bias,
     int8_activation,
     int8_weights,
+    CONV_ROW_BLOCK,
     offset_ptr,
     optional_input,
     output_clamp,
+    pack_weight_rows,
     refuse,
-    requant_arrays,
+    requant_table,
     scalar_zero_point,
     spatial_out,
 )
 from tflite_converter.ir import ConvAttrs, Op, OpKind, Pads
+from tflite_converter.opspec import conv2d_pixel_block
 
 
 @emitter(OpKind.CONV_2D)
@@ -53,29 +59,30 @@ def emit_conv2d(ctx: EmitContext, op: Op) -> KernelCall:
     assert x.quant is not None and y.quant is not None
     mult, shift = quantization.conv_multipliers(x.quant.scalar_scale, filter_scales(w),
                                                 y.quant.scalar_scale, out_c)
-    rq = requant_arrays(ctx, op, mult, shift)
     zp_in, zp_out = scalar_zero_point(x), scalar_zero_point(y)
     act_min, act_max = output_clamp(op, a.activation, y)
     # TFLM's ConvPerChannel ignores the filter zero point (int8 weights are symmetric), so do we.
     rows = w.data.reshape(out_c, k_h * k_w * in_c)
     bias = folded_bias(op, bias_values(ctx, op, optional_input(op, 2), out_c), rows, zp_in)
-    bias_name = ctx.const_array(f"op{op.index}_bias", bias, "int32_t")
-    weights = ctx.ptr(op.inputs[1])
+    rq, fast = requant_table(ctx, op, bias, rows, mult, shift, zp_out)
+    weights = ctx.const_array(f"op{op.index}_wpk", pack_weight_rows(rows, CONV_ROW_BLOCK),
+                              "int8_t")
 
     x_ptr, y_ptr = ctx.ptr(op.inputs[0]), ctx.ptr(op.outputs[0])
     in_img, out_img = in_h * in_w * in_c, out_h * out_w * out_c
     pointwise = k_h == 1 and k_w == 1 and p == Pads()
-    scratch = None if pointwise else ctx.scratch(op)
+    scratch = ctx.scratch(op)
+    pixel_block = conv2d_pixel_block(ctx.graph, op)  # the scratch was planned for it
     calls = []
     for b in range(n):
         xi, yi = offset_ptr(x_ptr, b * in_img), offset_ptr(y_ptr, b * out_img)
-        tail = (f"{weights}, {bias_name}, {rq.mult}, {rq.shift}, {rq.per_channel}, {yi}, "
-                f"{out_h}, {out_w}, {out_c}, {zp_out}, {act_min}, {act_max}")
+        tail = (f"{weights}, {rq}, {fast}, {yi}, {out_h}, {out_w}, {out_c}, {zp_out}, "
+                f"{act_min}, {act_max}")
         if pointwise:
             calls.append(f"mcu_conv2d_1x1_s8({xi}, {in_w}, {in_c}, {a.stride_h}, {a.stride_w}, "
-                         f"{tail});")
+                         f"{tail}, {scratch});")
         else:
             calls.append(f"mcu_conv2d_s8({xi}, {in_h}, {in_w}, {in_c}, {k_h}, {k_w}, "
                          f"{a.stride_h}, {a.stride_w}, {a.dilation_h}, {a.dilation_w}, "
-                         f"{p.top}, {p.left}, {zp_in}, {tail}, {scratch});")
+                         f"{p.top}, {p.left}, {zp_in}, {tail}, {pixel_block}, {scratch});")
     return KernelCall(code="\n".join(calls), kernels=("conv2d",))

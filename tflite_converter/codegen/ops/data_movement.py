@@ -3,11 +3,14 @@ STRIDED_SLICE, all as strided N-d copies (engine/kernels/copy_nd.c). TFLM's int8
 of these never rescale (CONCATENATION requires equal quantization), so neither do we."""
 from __future__ import annotations
 
+from typing import Sequence
+
 from tflite_converter.codegen.api import EmitContext, KernelCall, emitter
 from tflite_converter.codegen.ops._common import (
     BYTE_TYPES,
     contiguous_strides,
     emit_copy,
+    offset_ptr,
     qparams,
     refuse,
     require_dtype,
@@ -21,6 +24,7 @@ from tflite_converter.ir import (
     PadAttrs,
     SplitAttrs,
     StridedSliceAttrs,
+    Tensor,
     TransposeAttrs,
 )
 
@@ -30,17 +34,18 @@ def _byte_tensors(ctx: EmitContext, op: Op, indices) -> None:
         require_dtype(op, ctx.tensor(i), BYTE_TYPES)
 
 
-def _offset_ptr(ptr: str, offset: int) -> str:
-    return f"({ptr} + {offset})" if offset else ptr
+def _byte_io(ctx: EmitContext, op: Op) -> tuple[int, int, Tensor, Tensor]:
+    """(input index, output index, input, output) of a one-in one-out 8-bit copy op."""
+    src, dst = op.inputs[0], op.outputs[0]
+    _byte_tensors(ctx, op, (src, dst))
+    return src, dst, ctx.tensor(src), ctx.tensor(dst)
 
 
 def _emit_pad(ctx: EmitContext, op: Op) -> KernelCall:
     a = op.attrs
     if not isinstance(a, PadAttrs):
         refuse(op, "missing padding attributes")
-    src, dst = op.inputs[0], op.outputs[0]
-    _byte_tensors(ctx, op, (src, dst))
-    x, y = ctx.tensor(src), ctx.tensor(dst)
+    src, dst, x, y = _byte_io(ctx, op)
     if len(a.paddings) != len(x.shape):
         refuse(op, "paddings do not match the input rank")
     if any(b < 0 or e < 0 for b, e in a.paddings):
@@ -54,9 +59,38 @@ def _emit_pad(ctx: EmitContext, op: Op) -> KernelCall:
     if y.num_elements != x.num_elements:
         lines.append(f"mcu_fill_8({ctx.ptr(dst)}, {int(a.pad_value)}, {y.nbytes}u);")
     lines.append(emit_copy(ctx, op, f"op{op.index}_pad", ctx.ptr(src),
-                           _offset_ptr(ctx.ptr(dst), interior), x.shape,
+                           offset_ptr(ctx.ptr(dst), interior), x.shape,
                            contiguous_strides(x.shape), out_strides))
     return KernelCall("\n".join(line for line in lines if line), ("copy_nd",))
+
+
+def _part_copies(ctx: EmitContext, op: Op, whole: int, parts: Sequence[int], axis: int,
+                 gather: bool, tag: str) -> list[str]:
+    """The copies of CONCATENATION (gather: each part into its slice of `whole`) and SPLIT
+    (each part out of its slice of `whole`), the slices consecutive along `axis`. A part the
+    plan already placed at its slice (its producer wrote it in place) needs no copy."""
+    w = ctx.tensor(whole)
+    whole_strides = contiguous_strides(w.shape)
+    lines, start = [], 0
+    for k, part in enumerate(parts):
+        t = ctx.tensor(part)
+        offset = start * whole_strides[axis]
+        start += t.shape[axis]
+        if same_offset(ctx, part, whole, offset):
+            continue
+        hint, part_strides = f"op{op.index}_{tag}{k}", contiguous_strides(t.shape)
+        if gather:
+            part_ptr = ctx.ptr(part)
+            lines.append(emit_copy(ctx, op, hint, part_ptr, offset_ptr(ctx.ptr(whole), offset),
+                                   t.shape, part_strides, whole_strides))
+        else:
+            slice_ptr = offset_ptr(ctx.ptr(whole), offset)
+            lines.append(emit_copy(ctx, op, hint, slice_ptr, ctx.ptr(part), t.shape,
+                                   whole_strides, part_strides))
+    if start != w.shape[axis]:
+        refuse(op, "input sizes along the axis do not add up to the output's" if gather
+               else "output sizes along the axis do not add up to the input's")
+    return lines
 
 
 def _emit_concat(ctx: EmitContext, op: Op) -> KernelCall:
@@ -67,23 +101,12 @@ def _emit_concat(ctx: EmitContext, op: Op) -> KernelCall:
         refuse(op, f"fused activation {a.activation.value} on CONCATENATION is not supported")
     dst = op.outputs[0]
     _byte_tensors(ctx, op, (*op.inputs, dst))
-    y = ctx.tensor(dst)
-    yq = qparams(op, y)
-    out_strides = contiguous_strides(y.shape)
-    lines, start = [], 0
-    for k, src in enumerate(op.inputs):
-        x = ctx.tensor(src)
-        if qparams(op, x) != yq:
-            refuse(op, "inputs and output quantization differ (TFLM requires them equal)", x)
-        offset = start * out_strides[a.axis]
-        start += x.shape[a.axis]
-        if same_offset(ctx, src, dst, offset):
-            continue  # the producer already wrote this slice in place
-        lines.append(emit_copy(ctx, op, f"op{op.index}_concat{k}", ctx.ptr(src),
-                               _offset_ptr(ctx.ptr(dst), offset), x.shape,
-                               contiguous_strides(x.shape), out_strides))
-    if start != y.shape[a.axis]:
-        refuse(op, "input sizes along the axis do not add up to the output's")
+    yq = qparams(op, ctx.tensor(dst))
+    for src in op.inputs:
+        if qparams(op, ctx.tensor(src)) != yq:
+            refuse(op, "inputs and output quantization differ (TFLM requires them equal)",
+                   ctx.tensor(src))
+    lines = _part_copies(ctx, op, dst, op.inputs, a.axis, gather=True, tag="concat")
     return KernelCall("\n".join(line for line in lines if line), ("copy_nd",))
 
 
@@ -94,20 +117,7 @@ def _emit_split(ctx: EmitContext, op: Op) -> KernelCall:
     # SPLIT's inputs are (axis, data); the data tensor is the non-constant / last one.
     src = op.inputs[-1]
     _byte_tensors(ctx, op, (src, *op.outputs))
-    x = ctx.tensor(src)
-    in_strides = contiguous_strides(x.shape)
-    lines, start = [], 0
-    for k, dst in enumerate(op.outputs):
-        y = ctx.tensor(dst)
-        offset = start * in_strides[a.axis]
-        start += y.shape[a.axis]
-        if same_offset(ctx, dst, src, offset):
-            continue
-        lines.append(emit_copy(ctx, op, f"op{op.index}_split{k}",
-                               _offset_ptr(ctx.ptr(src), offset), ctx.ptr(dst), y.shape,
-                               in_strides, contiguous_strides(y.shape)))
-    if start != x.shape[a.axis]:
-        refuse(op, "output sizes along the axis do not add up to the input's")
+    lines = _part_copies(ctx, op, src, op.outputs, a.axis, gather=False, tag="split")
     return KernelCall("\n".join(line for line in lines if line), ("copy_nd",))
 
 
@@ -115,9 +125,7 @@ def _emit_transpose(ctx: EmitContext, op: Op) -> KernelCall:
     a = op.attrs
     if not isinstance(a, TransposeAttrs):
         refuse(op, "missing permutation")
-    src, dst = op.inputs[0], op.outputs[0]
-    _byte_tensors(ctx, op, (src, dst))
-    x, y = ctx.tensor(src), ctx.tensor(dst)
+    src, dst, x, y = _byte_io(ctx, op)
     if sorted(a.perm) != list(range(len(x.shape))):
         refuse(op, f"perm {a.perm} is not a permutation of {len(x.shape)} dimensions")
     in_strides = contiguous_strides(x.shape)
@@ -133,9 +141,7 @@ def _emit_strided_slice(ctx: EmitContext, op: Op) -> KernelCall:
     a = op.attrs
     if not isinstance(a, StridedSliceAttrs):
         refuse(op, "missing slice attributes")
-    src, dst = op.inputs[0], op.outputs[0]
-    _byte_tensors(ctx, op, (src, dst))
-    x, y = ctx.tensor(src), ctx.tensor(dst)
+    src, dst, x, y = _byte_io(ctx, op)
     if not (len(a.begin) == len(a.end) == len(a.strides) == len(x.shape)):
         refuse(op, "begin/end/strides do not match the input rank")
     in_strides = contiguous_strides(x.shape)
@@ -154,7 +160,7 @@ def _emit_strided_slice(ctx: EmitContext, op: Op) -> KernelCall:
         total *= n
     if total != y.num_elements:
         refuse(op, f"slice of {total} elements does not fill the output of {y.num_elements}")
-    code = emit_copy(ctx, op, f"op{op.index}_slice", _offset_ptr(ctx.ptr(src), base),
+    code = emit_copy(ctx, op, f"op{op.index}_slice", offset_ptr(ctx.ptr(src), base),
                      ctx.ptr(dst), dims, strides, contiguous_strides(dims))
     return KernelCall(code, ("copy_nd",))
 

@@ -4,7 +4,9 @@ Per-tensor weights take TFLM's FULLY_CONNECTED multiplier (input * filter scale 
 then divided in double); per-channel weights the convolution order (all in double). This is
 where ai_edge_litert and TFLM may differ by one LSB; we match TFLM. Rows of the input
 (everything but its last dimension, as TFLM counts batches from the output shape) are
-independent products; keep_num_dims only changes the output's shape, not its bytes.
+independent products; keep_num_dims only changes the output's shape, not its bytes. Weights
+are packed four rows at a time for the kernel's inner loop (pack_weight_rows), bias,
+multiplier and shift go into one per-unit table (requant_table).
 """
 from __future__ import annotations
 
@@ -18,10 +20,12 @@ from tflite_converter.codegen.ops._conv_common import (
     folded_bias,
     int8_activation,
     int8_weights,
+    FC_ROW_BLOCK,
     optional_input,
     output_clamp,
+    pack_weight_rows,
     refuse,
-    requant_arrays,
+    requant_table,
     scalar_zero_point,
 )
 from tflite_converter.ir import FullyConnectedAttrs, Op, OpKind
@@ -57,12 +61,12 @@ def emit_fully_connected(ctx: EmitContext, op: Op) -> KernelCall:
                                                        float(filter_scales(w)[0]),
                                                        y.quant.scalar_scale)
         mult, shift = np.array([m], dtype=np.int32), np.array([s], dtype=np.int32)
-    rq = requant_arrays(ctx, op, mult, shift)
     zp_in, zp_out = scalar_zero_point(x), scalar_zero_point(y)
     act_min, act_max = output_clamp(op, a.activation, y)
     bias = folded_bias(op, bias_values(ctx, op, optional_input(op, 2), units), w.data, zp_in)
-    bias_name = ctx.const_array(f"op{op.index}_bias", bias, "int32_t")
-    code = (f"mcu_fully_connected_s8({ctx.ptr(op.inputs[0])}, {batches}, {depth}, "
-            f"{ctx.ptr(op.inputs[1])}, {bias_name}, {rq.mult}, {rq.shift}, {rq.per_channel}, "
-            f"{ctx.ptr(op.outputs[0])}, {units}, {zp_out}, {act_min}, {act_max});")
+    rq, fast = requant_table(ctx, op, bias, w.data, mult, shift, zp_out)
+    weights = ctx.const_array(f"op{op.index}_wpk", pack_weight_rows(w.data, FC_ROW_BLOCK),
+                              "int8_t")
+    code = (f"mcu_fully_connected_s8({ctx.ptr(op.inputs[0])}, {batches}, {depth}, {weights}, "
+            f"{rq}, {fast}, {ctx.ptr(op.outputs[0])}, {units}, {zp_out}, {act_min}, {act_max});")
     return KernelCall(code=code, kernels=("fully_connected",))

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from engine.quant_ops import round_half_away
+from engine.quantization import round_half_away
 from tflite_converter.codegen.api import EmitContext, KernelCall, emitter
 from tflite_converter.codegen.ops._common import BYTE_TYPES, int32_array, refuse, require_dtype
 from tflite_converter.ir import DType, Op, OpKind, ResizeAttrs

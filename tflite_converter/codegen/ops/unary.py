@@ -1,14 +1,15 @@
 """Element-wise unary ops on 8-bit tensors by table look-up (engine/kernels/lut.c):
 LOGISTIC, TANH, HARD_SWISH, RELU, RELU6, LEAKY_RELU, QUANTIZE between int8 and uint8, and
 DEQUANTIZE to float32; plus QUANTIZE from float32 (engine/kernels/quantize.c). The tables are
-TFLite's integer arithmetic evaluated for all 256 inputs (engine/quant_ops.py)."""
+TFLite's integer arithmetic evaluated for all 256 inputs (engine/quant_ops.py, and
+engine/quantization.py for QUANTIZE)."""
 from __future__ import annotations
 
 from typing import Callable
 
 import numpy as np
 
-from engine import quant_ops
+from engine import quant_ops, quantization
 from tflite_converter.codegen import c_writer
 from tflite_converter.codegen.api import EmitContext, KernelCall, emitter
 from tflite_converter.codegen.ops._common import BYTE_TYPES, qparams, refuse, require_dtype
@@ -39,7 +40,7 @@ def _requantize(op: Op, x: Tensor, y: Tensor) -> np.ndarray:
     (si, zi), (so, zo) = qparams(op, x), qparams(op, y)
     if x.dtype is DType.UINT8 and y.dtype is DType.UINT8:
         refuse(op, "uint8 -> uint8 QUANTIZE is not supported by TFLM")
-    return quant_ops.requantize_table(x.dtype.value, si, zi, y.dtype.value, so, zo)
+    return quantization.requantize_table(x.dtype.value, si, zi, y.dtype.value, so, zo)
 
 
 TABLES: dict[OpKind, TableFn] = {

@@ -1,0 +1,140 @@
+"""SRAM oracle of the search: the converter's own memory planner, asked about a candidate.
+
+MCUNet's co-design means the search sees the figure the deployed C will need, not an
+analytic proxy. :class:`MemoryOracle` builds the candidate's legalized int8 graph in memory
+(:func:`nas.arch_graph.network_to_graph`, the same graph ``load_tflite`` + ``legalize`` give
+for its export), schedules it and plans it with ``tflite_converter``'s ``schedule`` and
+``plan_memory`` exactly as ``mcunet-convert`` does. No TensorFlow and no file I/O on this path.
+
+Figures:
+
+- ``arena_bytes``: the planner's arena, i.e. activations and kernel scratch (im2col columns,
+  the in-place depthwise channel buffer) in one arena -- the SRAM the engine's arena takes.
+- ``lower_bound_bytes``: the most bytes live at one step of that schedule (no placement can
+  use less).
+- ``flash_estimate_bytes``: an ESTIMATE of the model's constant data in Flash: int8 weights,
+  int32 biases, and per output channel of every convolution / fully-connected layer an int32
+  requantization multiplier and an int32 shift, plus small constants (MEAN's axes). Code,
+  the runtime, alignment padding and the linker's layout are not counted: the exact Flash
+  figure is the linked image's ``.text + .rodata + .data``.
+
+Results are cached by network (an :class:`ArchConfig` is first turned into its
+:class:`NetworkSpec`, so equal networks share one entry whatever their name).
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+from typing import Any, Mapping, Union
+
+from mcunet_tf.arch import ArchConfig
+from mcunet_tf.network import NetworkSpec
+from nas.arch_graph import network_to_graph
+from tflite_converter.ir import DType, Graph, OpKind
+from tflite_converter.planner import plan_memory
+from tflite_converter.schedule import schedule
+
+Candidate = Union[NetworkSpec, ArchConfig]
+
+# per output channel of a quantized weight layer: int32 multiplier + int32 shift
+REQUANT_BYTES_PER_CHANNEL = 8
+_WEIGHT_LAYERS = frozenset({OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.FULLY_CONNECTED})
+
+
+@dataclasses.dataclass(frozen=True)
+class MemoryProfile:
+    """What the oracle knows about one network (bytes)."""
+
+    arena_bytes: int
+    lower_bound_bytes: int
+    flash_estimate_bytes: int  # an estimate: see the module docstring
+    strategy: str  # the planner's placement strategy that gave the arena
+
+    def get_config(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "MemoryProfile":
+        return cls(**dict(config))
+
+
+# element sizes keyed by member name (enum members hash through Python-level code)
+_ITEMSIZE = {d.name: d.itemsize for d in DType}
+
+
+def flash_estimate_bytes(graph: Graph) -> int:
+    """Constant bytes of `graph` plus the per-channel requantization parameters of its
+    weight layers. An estimate of the weights' share of Flash (see the module docstring)."""
+    total = 0
+    for t in graph.tensors:
+        if t.data is not None:
+            n = _ITEMSIZE[t.dtype._name_]
+            for d in t.shape:
+                n *= d
+            total += n
+    for op in graph.ops:
+        if op.kind in _WEIGHT_LAYERS:
+            out_channels = graph.tensors[op.outputs[0]].shape[-1]
+            total += REQUANT_BYTES_PER_CHANNEL * out_channels
+    return total
+
+
+class MemoryOracle:
+    """`peak_sram` / `profile` of candidate networks, with an LRU cache of `cache_size`
+    networks. `alignment`: the arena alignment the engine uses (bytes)."""
+
+    def __init__(self, alignment: int = 4, cache_size: int = 100_000) -> None:
+        if alignment < 1:
+            raise ValueError(f"MemoryOracle: alignment must be >= 1, got {alignment}")
+        if cache_size < 0:
+            raise ValueError(f"MemoryOracle: cache_size must be >= 0, got {cache_size}")
+        self.alignment = alignment
+        self.cache_size = cache_size
+        self._cache: collections.OrderedDict[NetworkSpec, MemoryProfile] = collections.OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def network(candidate: Candidate) -> NetworkSpec:
+        if isinstance(candidate, NetworkSpec):
+            return candidate
+        if isinstance(candidate, ArchConfig):
+            return candidate.to_network()
+        raise TypeError(
+            f"MemoryOracle: expected a NetworkSpec or an ArchConfig, got {type(candidate).__name__}"
+        )
+
+    def graph(self, candidate: Candidate) -> Graph:
+        """The legalized int8 graph the oracle plans (for inspection and reports)."""
+        return network_to_graph(self.network(candidate))
+
+    def profile(self, candidate: Candidate) -> MemoryProfile:
+        spec = self.network(candidate)
+        cached = self._cache.get(spec)
+        if cached is not None:
+            self.hits += 1
+            self._cache.move_to_end(spec)
+            return cached
+        self.misses += 1
+        graph = network_to_graph(spec)
+        # the converter's pipeline (tflite_converter/convert.py): schedule, then plan
+        plan = plan_memory(graph, schedule(graph), alignment=self.alignment)
+        result = MemoryProfile(
+            arena_bytes=plan.arena_bytes,
+            lower_bound_bytes=plan.lower_bound_bytes,
+            flash_estimate_bytes=flash_estimate_bytes(graph),
+            strategy=plan.strategy,
+        )
+        if self.cache_size:
+            self._cache[spec] = result
+            if len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return result
+
+    def peak_sram(self, candidate: Candidate) -> int:
+        """Arena bytes the engine needs for `candidate` (activations + kernel scratch)."""
+        return self.profile(candidate).arena_bytes
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+        self.hits = self.misses = 0
