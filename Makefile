@@ -13,7 +13,7 @@ setup:
 	@bash scripts/setup.sh
 
 demo: setup
-	bash scripts/demo.sh
+	python -m nas.demo
 
 test: setup
 	python -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q -rs tests

@@ -31,7 +31,7 @@ from tests.test_kernels_conv import (
 from tests.tflite_builder import ModelBuilder, TensorSpec, build_single_op_model
 from tflite_converter import opspec
 from tflite_converter.codegen.generate import convert_model
-from tflite_converter.codegen.ops.depthwise_conv2d import padded_rows
+from tflite_converter.codegen.ops.depthwise_conv2d import hwc_weights, padded_rows
 from tflite_converter.reader import read_tflite
 
 pytestmark = pytest.mark.skipif(not have_compiler(), reason="no host C compiler")
@@ -55,12 +55,68 @@ INPLACE_CASES = [
 ]
 
 
+@pytest.mark.parametrize("kernel", ["plane", "hwc"])
 @pytest.mark.parametrize("case", INPLACE_CASES, ids=lambda c: c.name)
-def test_inplace_paths_match_tflm(case: ConvCase, tmp_path):
+def test_inplace_paths_match_tflm(case: ConvCase, kernel: str, tmp_path, monkeypatch):
+    """Each in-place kernel on every case: the one-channel plane loops and the channel-group
+    kernel (valid taps only), the choice forced past opspec's cost model."""
+    monkeypatch.setattr(opspec, "depthwise_prefers_hwc", lambda g, op: kernel == "hwc")
     rng = _rng(case.name)
     model = _pointwise_then_depthwise(case, rng)
     src = _assert_matches_tflm(model, tmp_path, rng, case.in_shape)
-    assert "mcu_depthwise_conv2d_s8(" in src, "the planner did not run the depthwise in place"
+    if kernel == "plane":
+        assert "mcu_depthwise_conv2d_s8(" in src, "the planner did not run the depthwise in place"
+    elif "mcu_depthwise_conv2d_hwc_s8(" in src:
+        call = src[src.index("mcu_depthwise_conv2d_hwc_s8("):]
+        assert "(int8_t *)0)" not in call.split(";")[0], "hwc kernel not run in place"
+    else:
+        # the arena had no room for the group buffer at that step: the plane kernel runs
+        assert "mcu_depthwise_conv2d_s8(" in src
+
+
+HWC_OUT_OF_PLACE_CASES = [
+    ConvCase("hwc_k3_dilated", (1, 9, 8, 6), 6, dilation=(2, 2), zp_in=-128),
+    ConvCase("hwc_k5_s2x1_odd_c", (1, 7, 9, 7), 7, kernel=(5, 5), stride=(2, 1), zp_in=127),
+    ConvCase("hwc_k7_tiny", (1, 3, 3, 9), 9, kernel=(7, 7), per_channel=False),
+    ConvCase("hwc_k3_1x1", (1, 1, 1, 5), 5, activation="RELU6"),
+]
+
+
+@pytest.mark.parametrize("case", HWC_OUT_OF_PLACE_CASES, ids=lambda c: c.name)
+def test_out_of_place_multichannel_uses_hwc_kernel(case: ConvCase, tmp_path):
+    """Depth multiplier 1 out of place: the channel-group kernel reads the input where it
+    lies (no scratch), any channel count, dilation and stride."""
+    rng = _rng(case.name)
+    x, w, b, y = _conv_tensors(case, True, rng)
+    model = build_single_op_model("DEPTHWISE_CONV_2D", [x, w, b], [y], _conv_options(case, True))
+    src = _assert_matches_tflm(model, tmp_path, rng, case.in_shape)
+    assert "mcu_depthwise_conv2d_hwc_s8(" in src and "(int8_t *)0)" in src
+
+
+def test_cost_model_picks_hwc_for_small_maps_only():
+    """MCUNet-like layers: 7x7 on a 3x3 map (almost all padding) takes the channel-group
+    kernel, 3x3 on a 40x40 map the plane kernel."""
+    rng = _rng("cost")
+    picks = {}
+    for name, shape, k in (("small", (1, 3, 3, 8), (7, 7)), ("large", (1, 40, 40, 8), (3, 3))):
+        case = ConvCase(name, shape, 8, kernel=k)
+        x, w, b, y = _conv_tensors(case, True, rng)
+        g = read_tflite(build_single_op_model("DEPTHWISE_CONV_2D", [x, w, b], [y],
+                                              _conv_options(case, True)))
+        op = g.ops[0]
+        picks[name] = opspec.depthwise_prefers_hwc(g, op)
+        want = (opspec.depthwise_hwc_scratch_bytes(g, op) if picks[name]
+                else opspec.depthwise_inplace_scratch_bytes(g, op))
+        assert opspec.preferred_scratch_bytes(g, op, True) == max(
+            want, opspec.depthwise_inplace_scratch_bytes(g, op))
+    assert picks == {"small": True, "large": False}
+
+
+def test_hwc_weights_layout():
+    rows = (np.arange(6 * 4, dtype=np.int64).reshape(6, 4) - 12)  # 6 channels, 4 taps
+    got = hwc_weights(rows).reshape(2, 4, 4)  # [groups][taps][4]
+    assert np.array_equal(got[0], rows[:4].T)
+    assert np.array_equal(got[1][:, :2], rows[4:].T) and not got[1][:, 2:].any()
 
 
 SINGLE_CHANNEL_CASES = [
@@ -174,6 +230,7 @@ def test_depthwise_stack_on_cortex_m7_portable_and_dsp(tmp_path):
     convert_model(model, d, name="dws")
     src = (d / "dws.c").read_text()
     assert "mcu_depthwise_conv2d_direct_s8(" not in src and "mcu_depthwise_conv2d_c1_s8(" in src
+    assert "mcu_depthwise_conv2d_hwc_s8(" in src  # the 2x2 maps' layers
     ref = TflmModel(model)
     samples = _inputs(rng, shape, n=3)
     want = [ref.run(s)[0] for s in samples]

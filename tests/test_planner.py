@@ -464,3 +464,23 @@ def test_verify_plan_catches_unsafe_inplace_claim():
     forged[r] = dataclasses.replace(plan.tensors[r], offset=plan.tensors[a].offset, role=Role.INPLACE, alias_of=a)
     bad = dataclasses.replace(plan, tensors=forged, inplace_ops=plan.inplace_ops | {1})
     assert any("overlaps" in p for p in verify_plan(g, bad))
+
+
+def test_scratch_records_minimum_and_granted():
+    """Every scratch buffer carries its minimum (what the arena was sized with) and the
+    granted bytes (>= the minimum, <= the op's preferred size); plan.json shows both."""
+    from tflite_converter.plan_report import plan_to_json
+
+    b = GraphBuilder()
+    x = b.tensor((1, 4, 4, 32))
+    y = b.conv(x, 32, 5)  # a one-pixel minimum, room for more at this step
+    z = b.conv(y, 1024)
+    g = b.graph([x], [z])
+    plan = plan_memory(g)
+    assert verify_plan(g, plan) == []
+    for p, sp in plan.scratch.items():
+        assert sp.min_bytes == opspec.scratch_bytes(g, g.ops[p], p in plan.inplace_ops)
+        assert sp.min_bytes <= sp.bytes <= opspec.preferred_scratch_bytes(g, g.ops[p], False)
+    assert plan.scratch[0].bytes > plan.scratch[0].min_bytes
+    rows = {r["position"]: r for r in plan_to_json(g, plan)["scratch"]}
+    assert (rows[0]["min_bytes"], rows[0]["bytes"]) == (plan.scratch[0].min_bytes, plan.scratch[0].bytes)

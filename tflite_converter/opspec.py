@@ -113,8 +113,10 @@ def per_output_macs(graph: Graph, op: Op) -> int:
 # Scratch bytes (planned in the arena, living for the op only)
 
 
-# Output pixels the CONV_2D kernels widen at once (engine/kernels/mcu_matmul_s8.h MCU_MM_NP).
+# Output pixels the CONV_2D kernels widen at once (engine/kernels/mcu_matmul_s8.h MCU_MM_NP);
+# a kxk convolution may also run one pixel at a time (conv2d_pixel_block).
 CONV_PIXEL_BLOCK = 3
+CONV_PIXEL_BLOCKS = (CONV_PIXEL_BLOCK, 1)  # the blocks engine/kernels/conv2d.c has, widest first
 
 
 def _is_pointwise(op: Op, kh: int, kw: int) -> bool:
@@ -122,12 +124,24 @@ def _is_pointwise(op: Op, kh: int, kw: int) -> bool:
     return kh == 1 and kw == 1 and p.top == p.bottom == p.left == p.right == 0
 
 
+def conv2d_block_scratch(graph: Graph, op: Op, pixels: int) -> int:
+    """Scratch of engine/kernels/conv2d.c run `pixels` output pixels at a time: that many
+    int16 columns of K4 = kh*kw*Cin rounded up to 4 values (the inner loop then loads each
+    input pair once per output channel pair, no per-MAC sign extension), plus, for a kxk or
+    padded convolution, K int8 bytes to gather one receptive field before widening it."""
+    f = graph.tensors[op.inputs[1]].shape
+    kh, kw, cin = f[1], f[2], f[3]
+    k = kh * kw * cin
+    columns = pixels * ((k + 3) // 4 * 4) * 2
+    return columns if _is_pointwise(op, kh, kw) else columns + k
+
+
 def conv2d_pixel_block(graph: Graph, op: Op) -> int:
-    """Output pixels per block of engine/kernels/conv2d.c for this op: CONV_PIXEL_BLOCK, except
-    for a kxk convolution whose columns would take more than a quarter of its input plus
-    output bytes (large kh*kw*Cin on small images, e.g. a 5x5x32 filter on 16x16): there one
-    pixel at a time keeps the scratch from raising the arena peak, for ~30% more instructions
-    in that layer."""
+    """The pixel block the *minimum* scratch is sized for: CONV_PIXEL_BLOCK, except for a kxk
+    convolution whose columns would take more than a quarter of its input plus output bytes
+    (large kh*kw*Cin on small images, e.g. a 5x5x32 filter on 16x16): there one pixel at a
+    time keeps the scratch from raising the arena peak. The planner grants the wider block's
+    scratch afterwards wherever the arena has room for it (conv2d_preferred_scratch)."""
     f = graph.tensors[op.inputs[1]].shape
     kh, kw, cin = f[1], f[2], f[3]
     if _is_pointwise(op, kh, kw):
@@ -137,16 +151,24 @@ def conv2d_pixel_block(graph: Graph, op: Op) -> int:
     return CONV_PIXEL_BLOCK if CONV_PIXEL_BLOCK * ((k + 3) // 4 * 4) * 2 + k <= room else 1
 
 
+def conv2d_pixel_block_for(graph: Graph, op: Op, scratch: int) -> int:
+    """The widest pixel block whose scratch fits in `scratch` bytes (what the plan granted);
+    the emitter's choice."""
+    for pixels in CONV_PIXEL_BLOCKS:
+        if conv2d_block_scratch(graph, op, pixels) <= scratch:
+            return pixels
+    raise ValueError(f"{op}: {scratch} bytes of scratch hold no pixel block")
+
+
 def conv2d_scratch(graph: Graph, op: Op, inplace: bool) -> int:
-    """engine/kernels/conv2d.c widens blocks of conv2d_pixel_block output pixels' inputs into
-    int16 columns of K4 = kh*kw*Cin rounded up to 4 values, so the inner loop loads each input
-    pair once per output channel pair (no per-MAC sign extension). A kxk or padded convolution
-    also needs K int8 bytes to gather one receptive field before widening it."""
-    f = graph.tensors[op.inputs[1]].shape
-    kh, kw, cin = f[1], f[2], f[3]
-    k = kh * kw * cin
-    columns = conv2d_pixel_block(graph, op) * ((k + 3) // 4 * 4) * 2
-    return columns if _is_pointwise(op, kh, kw) else columns + k
+    """The minimum: the columns of conv2d_pixel_block pixels."""
+    return conv2d_block_scratch(graph, op, conv2d_pixel_block(graph, op))
+
+
+def conv2d_preferred_scratch(graph: Graph, op: Op, inplace: bool) -> int:
+    """The widest block's columns: ~30% fewer instructions than one pixel at a time on a kxk
+    layer, used where the plan has that room free at the op's step."""
+    return conv2d_block_scratch(graph, op, CONV_PIXEL_BLOCKS[0])
 
 
 def depthwise_inplace_scratch_bytes(graph: Graph, op: Op) -> int:
@@ -186,10 +208,67 @@ def depthwise_single_channel(graph: Graph, op: Op, inplace: bool) -> bool:
 
 def depthwise_scratch(graph: Graph, op: Op, inplace: bool) -> int:
     """In place: one padded channel plane. Single input channel: one band of rows. Otherwise
-    the direct kernel, which needs none."""
+    the direct kernels, which need none."""
     if inplace:
         return depthwise_inplace_scratch_bytes(graph, op)
     return depthwise_band_bytes(graph, op) if depthwise_single_channel(graph, op, inplace) else 0
+
+
+# Channels the channel-group depthwise kernel (mcu_depthwise_conv2d_hwc_s8) handles at once.
+DEPTHWISE_GROUP = 4
+
+
+def depthwise_hwc_scratch_bytes(graph: Graph, op: Op) -> int:
+    """In place, the channel-group kernel copies one group of input channels at a time:
+    in_h * in_w * DEPTHWISE_GROUP bytes."""
+    _, ih, iw, _ = graph.tensors[op.inputs[0]].shape
+    return ih * iw * DEPTHWISE_GROUP
+
+
+def _valid_taps(size: int, out: int, k: int, stride: int, dil: int, pad: int) -> float:
+    """Mean number of the k taps of one axis that fall inside the image, over the outputs."""
+    total = 0
+    for o in range(out):
+        base = o * stride - pad
+        total += sum(1 for t in range(k) if 0 <= base + t * dil < size)
+    return total / out
+
+
+def depthwise_prefers_hwc(graph: Graph, op: Op) -> bool:
+    """Whether the channel-group kernel (valid taps only, four channels a tap) is expected to
+    run fewer instructions than the one-channel plane kernels (every tap of the padded window,
+    plus filling the plane). A model of the DSP build's cost per output element, fitted to
+    Cortex-M7 instruction counts of tinyengine_mcunet_vww's layers: the plane kernels cost
+    about 5 instructions a tap for 3x3 (two outputs share each word) and 4.5 for larger
+    kernels, plus ~1000 a channel (plane fill, set-up) spread over the channel's outputs; the
+    group kernel ~4.15 a valid tap plus ~68 (pixel set-up, four requantisations). It wins
+    where padding is most of the window: 3x3..7x7 kernels on maps of about 5x5 and below."""
+    a = op.attrs
+    assert isinstance(a, ConvAttrs)
+    if a.depth_multiplier != 1:
+        return False
+    _, ih, iw, _ = graph.tensors[op.inputs[0]].shape
+    _, kh, kw, _ = graph.tensors[op.inputs[1]].shape
+    _, oh, ow, _ = graph.tensors[op.outputs[0]].shape
+    p = a.pads
+    valid = (_valid_taps(ih, oh, kh, a.stride_h, a.dilation_h, p.top)
+             * _valid_taps(iw, ow, kw, a.stride_w, a.dilation_w, p.left))
+    fitted = a.dilation_h == a.dilation_w == 1 and a.stride_w in (1, 2)
+    per_tap = (5.0 if kh == kw == 3 else 4.5) if fitted else 8.0
+    plane = per_tap * kh * kw + 1000.0 / (oh * ow)
+    return 68.0 + 4.15 * valid < plane
+
+
+def depthwise_preferred_scratch(graph: Graph, op: Op, inplace: bool) -> int:
+    """In place, the channel-group buffer where that kernel is the faster one; out of place on
+    a single input channel, the whole padded plane (the plane kernel, faster than the band
+    one). The emitter picks the kernel by what the plan granted (ctx.scratch_bytes)."""
+    need = depthwise_scratch(graph, op, inplace)
+    if inplace and depthwise_prefers_hwc(graph, op):
+        return max(need, depthwise_hwc_scratch_bytes(graph, op))
+    if depthwise_single_channel(graph, op, inplace):
+        return max(need, depthwise_inplace_scratch_bytes(graph, op))
+    return need
 
 
 # ---------------------------------------------------------------------------------------------
@@ -260,6 +339,9 @@ class OpSpec:
 
     macs: MacsFn = _zero_macs
     scratch: ScratchFn = _no_scratch
+    # more scratch the kernel runs faster with (>= `scratch`); None: the minimum is all it uses.
+    # The planner grants up to this much where the arena has the room (planner._grant_scratch).
+    preferred_scratch: Optional[ScratchFn] = None
     inplace: InplaceFn = _never_inplace
     alias: bool = False
 
@@ -270,9 +352,11 @@ _ALIAS = OpSpec(alias=True)
 _MOVE = OpSpec()  # data movement: no arithmetic, no scratch, writes elsewhere
 
 SPECS: dict[OpKind, OpSpec] = {
-    OpKind.CONV_2D: OpSpec(macs=conv2d_macs, scratch=conv2d_scratch),
+    OpKind.CONV_2D: OpSpec(macs=conv2d_macs, scratch=conv2d_scratch,
+                           preferred_scratch=conv2d_preferred_scratch),
     OpKind.DEPTHWISE_CONV_2D: OpSpec(
-        macs=depthwise_macs, scratch=depthwise_scratch, inplace=depthwise_inplace
+        macs=depthwise_macs, scratch=depthwise_scratch,
+        preferred_scratch=depthwise_preferred_scratch, inplace=depthwise_inplace
     ),
     OpKind.FULLY_CONNECTED: OpSpec(macs=fully_connected_macs),
     OpKind.ADD: _BINARY,
@@ -328,6 +412,13 @@ def scratch_bytes(graph: Graph, op: Op, inplace: bool) -> int:
     """Kernel scratch of `op`, planned in the arena for that op only. `inplace` says whether
     the planner runs the op in place (the in-place depthwise kernel needs its channel buffer)."""
     return _BY_NAME[op.kind._name_].scratch(graph, op, inplace)
+
+
+def preferred_scratch_bytes(graph: Graph, op: Op, inplace: bool) -> int:
+    """The scratch `op` would like (never below scratch_bytes); the planner grants what fits."""
+    sp = _BY_NAME[op.kind._name_]
+    need = sp.scratch(graph, op, inplace)
+    return need if sp.preferred_scratch is None else max(need, sp.preferred_scratch(graph, op, inplace))
 
 
 def inplace_candidates(graph: Graph, op: Op) -> tuple[int, ...]:

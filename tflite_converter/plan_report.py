@@ -50,7 +50,8 @@ def plan_to_json(graph: Graph, plan: MemoryPlan) -> dict[str, Any]:
             }
         )
     scratch = [
-        {"op": ops[p].index, "position": p, "step": sp.step, "offset": sp.offset, "bytes": sp.bytes}
+        {"op": ops[p].index, "position": p, "step": sp.step, "offset": sp.offset, "bytes": sp.bytes,
+         "min_bytes": sp.min_bytes}
         for p, sp in plan.scratch.items()
     ]
     op_rows = []

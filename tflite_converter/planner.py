@@ -21,11 +21,17 @@ How a plan is made, for a fixed execution order (`order`, positions in `graph.op
    group only blocks the bytes its live members use.
 4. If that arena is not below the plain greedy plan without in-place reuse, the latter is
    used, so the result is never worse than TFLM-style greedy planning.
+5. Loop tiling into the room left free: an op whose kernel runs faster with more scratch
+   (`opspec.preferred_scratch_bytes`, e.g. CONV_2D's wider im2col pixel block) gets, after
+   placement, the largest scratch up to that size that fits in a free gap of the arena at
+   its step. The arena never grows and every other offset stays as placed,
+   so the arena is exactly the minimum-scratch plan's.
 
 `verify_plan` checks a plan independently of how it was made.
 """
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import enum
 from typing import Iterable, Optional, Sequence
@@ -62,7 +68,8 @@ class ScratchPlacement:
     op: int  # position in graph.ops
     step: int
     offset: int
-    bytes: int
+    bytes: int  # granted: what the kernel may use, min_bytes <= bytes <= its preferred size
+    min_bytes: int  # what the kernel needs (opspec.scratch_bytes); the arena was sized with it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,6 +239,7 @@ class _Layout:
     inplace_ops: set[int]
     scratch: dict[int, tuple[int, int]]  # op position -> (step, rounded bytes)
     scratch_raw: dict[int, int]
+    preferred: dict[int, int]  # op position -> preferred scratch bytes, where above the minimum
     items: list[Item]
     n_steps: int
     alignment: int
@@ -374,7 +382,7 @@ def _build_layout(
     g = _Groups()
     layout = _Layout(
         order=order, first=first, last=last, size=size, nbytes=nbytes, groups=g, roles={},
-        inplace_ops=set(), scratch={}, scratch_raw={}, items=[], n_steps=max(len(order), 1),
+        inplace_ops=set(), scratch={}, scratch_raw={}, preferred={}, items=[], n_steps=max(len(order), 1),
         alignment=alignment,
     )
     ops = graph.ops
@@ -423,6 +431,10 @@ def _build_layout(
         if raw > 0:
             scratch[p] = (s, -(-raw // alignment) * alignment)
             scratch_raw[p] = raw
+            if spec.preferred_scratch is not None:
+                want = spec.preferred_scratch(graph, op, p in inplace_ops)
+                if want > raw:
+                    layout.preferred[p] = want
 
     # items to place
     items = layout.items
@@ -636,11 +648,58 @@ def _by_size(items: list[Item]) -> list[int]:
 assert [f.name for f in dataclasses.fields(TensorPlacement)] == [
     "index", "name", "offset", "bytes", "first_step", "last_step", "role", "alias_of"
 ], "update _assemble to the new TensorPlacement fields"
-assert [f.name for f in dataclasses.fields(ScratchPlacement)] == ["op", "step", "offset", "bytes"], (
+assert [f.name for f in dataclasses.fields(ScratchPlacement)] == ["op", "step", "offset", "bytes", "min_bytes"], (
     "update _assemble to the new ScratchPlacement fields"
 )
 _new_object = object.__new__
 _set_attribute = object.__setattr__
+
+
+def _grant_scratch(layout: _Layout, bases: list[int], arena: int) -> dict[int, tuple[int, int]]:
+    """Op position -> (offset, bytes) of the scratch granted beyond the minimum: for each op
+    with a preferred size, min(preferred, widest free gap) bytes, where the gaps are the
+    arena's bytes no other buffer uses at the op's step (its minimum buffer's own bytes are
+    free to it). The buffer grows in place when its gap is the widest, else moves to the
+    widest gap's start. Nothing else moves and the arena does not grow."""
+    preferred = layout.preferred
+    if not preferred:
+        return {}
+    scratch = layout.scratch
+    steps = {scratch[p][0]: p for p in preferred}  # one op per step
+    own = {-p - 1 for p in preferred}
+    # (lo, hi) of every other buffer live at one of those steps
+    busy: dict[int, list[tuple[int, int]]] = {s: [] for s in steps}
+    offset_of: dict[int, int] = {}
+    step_list = sorted(steps)
+    for (f0, l0, _, members), base in zip(layout.items, bases):
+        i = bisect.bisect_left(step_list, f0)
+        if i == len(step_list) or step_list[i] > l0:  # live at none of those steps
+            continue
+        hit = step_list[i:bisect.bisect_right(step_list, l0)]
+        for rel, sz, f, l, key in members:
+            if key in own:
+                offset_of[-key - 1] = base + rel
+            elif sz:
+                lo = base + rel
+                for s in hit:
+                    if f <= s <= l:
+                        busy[s].append((lo, lo + sz))
+    grants: dict[int, tuple[int, int]] = {}
+    for s, p in steps.items():
+        off = offset_of[p]
+        best_lo, best_size, cursor = off, 0, 0
+        for lo, hi in sorted(busy[s]) + [(arena, arena)]:
+            # the gap [cursor, lo); the one holding the minimum buffer wins ties (no move)
+            size = lo - cursor
+            if size > best_size or (size == best_size and cursor <= off < lo):
+                best_lo, best_size = cursor, size
+            if hi > cursor:
+                cursor = hi
+        raw = min(preferred[p], best_size)
+        if raw > layout.scratch_raw[p]:
+            in_gap = best_lo <= off and off + _round(raw, layout.alignment) <= best_lo + best_size
+            grants[p] = (off if in_gap else best_lo, raw)
+    return grants
 
 
 def _assemble(graph: Graph, layout: _Layout, bases: list[int], arena: int, live: list[int], strategy: str, alignment: int) -> MemoryPlan:
@@ -649,6 +708,7 @@ def _assemble(graph: Graph, layout: _Layout, bases: list[int], arena: int, live:
     roles = layout.roles
     nbytes = layout.nbytes
     scratch_raw = layout.scratch_raw
+    grants = _grant_scratch(layout, bases, arena)
     graph_tensors = graph.tensors
     own = (Role.OWN, None)
     for (_, _, _, members), base in zip(layout.items, bases):
@@ -656,7 +716,9 @@ def _assemble(graph: Graph, layout: _Layout, bases: list[int], arena: int, live:
             if key < 0:
                 p = -key - 1
                 sp = _new_object(ScratchPlacement)
-                _set_attribute(sp, "__dict__", {"op": p, "step": f, "offset": base + rel, "bytes": scratch_raw[p]})
+                off, granted = grants.get(p) or (base + rel, scratch_raw[p])
+                _set_attribute(sp, "__dict__", {"op": p, "step": f, "offset": off, "bytes": granted,
+                                                "min_bytes": scratch_raw[p]})
                 scratch[p] = sp
             else:
                 role, of = roles.get(key, own)
@@ -791,10 +853,17 @@ def verify_plan(graph: Graph, plan: MemoryPlan) -> list[str]:
         if graph.tensors[t].data is not None:
             problems.append(f"constant tensor {t} is placed in the arena")
     for p, op in enumerate(graph.ops):
-        need = opspec.scratch_bytes(graph, op, p in plan.inplace_ops)
+        inplace_op = p in plan.inplace_ops
+        need = opspec.scratch_bytes(graph, op, inplace_op)
         sp = plan.scratch.get(p)
         if need and (sp is None or sp.bytes < need):
             problems.append(f"{op}: scratch of {need} bytes not planned")
+        if sp is not None:
+            if sp.min_bytes != need:
+                problems.append(f"{op}: scratch minimum recorded as {sp.min_bytes} bytes, the kernel needs {need}")
+            want = opspec.preferred_scratch_bytes(graph, op, inplace_op)
+            if sp.bytes > want:
+                problems.append(f"{op}: {sp.bytes} bytes of scratch granted, more than the {want} it can use")
         if sp is not None:
             s = step_of[p]
             bufs.append((f"scratch of {op}", -p - 1, sp.offset, _round(sp.bytes, a), s, s))

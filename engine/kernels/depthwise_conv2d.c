@@ -19,6 +19,8 @@
  *     build: taps in groups of four (the weight rows are zero-padded to a multiple of four),
  *     two outputs per iteration from one word per group;
  *   - anything else: a plain tap loop (literal 5x5 / 7x7 so the compiler unrolls it).
+ * Small feature maps, where padding is most of each window, take the channel-group kernel
+ * at the end of the file instead (mcu_depthwise_conv2d_hwc_s8: valid taps only).
  *
  * Generation-time contract (tflite_converter/codegen/ops/depthwise_conv2d.py):
  *   - weights re-ordered to [Cout][k_h][MCU_DW_ROW(k_w)]: each channel's taps contiguous,
@@ -518,6 +520,208 @@ MCU_KERNEL void mcu_depthwise_conv2d_direct_s8(
                                                 act_min, act_max)
                               : mcu_requantize_s8(acc, mult[q], shift[q], out_zp, act_min,
                                                   act_max);
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Channel-group kernel for small feature maps (MCUNet's late 3x3..7x7 layers on 10x10 and
+ * smaller inputs, where most of a padded window is padding): four channels at a time in the
+ * HWC layout, and per output pixel only the taps that fall inside the image, so no work on
+ * padding at all. Each tap reads one word of four input channels and one word of their four
+ * weights and accumulates w * (x - zp_in) per channel (DSP: SXTB16 + SSUB16, then
+ * SMLABB / SMLATT into four accumulators), so the bias here is TFLite's own, not folded.
+ *
+ * Generation-time contract (codegen/ops/depthwise_conv2d.py, hwc_weights):
+ *   - depth multiplier 1;
+ *   - weights [ceil(C/4)][k_h*k_w][4]: each group of four channels with its taps contiguous,
+ *     the last group zero-padded;
+ *   - `scratch` NULL: the output does not overlap the input and the input is read in place;
+ *     otherwise (in place) in_h * in_w * 4 bytes: each group's four input channels are
+ *     copied there before any output of the group is written (output channel c only
+ *     overwrites input channel c), opspec.depthwise_hwc_scratch_bytes. */
+
+/* One output pixel's accumulators for channels c0..c0+n-1 (n <= 4), then requantised. */
+typedef struct {
+    mcu_dw_rq rq[4];
+    int32_t mult[4];
+    int32_t shift[4];
+    int32_t bias[4];
+} mcu_dw_group_q;
+
+MCU_INLINE void mcu_dw_group_q_make(mcu_dw_group_q *g, const int32_t *bias, const int32_t *mult,
+                                    const int32_t *shift, int per_channel, int c0, int n) {
+    for (int j = 0; j < 4; ++j) {
+        const int c = c0 + (j < n ? j : 0);
+        const int q = per_channel ? c : 0;
+        g->bias[j] = bias[c];
+        g->mult[j] = mult[q];
+        g->shift[j] = shift[q];
+        g->rq[j] = mcu_dw_rq_make(mult[q], shift[q] < 0 ? shift[q] : -1);
+    }
+}
+
+MCU_INLINE int8_t mcu_dw_group_finish(const mcu_dw_group_q *g, int j, int32_t acc,
+                                      int32_t out_zp, int32_t act_min, int32_t act_max) {
+    return g->shift[j] < 0 ? mcu_dw_rq_apply(acc, g->rq[j], out_zp, act_min, act_max)
+                           : mcu_requantize_s8(acc, g->mult[j], g->shift[j], out_zp, act_min,
+                                               act_max);
+}
+
+/* First tap index k (0 <= k <= k_n) with 0 <= base + k*dil, and one past the last with
+ * base + k*dil < size: the taps of a window starting at `base` that lie in the image. */
+MCU_INLINE void mcu_dw_valid_taps(int base, int dil, int k_n, int size, int *lo, int *hi) {
+    int a = base < 0 ? (-base + dil - 1) / dil : 0;
+    int b = size - base <= 0 ? 0 : (size - base + dil - 1) / dil;
+    if (b > k_n) {
+        b = k_n;
+    }
+    if (a > b) {
+        a = b;
+    }
+    *lo = a;
+    *hi = b;
+}
+
+#if defined(__GNUC__)
+#define MCU_DW_NOINLINE static __attribute__((noinline, unused))
+#else
+#define MCU_DW_NOINLINE static
+#endif
+
+#if MCU_USE_DSP
+/* Bytes 1 and 3 sign-extended into halfwords in one SXTB16 (gcc emits ROR + SXTB16 for
+ * the C rotation). */
+MCU_INLINE uint32_t mcu_dw_sxtb16_ror8(uint32_t x) {
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
+}
+#endif
+
+/* The valid taps of one output pixel for four channels: `rows` x `cols` taps, x and w at the
+ * first one; x_row / w_row bytes between rows, x_col between columns (w: 4). Out of line so
+ * the tap loop has the registers to itself (inlined into the pixel loops, gcc spilled the
+ * accumulators' pointers in it). acc[0..3] are updated. */
+MCU_DW_NOINLINE void mcu_dw_hwc_taps4(const int8_t *x, const int8_t *w, int rows, int cols,
+                                      int x_row, int x_col, int w_row, int32_t in_zp,
+                                      int32_t *acc) {
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+#if MCU_USE_DSP
+    const uint32_t zz = mcu_pack16(in_zp, in_zp);
+    x_row -= cols * x_col;
+    w_row -= cols * 4;
+    for (int r = 0; r < rows; ++r) {
+        for (const int8_t *w_end = w + 4 * cols; w != w_end; w += 4) {
+            const uint32_t xv = mcu_read_u32(x), wv = mcu_read_u32(w);
+            const uint32_t xe = (uint32_t)__ssub16((int16x2_t)mcu_sxtb16(xv), (int16x2_t)zz);
+            const uint32_t xo = (uint32_t)__ssub16((int16x2_t)mcu_dw_sxtb16_ror8(xv),
+                                                   (int16x2_t)zz);
+            const uint32_t we = mcu_sxtb16(wv), wo = mcu_dw_sxtb16_ror8(wv);
+            a0 = __smlabb((int32_t)we, (int32_t)xe, a0);
+            a2 = __smlatt((int32_t)we, (int32_t)xe, a2);
+            a1 = __smlabb((int32_t)wo, (int32_t)xo, a1);
+            a3 = __smlatt((int32_t)wo, (int32_t)xo, a3);
+            x += x_col;
+        }
+        x += x_row;
+        w += w_row;
+    }
+#else
+    for (int r = 0; r < rows; ++r) {
+        for (int k = 0; k < cols; ++k) {
+            const int8_t *xk = x + k * x_col, *wk = w + 4 * k;
+            a0 += (int32_t)wk[0] * ((int32_t)xk[0] - in_zp);
+            a1 += (int32_t)wk[1] * ((int32_t)xk[1] - in_zp);
+            a2 += (int32_t)wk[2] * ((int32_t)xk[2] - in_zp);
+            a3 += (int32_t)wk[3] * ((int32_t)xk[3] - in_zp);
+        }
+        x += x_row;
+        w += w_row;
+    }
+#endif
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+
+/* The same for n < 4 channels (the last group of a channel count not a multiple of 4):
+ * bytes past n are not read, they may lie past the input tensor. */
+MCU_DW_NOINLINE void mcu_dw_hwc_taps(const int8_t *x, const int8_t *w, int rows, int cols,
+                                     int x_row, int x_col, int w_row, int32_t in_zp,
+                                     int32_t *acc, int n) {
+    for (int r = 0; r < rows; ++r) {
+        for (int k = 0; k < cols; ++k) {
+            for (int j = 0; j < n; ++j) {
+                acc[j] += (int32_t)w[4 * k + j] * ((int32_t)x[k * x_col + j] - in_zp);
+            }
+        }
+        x += x_row;
+        w += w_row;
+    }
+}
+
+MCU_KERNEL void mcu_depthwise_conv2d_hwc_s8(const int8_t *input, int in_h, int in_w, int in_c,
+                                            int k_h, int k_w, int stride_h, int stride_w,
+                                            int dil_h, int dil_w, int pad_top, int pad_left,
+                                            int32_t in_zp, const int8_t *weights,
+                                            const int32_t *bias, const int32_t *mult,
+                                            const int32_t *shift, int per_channel,
+                                            int8_t *output, int out_h, int out_w,
+                                            int32_t out_zp, int32_t act_min, int32_t act_max,
+                                            int8_t *scratch) {
+    const int taps = k_h * k_w;
+    const int pixels = in_h * in_w;
+    for (int c0 = 0; c0 < in_c; c0 += 4) {
+        const int n = in_c - c0 < 4 ? in_c - c0 : 4;
+        const int8_t *src = input + c0;
+        int xs = in_c; /* bytes from one pixel to the next in `src` */
+        if (scratch) {
+            /* in place: this group's input channels, four bytes a pixel */
+            const int8_t *p = input + c0;
+            for (int i = 0; i < pixels; ++i) {
+                if (n == 4) {
+                    mcu_write_u32(scratch + 4 * i, mcu_read_u32(p));
+                } else {
+                    for (int j = 0; j < n; ++j) {
+                        scratch[4 * i + j] = p[j];
+                    }
+                }
+                p += in_c;
+            }
+            src = scratch;
+            xs = 4;
+        }
+        const int8_t *wg = weights + (size_t)(c0 >> 2) * taps * 4;
+        mcu_dw_group_q g;
+        mcu_dw_group_q_make(&g, bias, mult, shift, per_channel, c0, n);
+        for (int oy = 0; oy < out_h; ++oy) {
+            const int iy0 = oy * stride_h - pad_top;
+            int ky_lo, ky_hi;
+            mcu_dw_valid_taps(iy0, dil_h, k_h, in_h, &ky_lo, &ky_hi);
+            int8_t *o = output + (size_t)oy * out_w * in_c + c0;
+            for (int ox = 0; ox < out_w; ++ox) {
+                const int ix0 = ox * stride_w - pad_left;
+                int kx_lo, kx_hi;
+                mcu_dw_valid_taps(ix0, dil_w, k_w, in_w, &kx_lo, &kx_hi);
+                int32_t acc[4] = {g.bias[0], g.bias[1], g.bias[2], g.bias[3]};
+                const int8_t *x =
+                    src + ((size_t)(iy0 + ky_lo * dil_h) * in_w + (size_t)(ix0 + kx_lo * dil_w)) *
+                              (size_t)xs;
+                const int8_t *w = wg + (size_t)(ky_lo * k_w + kx_lo) * 4;
+                if (n == 4) {
+                    mcu_dw_hwc_taps4(x, w, ky_hi - ky_lo, kx_hi - kx_lo, dil_h * in_w * xs,
+                                     dil_w * xs, 4 * k_w, in_zp, acc);
+                } else {
+                    mcu_dw_hwc_taps(x, w, ky_hi - ky_lo, kx_hi - kx_lo, dil_h * in_w * xs,
+                                    dil_w * xs, 4 * k_w, in_zp, acc, n);
+                }
+                for (int j = 0; j < n; ++j) {
+                    o[j] = mcu_dw_group_finish(&g, j, acc[j], out_zp, act_min, act_max);
+                }
+                o += in_c;
             }
         }
     }

@@ -126,9 +126,107 @@ MCU_INLINE void mcu_col_put_s8(const int8_t *src, int K, int16_t *col, int np, i
  * leaves small accumulator arrays on the stack.
  */
 
+#if MCU_USE_DSP
+/* The hot loops of every convolution, written out in assembly (GCC's code of the C loops
+ * spilled the loop end and re-read pointers): weights of both rows of a block come in one
+ * LDRD, each pixel's 4-tap column in another, all with post-incremented pointers. */
+
+/* One group of 4 taps, 2 rows x 3 pixels: 1 + 3 LDRD, 4 SXTB16, 12 SMLAD. */
+#define MCU_MM_G3X2                                                                           \
+    "ldrd %[wa], %[wb], [%[pw]], #8\n\t"                                                      \
+    "ldrd %[xe], %[xo], [%[px]], #8\n\t"                                                      \
+    "sxtb16 %[wao], %[wa], ror #8\n\t"                                                        \
+    "sxtb16 %[wa], %[wa]\n\t"                                                                 \
+    "sxtb16 %[wbo], %[wb], ror #8\n\t"                                                        \
+    "sxtb16 %[wb], %[wb]\n\t"                                                                 \
+    "smlad %[a0], %[wa], %[xe], %[a0]\n\t"                                                    \
+    "smlad %[b0], %[wb], %[xe], %[b0]\n\t"                                                    \
+    "smlad %[a0], %[wao], %[xo], %[a0]\n\t"                                                   \
+    "smlad %[b0], %[wbo], %[xo], %[b0]\n\t"                                                   \
+    "ldrd %[xe], %[xo], [%[px]], #8\n\t"                                                      \
+    "smlad %[a1], %[wa], %[xe], %[a1]\n\t"                                                    \
+    "smlad %[b1], %[wb], %[xe], %[b1]\n\t"                                                    \
+    "smlad %[a1], %[wao], %[xo], %[a1]\n\t"                                                   \
+    "smlad %[b1], %[wbo], %[xo], %[b1]\n\t"                                                   \
+    "ldrd %[xe], %[xo], [%[px]], #8\n\t"                                                      \
+    "smlad %[a2], %[wa], %[xe], %[a2]\n\t"                                                    \
+    "smlad %[b2], %[wb], %[xe], %[b2]\n\t"                                                    \
+    "smlad %[a2], %[wao], %[xo], %[a2]\n\t"                                                   \
+    "smlad %[b2], %[wbo], %[xo], %[b2]\n\t"
+
+#define MCU_MM_G3X2_OPERANDS                                                                  \
+    [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [b0] "+r"(b0), [b1] "+r"(b1), [b2] "+r"(b2), \
+        [px] "+r"(px), [pw] "+r"(pw), [wa] "=&r"(wa), [wb] "=&r"(wb), [wao] "=&r"(wao),       \
+        [wbo] "=&r"(wbo), [xe] "=&r"(xe), [xo] "=&r"(xo)
+
+/* Two packed rows against 3 columns. The six accumulators, six temporaries and two
+ * pointers take 14 registers, the whole allocatable file, so the loop end stays in memory
+ * and is loaded into a temporary that is dead by then; the loop takes two groups per
+ * iteration to pay that and the branch once per 48 MACs. */
+MCU_INLINE void mcu_mm_rows3x2_asm(const int16_t *px, int G, const int8_t *pw, int32_t *acc) {
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], b0 = acc[3], b1 = acc[4], b2 = acc[5];
+    const int16_t *const end = px + 12 * G;
+    uint32_t wa, wb, wao, wbo, xe, xo;
+    if (G & 1) {
+        __asm__ volatile(MCU_MM_G3X2 : MCU_MM_G3X2_OPERANDS : : "memory");
+    }
+    if (G > 1) {
+        __asm__ volatile("1:\n\t" MCU_MM_G3X2 MCU_MM_G3X2
+                         "ldr %[xe], %[end]\n\t"
+                         "cmp %[px], %[xe]\n\t"
+                         "bne 1b\n\t"
+                         : MCU_MM_G3X2_OPERANDS
+                         : [end] "m"(end)
+                         : "cc", "memory");
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = b0;
+    acc[4] = b1;
+    acc[5] = b2;
+}
+
+/* Two packed rows against 1 column (kxk convolutions run a pixel at a time where the plan
+ * had no room for wider blocks): 2 LDRD, 4 SXTB16, 4 SMLAD per group. G >= 1. */
+MCU_INLINE void mcu_mm_rows1x2_asm(const int16_t *px, int G, const int8_t *pw, int32_t *acc) {
+    int32_t a0 = acc[0], b0 = acc[3];
+    const int16_t *const end = px + 4 * G;
+    uint32_t wa, wb, wao, wbo, xe, xo;
+    __asm__ volatile("1:\n\t"
+                     "ldrd %[wa], %[wb], [%[pw]], #8\n\t"
+                     "ldrd %[xe], %[xo], [%[px]], #8\n\t"
+                     "sxtb16 %[wao], %[wa], ror #8\n\t"
+                     "sxtb16 %[wa], %[wa]\n\t"
+                     "sxtb16 %[wbo], %[wb], ror #8\n\t"
+                     "sxtb16 %[wb], %[wb]\n\t"
+                     "smlad %[a0], %[wa], %[xe], %[a0]\n\t"
+                     "smlad %[b0], %[wb], %[xe], %[b0]\n\t"
+                     "smlad %[a0], %[wao], %[xo], %[a0]\n\t"
+                     "smlad %[b0], %[wbo], %[xo], %[b0]\n\t"
+                     "cmp %[px], %[end]\n\t"
+                     "bne 1b\n\t"
+                     : [a0] "+r"(a0), [b0] "+r"(b0), [px] "+r"(px), [pw] "+r"(pw),
+                       [wa] "=&r"(wa), [wb] "=&r"(wb), [wao] "=&r"(wao), [wbo] "=&r"(wbo),
+                       [xe] "=&r"(xe), [xo] "=&r"(xo)
+                     : [end] "r"(end)
+                     : "cc", "memory");
+    acc[0] = a0;
+    acc[3] = b0;
+}
+#endif
+
 /* Rows `rows` (2, or 1 for an odd last channel) of packed weights against 3 columns. */
 MCU_INLINE void mcu_mm_rows3(const int16_t *MCU_RESTRICT px, int G, int rows,
                              const int8_t *MCU_RESTRICT pw, int32_t *acc) {
+#if MCU_USE_DSP
+    if (rows == 2) {
+        if (G > 0) {
+            mcu_mm_rows3x2_asm(px, G, pw, acc);
+        }
+        return;
+    }
+#endif
     int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], b0 = acc[3], b1 = acc[4], b2 = acc[5];
     for (const int16_t *end = px + 12 * G; px < end; px += 12, pw += 4 * rows) {
 #if MCU_USE_DSP
@@ -183,6 +281,14 @@ MCU_INLINE void mcu_mm_rows3(const int16_t *MCU_RESTRICT px, int G, int rows,
 /* The same for one column. */
 MCU_INLINE void mcu_mm_rows1(const int16_t *MCU_RESTRICT px, int G, int rows,
                              const int8_t *MCU_RESTRICT pw, int32_t *acc) {
+#if MCU_USE_DSP
+    if (rows == 2) {
+        if (G > 0) {
+            mcu_mm_rows1x2_asm(px, G, pw, acc);
+        }
+        return;
+    }
+#endif
     int32_t a0 = acc[0], b0 = acc[3];
     for (const int16_t *end = px + 4 * G; px < end; px += 4, pw += 4 * rows) {
 #if MCU_USE_DSP

@@ -15,6 +15,7 @@ import numpy as np
 
 from engine import quantization
 from tflite_converter.codegen.api import EmitContext
+from tflite_converter.codegen.ops._common import offset_ptr
 from tflite_converter.errors import ConversionError, Problem
 from tflite_converter.ir import Activation, DType, Op, Tensor
 
@@ -135,17 +136,13 @@ def requant_table(ctx: EmitContext, op: Op, bias: np.ndarray, weight_rows: np.nd
 
 
 def output_clamp(op: Op, activation: Activation, out: Tensor) -> tuple[int, int]:
-    from tflite_converter.passes import activation_range
-
+    """The int8 output clamp of a fused activation (engine.quantization.activation_range)."""
     assert out.quant is not None
     try:
-        return activation_range(activation, out.quant)
-    except ValueError as e:
+        return quantization.activation_range(activation.value, float(out.quant.scalar_scale),
+                                             scalar_zero_point(out))
+    except quantization.UnsupportedQuantization as e:
         refuse(op, f"fused activation {activation.value}: {e}")
-
-
-def offset_ptr(ptr: str, offset: int) -> str:
-    return ptr if offset == 0 else f"({ptr} + {offset})"
 
 
 def spatial_out(op: Op, size: int, pad_before: int, pad_after: int, k: int, stride: int,

@@ -2,7 +2,8 @@
 
 1x1 kernels without padding run as a matrix product of the input pixels (mcu_conv2d_1x1_s8);
 everything else gathers the receptive fields first (mcu_conv2d_s8). Both widen blocks of
-output pixels into the planned scratch (opspec.conv2d_scratch). The weights are re-packed
+output pixels into the planned scratch (opspec.conv2d_block_scratch); a kxk convolution uses
+the widest pixel block the plan granted room for (ctx.scratch_bytes, planner loop tiling). The weights are re-packed
 for the kernels' inner loop (pack_weight_rows: rows of TFLite's [kh][kw][Cin] order, the
 order im2col gathers, in pairs) and the bias, multiplier and shift of each output channel
 go into one table (requant_table), which also decides whether the fast requantisation is
@@ -29,7 +30,7 @@ from tflite_converter.codegen.ops._conv_common import (
     spatial_out,
 )
 from tflite_converter.ir import ConvAttrs, Op, OpKind, Pads
-from tflite_converter.opspec import conv2d_pixel_block
+from tflite_converter.opspec import conv2d_pixel_block_for
 
 
 @emitter(OpKind.CONV_2D)
@@ -72,7 +73,10 @@ def emit_conv2d(ctx: EmitContext, op: Op) -> KernelCall:
     in_img, out_img = in_h * in_w * in_c, out_h * out_w * out_c
     pointwise = k_h == 1 and k_w == 1 and p == Pads()
     scratch = ctx.scratch(op)
-    pixel_block = conv2d_pixel_block(ctx.graph, op)  # the scratch was planned for it
+    try:
+        pixel_block = conv2d_pixel_block_for(ctx.graph, op, ctx.scratch_bytes(op))
+    except ValueError as e:
+        refuse(op, str(e))
     calls = []
     for b in range(n):
         xi, yi = offset_ptr(x_ptr, b * in_img), offset_ptr(y_ptr, b * out_img)

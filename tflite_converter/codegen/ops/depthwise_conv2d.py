@@ -1,15 +1,24 @@
 """DEPTHWISE_CONV_2D int8 -> engine/kernels/depthwise_conv2d.c.
 
-When the op runs in place (the output has the input's arena offset) the channel-plane kernel
-uses the planned one-channel buffer (opspec.depthwise_inplace_scratch_bytes); out of place
-with a single input channel, the band kernel pads a few rows at a time in its planned buffer
-(opspec.depthwise_band_bytes); otherwise the direct kernel needs no scratch. Weights are re-ordered from TFLite's [1][kh][kw][Cout] to [Cout][kh][kw4]: each
-channel's taps contiguous, each kernel row zero-padded to kw4 = a multiple of 4 taps so the
-DSP loops read whole words. Per-channel scales are read along the output channels whatever
+Four kernels (DwKernel, chosen by choose_kernel): in place (the output has the input's arena
+offset) the channel-plane kernel with the planned one-channel buffer
+(opspec.depthwise_inplace_scratch_bytes), or, where opspec.depthwise_prefers_hwc says the
+channel-group kernel (four channels a tap, valid taps only) is faster and the plan granted
+its buffer (opspec.depthwise_hwc_scratch_bytes, a preferred scratch size), that one; out of
+place with a single input channel, the plane kernel if the plan granted a whole plane, else
+the band kernel (opspec.depthwise_band_bytes); out of place with depth multiplier 1 the
+channel-group kernel reading the input directly; otherwise the direct kernel, no scratch.
+Plane / band / direct weights are re-ordered from TFLite's [1][kh][kw][Cout] to
+[Cout][kh][kw4]: each channel's taps contiguous, each kernel row zero-padded to kw4 = a
+multiple of 4 taps so the DSP loops read whole words, with zp_in folded into the bias; the
+channel-group kernel's are [ceil(Cout/4)][kh*kw][4] (hwc_weights) with TFLite's own bias.
+Per-channel scales are read along the output channels whatever
 the stored quantized dimension says (TFLM does the same: it sizes them by the filter's last
 dimension), which is what the old per-channel layout of tflm_person_detect needs.
 """
 from __future__ import annotations
+
+import enum
 
 import numpy as np
 
@@ -43,6 +52,45 @@ def padded_rows(rows: np.ndarray, k_h: int, k_w: int) -> np.ndarray:
     out = np.zeros((rows.shape[0], k_h, kw4), dtype=np.int8)
     out[:, :, :k_w] = rows.reshape(rows.shape[0], k_h, k_w)
     return out.reshape(rows.shape[0], k_h * kw4)
+
+
+class DwKernel(enum.Enum):
+    """The kernels of engine/kernels/depthwise_conv2d.c."""
+
+    PLANE = "mcu_depthwise_conv2d_s8"  # one padded channel plane at a time (in place too)
+    BAND = "mcu_depthwise_conv2d_c1_s8"  # one input channel, a band of padded rows
+    HWC = "mcu_depthwise_conv2d_hwc_s8"  # four channels, valid taps only
+    DIRECT = "mcu_depthwise_conv2d_direct_s8"  # bounds-tested taps, no scratch
+
+
+def choose_kernel(ctx: EmitContext, op: Op, in_place: bool, depth_mult: int) -> DwKernel:
+    """In place: the channel-group kernel where opspec's cost model prefers it and the plan
+    granted its buffer, else the plane kernel. Out of place: one input channel takes the plane
+    kernel if the plan granted a whole plane, else the band kernel; several channels with
+    depth multiplier 1 the channel-group kernel reading the input where it lies; otherwise
+    the direct kernel."""
+    granted = ctx.scratch_bytes(op)
+    if in_place:
+        if (opspec.depthwise_prefers_hwc(ctx.graph, op)
+                and granted >= opspec.depthwise_hwc_scratch_bytes(ctx.graph, op)):
+            return DwKernel.HWC
+        return DwKernel.PLANE
+    if opspec.depthwise_single_channel(ctx.graph, op, in_place):
+        if granted >= opspec.depthwise_inplace_scratch_bytes(ctx.graph, op):
+            return DwKernel.PLANE
+        return DwKernel.BAND
+    return DwKernel.HWC if depth_mult == 1 else DwKernel.DIRECT
+
+
+def hwc_weights(rows: np.ndarray) -> np.ndarray:
+    """[Cout][taps] -> [ceil(Cout/4)][taps][4] flattened, the last group zero-padded, int8:
+    the channel-group kernel reads one word of four channels' weights per tap."""
+    g = opspec.DEPTHWISE_GROUP
+    c, taps = rows.shape
+    groups = -(-c // g)
+    out = np.zeros((groups * g, taps), dtype=np.int8)
+    out[:c] = rows
+    return np.ascontiguousarray(out.reshape(groups, g, taps).transpose(0, 2, 1)).reshape(-1)
 
 
 @emitter(OpKind.DEPTHWISE_CONV_2D)
@@ -80,16 +128,23 @@ def emit_depthwise_conv2d(ctx: EmitContext, op: Op) -> KernelCall:
         # multipliers
         refuse(op, "negative requantisation multiplier")
     rows = np.ascontiguousarray(np.asarray(w.data).reshape(k_h * k_w, out_c).T)  # [Cout][taps]
-    bias = folded_bias(op, bias_values(ctx, op, optional_input(op, 2), out_c), rows, zp_in)
-    bias_name = ctx.const_array(f"op{op.index}_bias", bias, "int32_t")
-    weights = ctx.const_array(f"op{op.index}_dw_weights", padded_rows(rows, k_h, k_w), "int8_t")
+    raw_bias = bias_values(ctx, op, optional_input(op, 2), out_c)
 
     x_ptr, y_ptr = ctx.ptr(op.inputs[0]), ctx.ptr(op.outputs[0])
     in_place = x_ptr == y_ptr
     if in_place and (n != 1 or depth_mult != 1):
         refuse(op, "planned in place, but in-place depthwise needs batch 1 and depth "
                    "multiplier 1")
-    single = opspec.depthwise_single_channel(ctx.graph, op, in_place)
+    kind = choose_kernel(ctx, op, in_place, depth_mult)
+    if kind is DwKernel.HWC:
+        # TFLite's own int32 bias: this kernel subtracts zp_in from the inputs instead
+        bias_name = ctx.const_array(f"op{op.index}_bias", raw_bias.astype(np.int32), "int32_t")
+        weights = ctx.const_array(f"op{op.index}_dw_weights", hwc_weights(rows), "int8_t")
+    else:
+        bias_name = ctx.const_array(f"op{op.index}_bias", folded_bias(op, raw_bias, rows, zp_in),
+                                    "int32_t")
+        weights = ctx.const_array(f"op{op.index}_dw_weights", padded_rows(rows, k_h, k_w),
+                                  "int8_t")
     in_img, out_img = in_h * in_w * in_c, out_h * out_w * out_c
     calls = []
     for b in range(n):
@@ -98,10 +153,14 @@ def emit_depthwise_conv2d(ctx: EmitContext, op: Op) -> KernelCall:
                 f"{a.stride_w}, {a.dilation_h}, {a.dilation_w}, {p.top}, {p.left}, {zp_in}, "
                 f"{weights}, {bias_name}, {rq.mult}, {rq.shift}, {rq.per_channel}, {yi}, "
                 f"{out_h}, {out_w}, {zp_out}, {act_min}, {act_max}")
-        if in_place:
+        if kind is DwKernel.HWC:
+            scratch = ctx.scratch(op) if in_place else "(int8_t *)0"
+            calls.append(f"mcu_depthwise_conv2d_hwc_s8({xi}, {in_h}, {in_w}, {in_c}, {tail}, "
+                         f"{scratch});")
+        elif kind is DwKernel.PLANE:
             calls.append(f"mcu_depthwise_conv2d_s8({xi}, {in_h}, {in_w}, {in_c}, {depth_mult}, "
                          f"{tail}, {ctx.scratch(op)});")
-        elif single:
+        elif kind is DwKernel.BAND:
             calls.append(f"mcu_depthwise_conv2d_c1_s8({xi}, {in_h}, {in_w}, {depth_mult}, "
                          f"{tail}, {ctx.scratch(op)});")
         else:
