@@ -14,7 +14,9 @@
  * Per output channel the work is: requantisation constants computed once (mcu_dw_rq), then
  * one of the plane loops below, chosen by kernel size and stride:
  *   - 3x3 stride 1 and 3x3 stride 2: nine weights in registers, two outputs per iteration
- *     sharing every loaded input word (DSP: SXTB16 + SMLAD / SMLABB);
+ *     sharing every loaded input word (DSP: SXTB16 + SMLAD / SMLABB); in the DSP build,
+ *     channels whose accumulators are provably small take mcu_dw_k3s1_fast / _k3s2_fast,
+ *     with a five-instruction requantisation (mcu_dw_rqs: SMMLAR, shift, SSAT);
  *   - any other kernel without dilation, stride 1 or 2 (5x5, 7x7, micro_speech's 10x8), DSP
  *     build: taps in groups of four (the weight rows are zero-padded to a multiple of four),
  *     two outputs per iteration from one word per group;
@@ -266,6 +268,188 @@ MCU_INLINE int32_t mcu_dw_plane_dot(const int8_t *r, int plane_w, const int8_t *
     return acc;
 }
 
+/* ---------------------------------------------------------------------------------------
+ * Short requantisation for the 3x3 plane loops: five instructions an output (DSP).
+ *
+ * With m >= 0 and e = -shift >= 1, TFLite's SaturatingRoundingDoublingHighMul(acc, m) is
+ * floor((2*acc*m + 2^31) / 2^32), exactly what SMMLAR computes from 2*acc and m (it rounds
+ * the 64-bit product's high word by adding 2^31), and SMMLAR's accumulator adds a 32-bit
+ * value to that high word for free. RoundingDivideByPOT(s, e) is
+ * floor((s + 2^(e-1) - [s < 0]) / 2^e), the output zero point can join the sum before the
+ * shift as zp * 2^e, and [s < 0] may be [acc < 0] (they differ only when s = 0, where both
+ * give 0), which is -(acc >> 31). So
+ *     out = (SMMLAR(2*acc, m, add + (acc >> 31))) >> e,   add = zp * 2^e + 2^(e-1),
+ * then saturated to int8 (SSAT) and clamped to the activation range. Exact only without
+ * overflow: mcu_dw_rqs_usable demands |acc| < 2^29 (bounded from the bias and the tap count:
+ * |w*x| <= 2^14) and e <= 22, so 2*acc and every sum above stay inside int32. */
+typedef struct {
+    int32_t mult;
+    int32_t add; /* zp_out * 2^e + 2^(e-1) */
+    int32_t e;
+} mcu_dw_rqs;
+
+#define MCU_DW_RQS_MAX_E 22
+
+MCU_INLINE int mcu_dw_rqs_usable(int32_t bias, int taps, int32_t shift) {
+    const int64_t bound = (bias < 0 ? -(int64_t)bias : (int64_t)bias) + ((int64_t)taps << 14);
+    return shift <= -1 && shift >= -MCU_DW_RQS_MAX_E && bound < ((int64_t)1 << 29);
+}
+
+MCU_INLINE mcu_dw_rqs mcu_dw_rqs_make(int32_t mult, int32_t shift, int32_t out_zp) {
+    mcu_dw_rqs q;
+    q.mult = mult;
+    q.e = -shift;
+    q.add = (int32_t)((uint32_t)out_zp << q.e) + ((int32_t)1 << (q.e - 1));
+    return q;
+}
+
+/* The requantised value before the activation clamp (any int32). */
+MCU_INLINE int32_t mcu_dw_rqs_apply(int32_t acc, mcu_dw_rqs q) {
+    const int32_t add = q.add + (acc >> 31);
+#if MCU_USE_DSP
+    int32_t s;
+    __asm__("smmlar %0, %1, %2, %3" : "=r"(s) : "r"(acc * 2), "r"(q.mult), "r"(add));
+#else
+    const int32_t s =
+        (int32_t)(((int64_t)(acc * 2) * q.mult + ((int64_t)1 << 31)) >> 32) + add;
+#endif
+    return s >> q.e;
+}
+
+/* Clamp to the activation range; `full` (a literal at each call site): the range is all of
+ * int8, one SSAT. */
+MCU_INLINE int8_t mcu_dw_rqs_clamp(int32_t v, int full, int32_t act_min, int32_t act_max) {
+#if MCU_USE_DSP
+    v = __ssat(v, 8);
+    if (!full) {
+        v = v < act_min ? act_min : v;
+        v = v > act_max ? act_max : v;
+    }
+    return (int8_t)v;
+#else
+    (void)full;
+    return (int8_t)mcu_clamp_i32(v, act_min, act_max);
+#endif
+}
+
+#if MCU_USE_DSP
+/* Bytes 1 and 3 sign-extended into halfwords in one SXTB16 (gcc emits ROR + SXTB16 for
+ * the C rotation in mcu_sxtb16_ror8). */
+MCU_INLINE uint32_t mcu_dw_sxtb16_ror8(uint32_t x) {
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
+}
+
+/* The nine 3x3 weights (rows of MCU_DW_ROW(3) = 4 taps) as five registers: the outer taps
+ * of each row as SMLAD pairs (w0, w2), the middle taps as halves (w1 | w4 << 16), w7. */
+typedef struct {
+    uint32_t p0, p1, p2, mid, w7;
+} mcu_dw_k3;
+
+MCU_INLINE mcu_dw_k3 mcu_dw_k3_make(const int8_t *w) {
+    mcu_dw_k3 k;
+    k.p0 = mcu_pack16(w[0], w[2]);
+    k.p1 = mcu_pack16(w[4], w[6]);
+    k.p2 = mcu_pack16(w[8], w[10]);
+    k.mid = mcu_pack16(w[1], w[5]);
+    k.w7 = (uint32_t)(int32_t)w[9];
+    return k;
+}
+
+/* 3x3 stride 1, short requantisation: two outputs per iteration from one word per row,
+ * A = x0..x2, B = x1..x3 of the word x0..x3 (e = (x0, x2), d = (x1, x3)):
+ *   A += p.e + mid.d_lo      B += p.d + mid.e_hi
+ * An odd last column takes the plain tap loop. `full`: literal, see mcu_dw_rqs_clamp. */
+MCU_INLINE void mcu_dw_k3s1_fast(const int8_t *plane, int plane_w, const int8_t *w,
+                                 int32_t bias, mcu_dw_rqs q, int8_t *out, int out_h,
+                                 int out_w, int out_step, int full, int32_t act_min,
+                                 int32_t act_max) {
+    const mcu_dw_k3 k = mcu_dw_k3_make(w);
+    const int pairs = out_w >> 1;
+    for (int oy = 0; oy < out_h; ++oy) {
+        const int8_t *r = plane + (size_t)oy * plane_w;
+        int8_t *o = out + (size_t)oy * out_w * out_step;
+        for (const int8_t *r_end = r + 2 * pairs; r != r_end; r += 2) {
+            uint32_t v = mcu_read_u32(r);
+            uint32_t e = mcu_sxtb16(v), d = mcu_dw_sxtb16_ror8(v);
+            int32_t a = mcu_smlad(k.p0, e, bias);
+            int32_t b = mcu_smlad(k.p0, d, bias);
+            a = __smlabb((int32_t)k.mid, (int32_t)d, a);
+            b = __smlabt((int32_t)k.mid, (int32_t)e, b);
+            v = mcu_read_u32(r + plane_w);
+            e = mcu_sxtb16(v);
+            d = mcu_dw_sxtb16_ror8(v);
+            a = mcu_smlad(k.p1, e, a);
+            b = mcu_smlad(k.p1, d, b);
+            a = __smlatb((int32_t)k.mid, (int32_t)d, a);
+            b = __smlatt((int32_t)k.mid, (int32_t)e, b);
+            v = mcu_read_u32(r + 2 * plane_w);
+            e = mcu_sxtb16(v);
+            d = mcu_dw_sxtb16_ror8(v);
+            a = mcu_smlad(k.p2, e, a);
+            b = mcu_smlad(k.p2, d, b);
+            a = __smlabb((int32_t)k.w7, (int32_t)d, a);
+            b = __smlabt((int32_t)k.w7, (int32_t)e, b);
+            o[0] = mcu_dw_rqs_clamp(mcu_dw_rqs_apply(a, q), full, act_min, act_max);
+            o[out_step] = mcu_dw_rqs_clamp(mcu_dw_rqs_apply(b, q), full, act_min, act_max);
+            o += 2 * out_step;
+        }
+        if (out_w & 1) { /* r is at the last column's window */
+            const int32_t b = mcu_dw_plane_dot(r, plane_w, w, 3, 3, 1, 1, bias);
+            *o = mcu_dw_rqs_clamp(mcu_dw_rqs_apply(b, q), full, act_min, act_max);
+        }
+    }
+}
+
+/* 3x3 stride 2, short requantisation: A = x0..x2, B = x2..x4 from the word x0..x3 and the
+ * byte x4 (the last pair's x4 is x[2*out_w], the plane's last column; an odd last column
+ * takes the plain tap loop). */
+MCU_INLINE void mcu_dw_k3s2_fast(const int8_t *plane, int plane_w, const int8_t *w,
+                                 int32_t bias, mcu_dw_rqs q, int8_t *out, int out_h,
+                                 int out_w, int out_step, int full, int32_t act_min,
+                                 int32_t act_max) {
+    const mcu_dw_k3 k = mcu_dw_k3_make(w);
+    const int pairs = out_w >> 1;
+    for (int oy = 0; oy < out_h; ++oy) {
+        const int8_t *r = plane + (size_t)(2 * oy) * plane_w;
+        int8_t *o = out + (size_t)oy * out_w * out_step;
+        for (const int8_t *r_end = r + 4 * pairs; r != r_end; r += 4) {
+            uint32_t v = mcu_read_u32(r);
+            uint32_t e = mcu_sxtb16(v), d = mcu_dw_sxtb16_ror8(v);
+            int32_t a = mcu_smlad(k.p0, e, bias);
+            int32_t b = __smlatb((int32_t)k.p0, (int32_t)r[4], bias);
+            a = __smlabb((int32_t)k.mid, (int32_t)d, a);
+            b = __smlabt((int32_t)k.p0, (int32_t)e, b);
+            b = __smlabt((int32_t)k.mid, (int32_t)d, b);
+            v = mcu_read_u32(r + plane_w);
+            e = mcu_sxtb16(v);
+            d = mcu_dw_sxtb16_ror8(v);
+            a = mcu_smlad(k.p1, e, a);
+            b = __smlatb((int32_t)k.p1, (int32_t)r[plane_w + 4], b);
+            a = __smlatb((int32_t)k.mid, (int32_t)d, a);
+            b = __smlabt((int32_t)k.p1, (int32_t)e, b);
+            b = __smlatt((int32_t)k.mid, (int32_t)d, b);
+            v = mcu_read_u32(r + 2 * plane_w);
+            e = mcu_sxtb16(v);
+            d = mcu_dw_sxtb16_ror8(v);
+            a = mcu_smlad(k.p2, e, a);
+            b = __smlatb((int32_t)k.p2, (int32_t)r[2 * plane_w + 4], b);
+            a = __smlabb((int32_t)k.w7, (int32_t)d, a);
+            b = __smlabt((int32_t)k.p2, (int32_t)e, b);
+            b = __smlabt((int32_t)k.w7, (int32_t)d, b);
+            o[0] = mcu_dw_rqs_clamp(mcu_dw_rqs_apply(a, q), full, act_min, act_max);
+            o[out_step] = mcu_dw_rqs_clamp(mcu_dw_rqs_apply(b, q), full, act_min, act_max);
+            o += 2 * out_step;
+        }
+        if (out_w & 1) {
+            const int32_t a = mcu_dw_plane_dot(r, plane_w, w, 3, 3, 1, 1, bias);
+            *o = mcu_dw_rqs_clamp(mcu_dw_rqs_apply(a, q), full, act_min, act_max);
+        }
+    }
+}
+#endif
+
 /* Any kernel size, stride and dilation. Called with literal k_h/k_w for 5x5 and 7x7 so that
  * the compiler can unroll the tap loops. `fast`: rq is valid (shift < 0); otherwise
  * mcu_requantize_s8 with (mult, shift). */
@@ -374,6 +558,29 @@ MCU_INLINE void mcu_dw_channel(const int8_t *plane, int plane_h, int plane_w, co
     (void)plane_h;
 #endif
     /* a single output row (the band kernel) reads rows 0..k_h-1 whatever stride_h is */
+#if MCU_USE_DSP
+    if (k3 && mcu_dw_rqs_usable(bias_c, 9, shift_c) &&
+        (stride_h == stride_w || out_h == 1) && (stride_w == 1 || stride_w == 2)) {
+        const mcu_dw_rqs q = mcu_dw_rqs_make(mult_c, shift_c, out_zp);
+        /* the activation clamp as a literal: all of int8 (ReLU6 ranges usually are) is one
+         * SSAT an output */
+        const int full = act_min == -128 && act_max == 127;
+        if (stride_w == 1 && full) {
+            mcu_dw_k3s1_fast(plane, plane_w, w, bias_c, q, out, out_h, out_w, out_step, 1,
+                             -128, 127);
+        } else if (stride_w == 1) {
+            mcu_dw_k3s1_fast(plane, plane_w, w, bias_c, q, out, out_h, out_w, out_step, 0,
+                             act_min, act_max);
+        } else if (full) {
+            mcu_dw_k3s2_fast(plane, plane_w, w, bias_c, q, out, out_h, out_w, out_step, 1,
+                             -128, 127);
+        } else {
+            mcu_dw_k3s2_fast(plane, plane_w, w, bias_c, q, out, out_h, out_w, out_step, 0,
+                             act_min, act_max);
+        }
+        return;
+    }
+#endif
     if (k3 && stride_w == 1 && (stride_h == 1 || out_h == 1)) {
         mcu_dw_plane_3x3_s1(plane, plane_w, w, bias_c, rq, out, out_h, out_w, out_step, out_zp,
                             act_min, act_max);
@@ -590,15 +797,6 @@ MCU_INLINE void mcu_dw_valid_taps(int base, int dil, int k_n, int size, int *lo,
 #define MCU_DW_NOINLINE static
 #endif
 
-#if MCU_USE_DSP
-/* Bytes 1 and 3 sign-extended into halfwords in one SXTB16 (gcc emits ROR + SXTB16 for
- * the C rotation). */
-MCU_INLINE uint32_t mcu_dw_sxtb16_ror8(uint32_t x) {
-    uint32_t r;
-    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
-    return r;
-}
-#endif
 
 /* The valid taps of one output pixel for four channels: `rows` x `cols` taps, x and w at the
  * first one; x_row / w_row bytes between rows, x_col between columns (w: 4). Out of line so

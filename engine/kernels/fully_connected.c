@@ -100,3 +100,233 @@ MCU_KERNEL void mcu_fully_connected_s8(const int8_t *input, int batches, int dep
         mcu_fc_body(input, batches, depth, wpk, rq, 0, output, units, out_zp, act_min, act_max);
     }
 }
+
+/* ---------------------------------------------------------------------------------------
+ * The offset-byte kernel (mcu_fc_offset_s8): one sign extension per weight word instead of
+ * two.
+ *
+ * Each group of four weights w0..w3 is stored (generation time, fully_connected.py
+ * pack_offset_weights) as the bytes [w1+128, w0, w3+128, w2], so that the word read as two
+ * signed halfwords is (256*w0 + w1+128, 256*w2 + w3+128) and UXTB16 of it is
+ * (w1+128, w3+128). The input group becomes, once per group and shared by the four rows of
+ * a block,
+ *     P = (x0 - 127, x2 - 127),   Q = (256*x1 - P0, 256*x3 - P1)
+ * (both within int16: P in [-255, 0], Q in [-32768, 32767]; -127 is the only offset for
+ * which that holds). Then
+ *     SMLAD(W, P) + SMLAD(UXTB16(W), Q) = 256 * (w0*x0 + w1*x1 + w2*x2 + w3*x3)
+ *                                         - 256*127*(w0 + w2) + 256*128*(x1 + x3).
+ * The weight term is a per-row constant the generator puts into the start value
+ * rq[0] = 256 * (bias + 127 * sum of even-index weights) (mod 2^32); the input term is the
+ * same for every row and is subtracted once per input row (cx). The accumulator is then
+ * 256 * (bias + sum w*x) modulo 2^32, exact because the generator only takes this kernel when
+ * |bias| + 128 * sum|w| < 2^23; an arithmetic shift by 8 gives TFLite's accumulator. All sums
+ * are taken modulo 2^32 (SMLAD wraps; the portable code uses unsigned arithmetic), as the
+ * intermediate values may exceed int32 even though the final one does not.
+ */
+
+#define MCU_FCO_OFFSET 127
+#define MCU_FCO_LANES_OFFSET 0x007F007Fu
+
+/* P and Q of one group of four inputs. */
+MCU_INLINE void mcu_fco_lanes(uint32_t x, uint32_t *p, uint32_t *q) {
+#if MCU_USE_DSP
+    const uint32_t pe = (uint32_t)__ssub16((int16x2_t)mcu_sxtb16(x), (int16x2_t)MCU_FCO_LANES_OFFSET);
+    *p = pe;
+    *q = (uint32_t)__ssub16((int16x2_t)(x & 0xFF00FF00u), (int16x2_t)pe);
+#else
+    const int32_t p0 = (int8_t)(x & 0xffu) - MCU_FCO_OFFSET;
+    const int32_t p1 = (int8_t)((x >> 16) & 0xffu) - MCU_FCO_OFFSET;
+    *p = mcu_pack16(p0, p1);
+    *q = mcu_pack16(256 * (int8_t)((x >> 8) & 0xffu) - p0, 256 * (int8_t)(x >> 24) - p1);
+#endif
+}
+
+/* acc + SMLAD(w, p) + SMLAD(UXTB16(w), q), wrapping modulo 2^32. */
+MCU_INLINE uint32_t mcu_fco_mac(uint32_t w, uint32_t p, uint32_t q, uint32_t acc) {
+#if MCU_USE_DSP
+    acc = (uint32_t)__smlad((int16x2_t)w, (int16x2_t)p, (int32_t)acc);
+    return (uint32_t)__smlad((int16x2_t)__uxtb16(w), (int16x2_t)q, (int32_t)acc);
+#else
+    const int32_t w0 = (int16_t)(w & 0xffffu), w1 = (int16_t)(w >> 16);
+    const int32_t p0 = (int16_t)(p & 0xffffu), p1 = (int16_t)(p >> 16);
+    const int32_t q0 = (int16_t)(q & 0xffffu), q1 = (int16_t)(q >> 16);
+    acc += (uint32_t)(w0 * p0) + (uint32_t)(w1 * p1);
+    return acc + (uint32_t)((int32_t)(w & 0xffu) * q0) + (uint32_t)((int32_t)((w >> 16) & 0xffu) * q1);
+#endif
+}
+
+/* One input group (n valid values, the rest read as zero: their weights are zero padding). */
+MCU_INLINE uint32_t mcu_fco_read(const int8_t *x, int n) {
+    if (n >= 4) {
+        return mcu_read_u32(x);
+    }
+    int8_t v[4] = {0, 0, 0, 0};
+    for (int t = 0; t < n; ++t) {
+        v[t] = x[t];
+    }
+    return mcu_read_u32(v);
+}
+
+/* `rows` (1..4, a literal at each call) packed rows from group `k0` (a multiple of 4) to the
+ * end of the row, in C. */
+MCU_INLINE void mcu_fco_rows_c(const int8_t *x, int k0, int depth, const int8_t *pw, int rows,
+                               uint32_t *acc) {
+    for (int k = k0; k < depth; k += 4, pw += 4 * rows) {
+        uint32_t p, q;
+        mcu_fco_lanes(mcu_fco_read(x + k, depth - k), &p, &q);
+        for (int r = 0; r < rows; ++r) {
+            acc[r] = mcu_fco_mac(mcu_read_u32(pw + 4 * r), p, q, acc[r]);
+        }
+    }
+}
+
+#if MCU_USE_DSP
+/* One group, four rows: LDR + 4 (lanes) + 2 LDRD + 4 UXTB16 + 8 SMLAD = 19 instructions per
+ * 16 MACs (the two-SXTB16 form takes 21). */
+#define MCU_FCO_G4                                                                            \
+    "ldr %[t], [%[px]], #4\n\t"                                                               \
+    "sxtb16 %[p], %[t]\n\t"                                                                   \
+    "ssub16 %[p], %[p], %[c]\n\t"                                                             \
+    "and %[t], %[t], #0xFF00FF00\n\t"                                                         \
+    "ssub16 %[q], %[t], %[p]\n\t"                                                             \
+    "ldrd %[wa], %[wb], [%[pw]], #8\n\t"                                                      \
+    "uxtb16 %[t], %[wa]\n\t"                                                                  \
+    "smlad %[a0], %[wa], %[p], %[a0]\n\t"                                                     \
+    "smlad %[a0], %[t], %[q], %[a0]\n\t"                                                      \
+    "uxtb16 %[t], %[wb]\n\t"                                                                  \
+    "smlad %[a1], %[wb], %[p], %[a1]\n\t"                                                     \
+    "smlad %[a1], %[t], %[q], %[a1]\n\t"                                                      \
+    "ldrd %[wa], %[wb], [%[pw]], #8\n\t"                                                      \
+    "uxtb16 %[t], %[wa]\n\t"                                                                  \
+    "smlad %[a2], %[wa], %[p], %[a2]\n\t"                                                     \
+    "smlad %[a2], %[t], %[q], %[a2]\n\t"                                                      \
+    "uxtb16 %[t], %[wb]\n\t"                                                                  \
+    "smlad %[a3], %[wb], %[p], %[a3]\n\t"                                                     \
+    "smlad %[a3], %[t], %[q], %[a3]\n\t"
+
+#define MCU_FCO_G4_OPERANDS                                                                   \
+    [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [px] "+r"(px), [pw] "+r"(pw), \
+        [t] "=&r"(t), [p] "=&r"(p), [q] "=&r"(q), [wa] "=&r"(wa), [wb] "=&r"(wb)
+
+/* G >= 1 whole groups of a 4-row block: 13 registers, the loop takes two groups per
+ * iteration. */
+MCU_INLINE void mcu_fco_rows4_asm(const int8_t *px, int G, const int8_t *pw, uint32_t *acc) {
+    uint32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    uint32_t t, p, q, wa, wb;
+    const uint32_t c = MCU_FCO_LANES_OFFSET;
+    if (G & 1) {
+        __asm__ volatile(MCU_FCO_G4 : MCU_FCO_G4_OPERANDS : [c] "r"(c) : "memory");
+    }
+    if (G > 1) {
+        const int8_t *const end = px + 4 * (G & ~1);
+        __asm__ volatile("1:\n\t" MCU_FCO_G4 MCU_FCO_G4
+                         "cmp %[px], %[end]\n\t"
+                         "bne 1b\n\t"
+                         : MCU_FCO_G4_OPERANDS
+                         : [c] "r"(c), [end] "r"(end)
+                         : "cc", "memory");
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+#endif
+
+/* One output from its accumulator 256 * (bias + sum w*x) and its table entry
+ * e = {start, multiplier, shift, rnd} (rnd: mcu_requant_rnd, precomputed when fast). */
+MCU_INLINE int8_t mcu_fco_out(uint32_t acc, const int32_t *e, int fast, int32_t out_zp,
+                              int32_t act_min, int32_t act_max) {
+    const int32_t v = (int32_t)acc >> 8; /* exact: the low 8 bits are zero */
+    const int32_t y = fast ? mcu_requant_fast(v, e[1], e[2], e[3])
+                           : mcu_multiply_by_quantized_multiplier(v, e[1], (int)e[2]) + out_zp;
+    return (int8_t)mcu_clamp_i32(y, act_min, act_max);
+}
+
+/* `rows` (1..4, a literal at each call) rows of one block: accumulate, then requantise.
+ * Scalars, not an array, so the accumulators stay in registers. */
+MCU_INLINE void mcu_fco_block(const int8_t *MCU_RESTRICT x, int depth, const int8_t *pw,
+                              int rows, const int32_t *rq, uint32_t cx, int fast, int8_t *out,
+                              int32_t out_zp, int32_t act_min, int32_t act_max) {
+    uint32_t acc[MCU_FC_RB] = {(uint32_t)rq[0] - cx, rows > 1 ? (uint32_t)rq[4] - cx : 0,
+                               rows > 2 ? (uint32_t)rq[8] - cx : 0,
+                               rows > 3 ? (uint32_t)rq[12] - cx : 0};
+    int k0 = 0;
+#if MCU_USE_DSP
+    if (rows == MCU_FC_RB && depth >= 4) {
+        mcu_fco_rows4_asm(x, depth >> 2, pw, acc);
+        k0 = depth & ~3;
+        pw += (size_t)MCU_FC_RB * k0;
+    }
+#endif
+    if (k0 < depth) {
+        mcu_fco_rows_c(x, k0, depth, pw, rows, acc);
+    }
+    out[0] = mcu_fco_out(acc[0], rq, fast, out_zp, act_min, act_max);
+    if (rows > 1) {
+        out[1] = mcu_fco_out(acc[1], rq + 4, fast, out_zp, act_min, act_max);
+    }
+    if (rows > 2) {
+        out[2] = mcu_fco_out(acc[2], rq + 8, fast, out_zp, act_min, act_max);
+    }
+    if (rows > 3) {
+        out[3] = mcu_fco_out(acc[3], rq + 12, fast, out_zp, act_min, act_max);
+    }
+}
+
+/* 256 * 128 * (sum of the odd-index inputs of one row), modulo 2^32. */
+MCU_INLINE uint32_t mcu_fco_input_term(const int8_t *x, int depth) {
+    int32_t s = 0;
+    for (int k = 1; k < depth; k += 2) {
+        s += x[k];
+    }
+    return (uint32_t)s << 15;
+}
+
+MCU_INLINE void mcu_fco_body(const int8_t *input, int batches, int depth, const int8_t *wpk,
+                             const int32_t *rq, int fast, int8_t *output, int units,
+                             int32_t out_zp, int32_t act_min, int32_t act_max) {
+    const size_t block_bytes = (size_t)MCU_FC_RB * (size_t)((depth + 3) & ~3);
+    for (int b = 0; b < batches; ++b) {
+        const int8_t *x = input + (size_t)b * depth;
+        int8_t *out = output + (size_t)b * units;
+        const uint32_t cx = mcu_fco_input_term(x, depth);
+        const int8_t *pw = wpk;
+        int c = 0;
+        for (; c + MCU_FC_RB <= units; c += MCU_FC_RB, pw += block_bytes) {
+            mcu_fco_block(x, depth, pw, MCU_FC_RB, rq + 4 * c, cx, fast, out + c, out_zp,
+                          act_min, act_max);
+        }
+        switch (units - c) {
+        case 3:
+            mcu_fco_block(x, depth, pw, 3, rq + 4 * c, cx, fast, out + c, out_zp, act_min,
+                          act_max);
+            break;
+        case 2:
+            mcu_fco_block(x, depth, pw, 2, rq + 4 * c, cx, fast, out + c, out_zp, act_min,
+                          act_max);
+            break;
+        case 1:
+            mcu_fco_block(x, depth, pw, 1, rq + 4 * c, cx, fast, out + c, out_zp, act_min,
+                          act_max);
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+/* FULLY_CONNECTED on offset-byte weights. rq: four int32 per unit {start value described
+ * above, multiplier, shift (the right shift when fast), rnd (fast only)}. The common fused
+ * range [-128, 127] gets its own copy so the clamp is a saturation. */
+MCU_KERNEL void mcu_fc_offset_s8(const int8_t *input, int batches, int depth, const int8_t *wpk,
+                                 const int32_t *rq, int fast, int8_t *output, int units,
+                                 int32_t out_zp, int32_t act_min, int32_t act_max) {
+    if (fast && act_min == -128 && act_max == 127) {
+        mcu_fco_body(input, batches, depth, wpk, rq, 1, output, units, out_zp, -128, 127);
+    } else if (fast) {
+        mcu_fco_body(input, batches, depth, wpk, rq, 1, output, units, out_zp, act_min, act_max);
+    } else {
+        mcu_fco_body(input, batches, depth, wpk, rq, 0, output, units, out_zp, act_min, act_max);
+    }
+}

@@ -310,48 +310,107 @@ MCU_INLINE void mcu_mm_rows1(const int16_t *MCU_RESTRICT px, int G, int rows,
     acc[3] = b0;
 }
 
-/* Requantise accumulator acc of channel entry rq into *o. */
-MCU_INLINE void mcu_mm_store(int8_t *o, int32_t acc, const int32_t *rq, int32_t rnd, int fast,
-                             int32_t out_zp, int32_t act_min, int32_t act_max) {
-    *o = mcu_requant_entry(acc, rq, rnd, fast, out_zp, act_min, act_max);
+/* ---------------------------------------------------------------------------------------
+ * CONV_2D requantisation (tflite_converter/codegen/ops/_conv_common.py conv_requant_table)
+ *
+ * The convolution table has four int32 per output channel (16 bytes, so a channel pair is
+ * two LDRDs away): {bias, multiplier, rnd, rs} in the fast modes, {bias, multiplier,
+ * TFLite shift, 0} in the generic one. Channels whose output the generator proved constant
+ * over every int8 input hold {0, 0, 2c + 1, 1}, which the fast formula maps to c.
+ */
+#define MCU_RQ_STRIDE 4
+/* TFLite's MultiplyByQuantizedMultiplier on any table (no precondition). */
+#define MCU_RQ_GENERIC 0
+/* The one-rounding-pass form below, then the activation clamp. */
+#define MCU_RQ_FAST 1
+/* The same where the activation range is all of int8: one SSAT clamps. */
+#define MCU_RQ_FAST_FULL 2
+
+/* floor((a * b + 2^31) / 2^32) + c: SMMLAR, exact while the sum fits int32. */
+MCU_INLINE int32_t mcu_mm_smmlar(int32_t a, int32_t b, int32_t c) {
+#if MCU_USE_DSP
+    int32_t r;
+    __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(c));
+    return r;
+#else
+    return (int32_t)((((int64_t)a * b + ((int64_t)1 << 31)) >> 32) + c);
+#endif
 }
 
-/* out + j * out_stride receives pixel j's n_rows channels. `fast` and `np` are literals at
+/* Saturate to int8: SSAT on the DSP build. */
+MCU_INLINE int32_t mcu_mm_ssat8(int32_t v) {
+#if MCU_USE_DSP
+    int32_t r;
+    __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(v));
+    return r;
+#else
+    return mcu_clamp_i32(v, -128, 127);
+#endif
+}
+
+/* TFLite's requantisation + output zero point for a right shift rs >= 1, multiplier M >= 0,
+ * |acc| < 2^30 and rnd = 2^(rs-1) + zp_out * 2^rs (the generator checks all of it):
+ *   x = SRDHM(acc, M) = floor((2 acc M + 2^31) / 2^32)
+ *   RoundingDivideByPOT(x, rs) + zp = floor((x + rnd - [x < 0]) / 2^rs).
+ * SMMLAR adds rnd - [acc < 0] inside the first floor (the sum is an integer, so it moves in
+ * exactly), which leaves one shift. [acc < 0] may differ from [x < 0] only when x = 0
+ * (M >= 0), and then both give floor((rnd - {0,1}) / 2^rs) = zp for rs >= 1. So 4
+ * instructions (LSL, ADD asr #31, SMMLAR, ASR) instead of 5 plus the rounding constant's
+ * computation. */
+MCU_INLINE int32_t mcu_mm_requant_fast(int32_t acc, int32_t mult, int32_t rnd, int32_t rs) {
+    return mcu_mm_smmlar(acc * 2, mult, rnd + (acc >> 31)) >> rs;
+}
+
+/* Requantise accumulator acc of table entry e into *o. `mode` is a literal at every call. */
+MCU_INLINE void mcu_mm_store(int8_t *o, int32_t acc, const int32_t *e, int mode,
+                             int32_t out_zp, int32_t act_min, int32_t act_max) {
+    int32_t v;
+    if (mode == MCU_RQ_GENERIC) {
+        v = mcu_clamp_i32(mcu_multiply_by_quantized_multiplier(acc, e[1], (int)e[2]) + out_zp,
+                          act_min, act_max);
+    } else if (mode == MCU_RQ_FAST_FULL) {
+        v = mcu_mm_ssat8(mcu_mm_requant_fast(acc, e[1], e[2], e[3]));
+    } else {
+        v = mcu_clamp_i32(mcu_mm_requant_fast(acc, e[1], e[2], e[3]), act_min, act_max);
+    }
+    *o = (int8_t)v;
+}
+
+/* out + j * out_stride receives pixel j's n_rows channels. `mode` and `np` are literals at
  * every call, so each combination compiles to its own straight loop. */
 MCU_INLINE void mcu_mm_block(const int16_t *MCU_RESTRICT col, int K, int np,
                              const int8_t *MCU_RESTRICT wpk, const int32_t *MCU_RESTRICT rq,
-                             int n_rows, int fast, int8_t *MCU_RESTRICT out, int out_stride,
+                             int n_rows, int mode, int8_t *MCU_RESTRICT out, int out_stride,
                              int32_t out_zp, int32_t act_min, int32_t act_max) {
     const int G = (K + 3) >> 2;
     const int8_t *pw = wpk;
     int8_t *o0 = out, *o1 = out + out_stride, *o2 = out + 2 * out_stride;
-    for (int c = 0; c < n_rows; c += 2, pw += 8 * G, rq += 6) {
+    for (int c = 0; c < n_rows; c += 2, pw += 8 * G, rq += 2 * MCU_RQ_STRIDE) {
         const int rows = c + 2 <= n_rows ? 2 : 1;
-        int32_t acc[6] = {rq[0], rq[0], rq[0], 0, 0, 0};
-        const int32_t r0 = fast ? mcu_requant_rnd(rq[2], out_zp) : 0;
+        const int32_t *e0 = rq, *e1 = rq + MCU_RQ_STRIDE;
+        int32_t acc[6] = {e0[0], e0[0], e0[0], 0, 0, 0};
         if (rows == 2) {
-            acc[3] = acc[4] = acc[5] = rq[3];
-            const int32_t r1 = fast ? mcu_requant_rnd(rq[5], out_zp) : 0;
+            acc[3] = acc[4] = acc[5] = e1[0];
             if (np == 3) {
                 mcu_mm_rows3(col, G, 2, pw, acc);
-                mcu_mm_store(o1 + c, acc[1], rq, r0, fast, out_zp, act_min, act_max);
-                mcu_mm_store(o2 + c, acc[2], rq, r0, fast, out_zp, act_min, act_max);
-                mcu_mm_store(o1 + c + 1, acc[4], rq + 3, r1, fast, out_zp, act_min, act_max);
-                mcu_mm_store(o2 + c + 1, acc[5], rq + 3, r1, fast, out_zp, act_min, act_max);
+                mcu_mm_store(o1 + c, acc[1], e0, mode, out_zp, act_min, act_max);
+                mcu_mm_store(o2 + c, acc[2], e0, mode, out_zp, act_min, act_max);
+                mcu_mm_store(o1 + c + 1, acc[4], e1, mode, out_zp, act_min, act_max);
+                mcu_mm_store(o2 + c + 1, acc[5], e1, mode, out_zp, act_min, act_max);
             } else {
                 mcu_mm_rows1(col, G, 2, pw, acc);
             }
-            mcu_mm_store(o0 + c, acc[0], rq, r0, fast, out_zp, act_min, act_max);
-            mcu_mm_store(o0 + c + 1, acc[3], rq + 3, r1, fast, out_zp, act_min, act_max);
+            mcu_mm_store(o0 + c, acc[0], e0, mode, out_zp, act_min, act_max);
+            mcu_mm_store(o0 + c + 1, acc[3], e1, mode, out_zp, act_min, act_max);
         } else {
             if (np == 3) {
                 mcu_mm_rows3(col, G, 1, pw, acc);
-                mcu_mm_store(o1 + c, acc[1], rq, r0, fast, out_zp, act_min, act_max);
-                mcu_mm_store(o2 + c, acc[2], rq, r0, fast, out_zp, act_min, act_max);
+                mcu_mm_store(o1 + c, acc[1], e0, mode, out_zp, act_min, act_max);
+                mcu_mm_store(o2 + c, acc[2], e0, mode, out_zp, act_min, act_max);
             } else {
                 mcu_mm_rows1(col, G, 1, pw, acc);
             }
-            mcu_mm_store(o0 + c, acc[0], rq, r0, fast, out_zp, act_min, act_max);
+            mcu_mm_store(o0 + c, acc[0], e0, mode, out_zp, act_min, act_max);
         }
     }
 }

@@ -9,6 +9,7 @@ bias' removes zp_in * w for every tap, leaving -zp_in * w for the inside ones on
 from __future__ import annotations
 
 import dataclasses
+import enum
 from typing import NoReturn
 
 import numpy as np
@@ -135,6 +136,77 @@ def requant_table(ctx: EmitContext, op: Op, bias: np.ndarray, weight_rows: np.nd
     return ctx.const_array(f"op{op.index}_rq", table.astype(np.int32), "int32_t"), int(fast)
 
 
+class ConvRequantMode(enum.IntEnum):
+    """CONV_2D's requantisation (engine/kernels/mcu_matmul_s8.h MCU_RQ_*)."""
+
+    GENERIC = 0    # TFLite's MultiplyByQuantizedMultiplier, any table
+    FAST = 1       # one SMMLAR + shift, then the activation clamp
+    FAST_FULL = 2  # the same, the activation range being all of int8 (one SSAT)
+
+
+CONV_RQ_STRIDE = 4  # int32 per channel of the CONV_2D table (mcu_matmul_s8.h MCU_RQ_STRIDE)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvRequant:
+    """The CONV_2D requantisation table's C name and the mode the kernel runs it in."""
+
+    table: str
+    mode: ConvRequantMode
+
+
+def _accumulator_range(bias: np.ndarray, weight_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Smallest and largest bias + sum w * x over int8 inputs x, per channel (int64)."""
+    w = weight_rows.astype(np.int64)
+    lo = bias.astype(np.int64) + np.minimum(w * -128, w * 127).sum(axis=1)
+    hi = bias.astype(np.int64) + np.maximum(w * -128, w * 127).sum(axis=1)
+    return lo, hi
+
+
+def conv_requant_table(ctx: EmitContext, op: Op, bias: np.ndarray, weight_rows: np.ndarray,
+                       mult: np.ndarray, shift: np.ndarray, zp_out: int, act_min: int,
+                       act_max: int) -> ConvRequant:
+    """Define CONV_2D's table of CONV_RQ_STRIDE int32 per output channel and pick its mode.
+
+    Fast modes: {bias, multiplier, rnd = 2^(rs-1) + zp_out * 2^rs, rs} where every channel has
+    a non-negative multiplier, a right shift rs in [1, 31], accumulators |acc| < 2^30 and
+    rnd within int32 with room for the SMMLAR sum (mcu_mm_requant_fast's preconditions).
+    TFLite's requantisation is monotonic in the accumulator, so a channel whose smallest and
+    largest possible accumulators give the same output c is constant; it becomes
+    {0, 0, 2c + 1, 1}, which the fast formula maps to c for any accumulator (trained models
+    carry such dead channels, with huge biases or zero multipliers, that would otherwise
+    force the generic arithmetic on the whole layer). Generic mode: {bias, multiplier,
+    TFLite shift, 0}."""
+    n = bias.size
+    mult = np.broadcast_to(np.asarray(mult, dtype=np.int64), (n,)).copy()
+    shift = np.broadcast_to(np.asarray(shift, dtype=np.int64), (n,)).copy()
+    bias64 = bias.astype(np.int64)
+    lo, hi = _accumulator_range(bias64, weight_rows)
+    out_lo = quantization.requantize(lo, mult, shift, zp_out, act_min, act_max)
+    out_hi = quantization.requantize(hi, mult, shift, zp_out, act_min, act_max)
+    # monotonic only without TFLite's int32 wrap: no left shift (or a zero multiplier)
+    constant = (out_lo == out_hi) & (mult >= 0) & ((shift <= 0) | (mult == 0)) \
+        & (lo >= quantization.INT32_MIN) & (hi <= quantization.INT32_MAX)
+    f_bias, f_mult, rs = bias64.copy(), mult.copy(), -shift
+    f_bias[constant], f_mult[constant], rs[constant] = 0, 0, 1
+    rnd = np.zeros(n, dtype=np.int64)
+    ok_shift = (rs >= 1) & (rs <= 31)
+    rnd[ok_shift] = (np.int64(1) << (rs[ok_shift] - 1)) + np.int64(zp_out) * (np.int64(1) << rs[ok_shift])
+    rnd[constant] = 2 * out_lo[constant].astype(np.int64) + 1
+    bound = np.abs(f_bias) + 128 * np.abs(weight_rows.astype(np.int64)).sum(axis=1)
+    fast = bool(n) and bool(np.all(ok_shift & (f_mult >= 0) & (bound < _FAST_ACC_LIMIT)
+                                   & (np.abs(rnd) + _FAST_ACC_LIMIT + 2 <= quantization.INT32_MAX)))
+    if fast:
+        table = np.stack([f_bias, f_mult, rnd, rs], axis=1)
+        mode = ConvRequantMode.FAST_FULL if (act_min, act_max) == (-128, 127) \
+            else ConvRequantMode.FAST
+    else:
+        table = np.stack([bias64, mult, shift, np.zeros(n, dtype=np.int64)], axis=1)
+        mode = ConvRequantMode.GENERIC
+    name = ctx.const_array(f"op{op.index}_rq", table.astype(np.int32), "int32_t")
+    return ConvRequant(name, mode)
+
+
 def output_clamp(op: Op, activation: Activation, out: Tensor) -> tuple[int, int]:
     """The int8 output clamp of a fused activation (engine.quantization.activation_range)."""
     assert out.quant is not None
@@ -171,6 +243,6 @@ def optional_input(op: Op, i: int) -> int:
     return op.inputs[i] if len(op.inputs) > i else -1
 
 
-__all__ = ["CONV_ROW_BLOCK", "FC_ROW_BLOCK", "pack_weight_rows", "requant_table", "refuse", "int8_activation", "int8_weights", "bias_values", "folded_bias", "Requant",
+__all__ = ["CONV_RQ_STRIDE", "ConvRequant", "ConvRequantMode", "conv_requant_table", "CONV_ROW_BLOCK", "FC_ROW_BLOCK", "pack_weight_rows", "requant_table", "refuse", "int8_activation", "int8_weights", "bias_values", "folded_bias", "Requant",
            "requant_arrays", "output_clamp", "offset_ptr", "spatial_out", "scalar_zero_point",
            "filter_scales", "optional_input"]

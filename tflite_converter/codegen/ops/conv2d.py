@@ -6,7 +6,7 @@ output pixels into the planned scratch (opspec.conv2d_block_scratch); a kxk conv
 the widest pixel block the plan granted room for (ctx.scratch_bytes, planner loop tiling). The weights are re-packed
 for the kernels' inner loop (pack_weight_rows: rows of TFLite's [kh][kw][Cin] order, the
 order im2col gathers, in pairs) and the bias, multiplier and shift of each output channel
-go into one table (requant_table), which also decides whether the fast requantisation is
+go into one table (conv_requant_table), which also picks the requantisation mode proved
 exact for this op.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ from tflite_converter.codegen.ops._conv_common import (
     output_clamp,
     pack_weight_rows,
     refuse,
-    requant_table,
+    conv_requant_table,
     scalar_zero_point,
     spatial_out,
 )
@@ -65,7 +65,7 @@ def emit_conv2d(ctx: EmitContext, op: Op) -> KernelCall:
     # TFLM's ConvPerChannel ignores the filter zero point (int8 weights are symmetric), so do we.
     rows = w.data.reshape(out_c, k_h * k_w * in_c)
     bias = folded_bias(op, bias_values(ctx, op, optional_input(op, 2), out_c), rows, zp_in)
-    rq, fast = requant_table(ctx, op, bias, rows, mult, shift, zp_out)
+    rq = conv_requant_table(ctx, op, bias, rows, mult, shift, zp_out, act_min, act_max)
     weights = ctx.const_array(f"op{op.index}_wpk", pack_weight_rows(rows, CONV_ROW_BLOCK),
                               "int8_t")
 
@@ -80,7 +80,7 @@ def emit_conv2d(ctx: EmitContext, op: Op) -> KernelCall:
     calls = []
     for b in range(n):
         xi, yi = offset_ptr(x_ptr, b * in_img), offset_ptr(y_ptr, b * out_img)
-        tail = (f"{weights}, {rq}, {fast}, {yi}, {out_h}, {out_w}, {out_c}, {zp_out}, "
+        tail = (f"{weights}, {rq.table}, {int(rq.mode)}, {yi}, {out_h}, {out_w}, {out_c}, {zp_out}, "
                 f"{act_min}, {act_max}")
         if pointwise:
             calls.append(f"mcu_conv2d_1x1_s8({xi}, {in_w}, {in_c}, {a.stride_h}, {a.stride_w}, "

@@ -7,6 +7,11 @@ where ai_edge_litert and TFLM may differ by one LSB; we match TFLM. Rows of the 
 independent products; keep_num_dims only changes the output's shape, not its bytes. Weights
 are packed four rows at a time for the kernel's inner loop (pack_weight_rows), bias,
 multiplier and shift go into one per-unit table (requant_table).
+
+Where every unit's accumulator provably stays within +-2^23 (always so far: |bias| + 128 *
+sum|w| < 2^23), the weights are stored as offset bytes for mcu_fc_offset_s8 (one sign
+extension per weight word instead of two, see fully_connected.c); otherwise the plain layout
+and mcu_fully_connected_s8.
 """
 from __future__ import annotations
 
@@ -29,6 +34,61 @@ from tflite_converter.codegen.ops._conv_common import (
     scalar_zero_point,
 )
 from tflite_converter.ir import FullyConnectedAttrs, Op, OpKind
+
+
+# mcu_fc_offset_s8 keeps 256 * (bias + sum w*x) in an int32: exact below this bound.
+OFFSET_ACC_LIMIT = 1 << 23
+# The input offset of the P lanes and the weight offset of the unsigned bytes (fully_connected.c).
+_P_OFFSET = 127
+_BYTE_OFFSET = 128
+
+
+def offset_kernel_exact(bias: np.ndarray, weight_rows: np.ndarray) -> bool:
+    """True when |bias + sum_k w[c][k] * x[k]| < 2^23 for every int8 input x and unit c."""
+    bound = np.abs(bias.astype(np.int64)) + 128 * np.abs(weight_rows.astype(np.int64)).sum(axis=1)
+    return bool(bound.size) and bool(np.all(bound < OFFSET_ACC_LIMIT))
+
+
+def pack_offset_weights(weight_rows: np.ndarray) -> np.ndarray:
+    """pack_weight_rows(.., FC_ROW_BLOCK) with each group w0..w3 stored as the bytes
+    [w1+128, w0, w3+128, w2] (fully_connected.c, the offset-byte kernel)."""
+    g = pack_weight_rows(weight_rows, FC_ROW_BLOCK).astype(np.int16).reshape(-1, 4)
+    out = np.stack([g[:, 1] + _BYTE_OFFSET, g[:, 0], g[:, 3] + _BYTE_OFFSET, g[:, 2]], axis=1)
+    return (out.reshape(-1) & 0xFF).astype(np.uint8).view(np.int8)
+
+
+def offset_start_values(bias: np.ndarray, weight_rows: np.ndarray) -> np.ndarray:
+    """The accumulators' start values 256 * (bias + 127 * sum of the even-index weights),
+    wrapped to int32 as the kernel's modulo-2^32 sums expect."""
+    even = weight_rows[:, 0::2].astype(np.int64).sum(axis=1)
+    start = (bias.astype(np.int64) + _P_OFFSET * even) * 256
+    return ((start + (1 << 31)) % (1 << 32)) - (1 << 31)
+
+
+def offset_table(rq3: np.ndarray, bias: np.ndarray, weight_rows: np.ndarray, fast: int,
+                 zp_out: int) -> np.ndarray:
+    """requant_table's {bias, multiplier, shift} rows as mcu_fc_offset_s8's {start value,
+    multiplier, shift, rnd}: rnd = 2^(rs-1) + zp_out * 2^rs (wrapped to int32 as the C
+    computes it) when fast, else 0."""
+    t3 = np.asarray(rq3, dtype=np.int64).reshape(-1, 3)
+    rnd = np.zeros(t3.shape[0], dtype=np.int64)
+    if fast:
+        rs = t3[:, 2]
+        rnd = (np.left_shift(1, rs - 1) + np.int64(zp_out) * np.left_shift(1, rs)) % (1 << 32)
+        rnd = np.where(rnd >= 1 << 31, rnd - (1 << 32), rnd)
+    table = np.stack([offset_start_values(bias, weight_rows), t3[:, 1], t3[:, 2], rnd], axis=1)
+    return table.astype(np.int32)
+
+
+class _TableCapture:
+    """Stands in for the EmitContext in requant_table, keeping the table it would define, so
+    the start values can replace its bias column before the one array is defined."""
+
+    values: np.ndarray
+
+    def const_array(self, hint: str, values: np.ndarray, c_type: str | None = None) -> str:
+        self.values = np.asarray(values)
+        return hint
 
 
 @emitter(OpKind.FULLY_CONNECTED)
@@ -64,9 +124,18 @@ def emit_fully_connected(ctx: EmitContext, op: Op) -> KernelCall:
     zp_in, zp_out = scalar_zero_point(x), scalar_zero_point(y)
     act_min, act_max = output_clamp(op, a.activation, y)
     bias = folded_bias(op, bias_values(ctx, op, optional_input(op, 2), units), w.data, zp_in)
-    rq, fast = requant_table(ctx, op, bias, w.data, mult, shift, zp_out)
-    weights = ctx.const_array(f"op{op.index}_wpk", pack_weight_rows(w.data, FC_ROW_BLOCK),
-                              "int8_t")
-    code = (f"mcu_fully_connected_s8({ctx.ptr(op.inputs[0])}, {batches}, {depth}, {weights}, "
+    if offset_kernel_exact(bias, w.data):
+        capture = _TableCapture()
+        _, fast = requant_table(capture, op, bias, w.data, mult, shift, zp_out)
+        rq = ctx.const_array(f"op{op.index}_rq",
+                             offset_table(capture.values, bias, w.data, fast, zp_out), "int32_t")
+        weights = ctx.const_array(f"op{op.index}_wpk", pack_offset_weights(w.data), "int8_t")
+        kernel = "mcu_fc_offset_s8"
+    else:
+        rq, fast = requant_table(ctx, op, bias, w.data, mult, shift, zp_out)
+        weights = ctx.const_array(f"op{op.index}_wpk", pack_weight_rows(w.data, FC_ROW_BLOCK),
+                                  "int8_t")
+        kernel = "mcu_fully_connected_s8"
+    code = (f"{kernel}({ctx.ptr(op.inputs[0])}, {batches}, {depth}, {weights}, "
             f"{rq}, {fast}, {ctx.ptr(op.outputs[0])}, {units}, {zp_out}, {act_min}, {act_max});")
     return KernelCall(code=code, kernels=("fully_connected",))
