@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -95,14 +95,16 @@ def add_params(s1: float, zp1: int, s2: float, zp2: int, so: float, zpo: int) ->
 
 
 def sub_params(s1: float, zp1: int, s2: float, zp2: int, so: float, zpo: int) -> AddParams:
-    """SUB (sub_common.cc): unlike ADD the ratios are evaluated in float32."""
-    f1, f2, fo = _f32(s1), _f32(s2), _f32(so)
-    twice_max = _f32(F32(2) * max(f1, f2))
-    m1, sh1 = _smaller_than_one(float(_f32(f1 / twice_max)))
-    m2, sh2 = _smaller_than_one(float(_f32(f2 / twice_max)))
-    denom = _f32(F32(1 << 20) * fo)
-    mo, sho = _smaller_than_one(float(_f32(twice_max / denom)))
-    return AddParams(-int(zp1), m1, sh1, -int(zp2), m2, sh2, int(zpo), mo, sho)
+    """SUB: the same parameters as ADD, real multipliers in double from the float32 scales.
+
+    The sub_common.cc revision in public source (2023 revert of tflite-micro PR #1501) divides
+    in float32 and only then widens to double; the tflite-micro wheel the project is pinned
+    to (built from commit 8f6596d) matches the double form on every int8 input pair we
+    checked (tests/test_sub_exact.py), and the float32 form misses it by one LSB on ties
+    (225 of 65,536 pairs for scales 0.05 / 0.02 -> 0.06). The kernel arithmetic itself
+    (reference/sub.h: offset, << 20, SRDHM + RoundingDivideByPOT per input, subtract, the
+    same rescale to the output) is ADD's with a minus sign."""
+    return add_params(s1, zp1, s2, zp2, so, zpo)
 
 
 def mul_params(s1: float, s2: float, so: float) -> tuple[int, int]:
@@ -417,3 +419,109 @@ def softmax_exp_table(params: SoftmaxParams) -> np.ndarray:
 
 
 UnaryTableFn = Callable[..., np.ndarray]
+
+
+# ---------------------------------------------------------------------------------------------
+# ADD / SUB same-shape fast form (engine/kernels/add.c mcu_add_fast_s8)
+
+
+@dataclasses.dataclass(frozen=True)
+class AddFastParams:
+    """The one-rounding-pass form of ADD / SUB. An input with a rounding step (rs >= 1):
+    t = (x + offset) * 2^21, s = floor((t * mult + 2^31) / 2^32 + rnd - [t < 0]) >> rs (one
+    SMMLAR and one shift), which is TFLite's RoundingDivideByPOT(SRDHM(x' * 2^20, mult), rs)
+    for mult >= 0: SRDHM of x' * 2^20 is exactly floor((2 * x' * 2^20 * mult + 2^31) / 2^32),
+    and the rounding step's sign term [y < 0] equals [t < 0] except where y = 0, where both
+    give 0 for rs >= 1. An input without one (rs = 0, which TFLite only produces for the
+    rescale factor 1/2, mult = 2^30) is the identity SRDHM(x' * 2^20, 2^30) = x' * 2^19: the
+    kernel then adds 2s = x * 2^20 + offset_t directly (offset_t = offset * 2^20; otherwise
+    offset * 2^21). The output stage is the same form on raw = s1 +- s2, with rnd folding in
+    the output zero point."""
+
+    in1_offset_t: int
+    in1_multiplier: int
+    in1_rnd: int
+    in1_rs: int
+    in2_offset_t: int
+    in2_multiplier: int
+    in2_rnd: int
+    in2_rs: int
+    out_multiplier: int
+    out_rnd: int
+    out_rs: int
+    act_min: int
+    act_max: int
+
+    @property
+    def variant(self) -> int:
+        """Kernel instantiation: bit 0/1 input 1/2 has a rounding step (else it is the
+        identity), bit 2 the activation range is all of int8."""
+        full = self.act_min <= -128 and self.act_max >= 127
+        return (self.in1_rs > 0) | ((self.in2_rs > 0) << 1) | (full << 2)
+
+    def as_list(self) -> list[int]:
+        return [self.in1_offset_t, self.in1_multiplier, self.in1_rnd, self.in1_rs,
+                self.in2_offset_t, self.in2_multiplier, self.in2_rnd, self.in2_rs,
+                self.out_multiplier, self.out_rnd, self.out_rs, self.act_min, self.act_max]
+
+
+ADD_FAST_T_SHIFT = 21
+# |floor(2 * raw * M / 2^32)| stays below 2^29 for |raw| < 2^29 and M < 2^31.
+_ADD_FAST_SMMLAR_MARGIN = 1 << 29
+
+
+def add_fast_params(p: AddParams, act_min: int, act_max: int) -> Optional[AddFastParams]:
+    """The fast form's constants, or None when one of its preconditions fails (the generic
+    kernel is then used): non-negative multipliers, right shifts only, every SMMLAR sum and
+    rounding constant inside int32."""
+    if p.left_shift != 20:
+        return None
+    ins = []
+    for off, mult, shift in ((p.in1_offset, p.in1_multiplier, p.in1_shift),
+                             (p.in2_offset, p.in2_multiplier, p.in2_shift)):
+        rs = -shift
+        if mult < 0 or not 0 <= rs <= 30 or not -255 <= off <= 255:
+            return None
+        if rs == 0:
+            if mult != 1 << 30:  # not the identity: no exact one-instruction form here
+                return None
+            ins.append((off << (ADD_FAST_T_SHIFT - 1), mult, 0, 0))
+        else:
+            ins.append((off << ADD_FAST_T_SHIFT, mult, 1 << (rs - 1), rs))
+    ro = -p.out_shift
+    if p.out_multiplier < 0 or not 1 <= ro <= 30:
+        return None
+    rnd_o = (1 << (ro - 1)) + p.out_offset * (1 << ro)
+    if abs(rnd_o) + _ADD_FAST_SMMLAR_MARGIN + 1 >= 1 << 31:
+        return None
+    return AddFastParams(*ins[0], *ins[1], p.out_multiplier, rnd_o, ro, int(act_min),
+                         int(act_max))
+
+
+def add_reference(p: AddParams, x, y, sign: int, act_min: int, act_max: int) -> np.ndarray:
+    """TFLite's int8 ADD (sign +1) / SUB (sign -1) on int8 arrays x, y."""
+    def scale(v, off, mult, shift):
+        shifted = (np.asarray(v, np.int64) + off) * (1 << p.left_shift)
+        return _rdbpot(_srdhm(shifted, mult), -shift)
+    sx = scale(x, p.in1_offset, p.in1_multiplier, p.in1_shift)
+    sy = scale(y, p.in2_offset, p.in2_multiplier, p.in2_shift)
+    out = _rdbpot(_srdhm(sx + sign * sy, p.out_multiplier), -p.out_shift) + p.out_offset
+    return np.clip(out, act_min, act_max)
+
+
+def add_fast_eval(f: AddFastParams, x, y, sign: int) -> np.ndarray:
+    """The fast form exactly as add.c computes it (int64 carriers; no sum leaves int32)."""
+    def smmlar(a, b, c):
+        return ((a * b + (1 << 31)) >> 32) + c
+
+    def twice_scaled(v, off_t, mult, rnd, rs):
+        v = np.asarray(v, np.int64)
+        if rs == 0:
+            return (v << (ADD_FAST_T_SHIFT - 1)) + off_t
+        t = (v << ADD_FAST_T_SHIFT) + off_t
+        return (smmlar(t, mult, rnd + (t >> 31)) >> rs) * 2
+    sx2 = twice_scaled(x, f.in1_offset_t, f.in1_multiplier, f.in1_rnd, f.in1_rs)
+    sy2 = twice_scaled(y, f.in2_offset_t, f.in2_multiplier, f.in2_rnd, f.in2_rs)
+    raw2 = sx2 + sign * sy2
+    out = smmlar(raw2, f.out_multiplier, f.out_rnd + (raw2 >> 31)) >> f.out_rs
+    return np.clip(out, f.act_min, f.act_max)

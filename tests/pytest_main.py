@@ -1,4 +1,5 @@
-"""Entry point of the Bazel py_test wrappers: runs pytest on the file given as argument."""
+"""Entry point of the Bazel py_test wrappers: runs pytest on the file given as argument,
+from the repository root as `make test` does (tests import `tests.*` and `conftest`)."""
 import os
 import sys
 
@@ -6,4 +7,7 @@ import pytest
 
 if __name__ == "__main__":
     target = os.path.realpath(sys.argv[1])  # runfiles symlink -> the source tree
-    sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", target]))
+    repo = os.path.dirname(os.path.dirname(target))
+    os.chdir(repo)
+    sys.path.insert(0, repo)
+    sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "--rootdir", repo, target]))

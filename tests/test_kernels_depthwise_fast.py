@@ -135,7 +135,8 @@ def test_single_input_channel_uses_band_kernel(case: ConvCase, tmp_path):
     x, w, b, y = _conv_tensors(case, True, rng)
     model = build_single_op_model("DEPTHWISE_CONV_2D", [x, w, b], [y], _conv_options(case, True))
     src = _assert_matches_tflm(model, tmp_path, rng, case.in_shape)
-    assert "mcu_depthwise_conv2d_c1_s8(" in src and "mcu_depthwise_conv2d_direct_s8(" not in src
+    assert ("mcu_depthwise_conv2d_c1_s8(" in src or "mcu_depthwise_conv2d_c1g4_s8(" in src)
+    assert "mcu_depthwise_conv2d_direct_s8(" not in src
 
 
 def test_out_of_place_multichannel_keeps_direct_kernel_without_scratch(tmp_path):
@@ -229,7 +230,8 @@ def test_depthwise_stack_on_cortex_m7_portable_and_dsp(tmp_path):
     d = tmp_path / "dws"
     convert_model(model, d, name="dws")
     src = (d / "dws.c").read_text()
-    assert "mcu_depthwise_conv2d_direct_s8(" not in src and "mcu_depthwise_conv2d_c1_s8(" in src
+    assert "mcu_depthwise_conv2d_direct_s8(" not in src
+    assert "mcu_depthwise_conv2d_c1_s8(" in src or "mcu_depthwise_conv2d_c1g4_s8(" in src
     assert "mcu_depthwise_conv2d_hwc_s8(" in src  # the 2x2 maps' layers
     ref = TflmModel(model)
     samples = _inputs(rng, shape, n=3)

@@ -47,3 +47,133 @@ MCU_KERNEL void mcu_sub_s8(const int8_t *a, const int8_t *b, int8_t *out, const 
                            const int32_t *sa, const int32_t *sb, const int32_t *q) {
     MCU_BCAST_MAP_S8(a, b, out, dims, sa, sb, x, y, mcu_add_sub_one(x, y, q, -1));
 }
+
+/* ---------------------------------------------------------------------------------------
+ * Same-shape ADD / SUB in one rounding pass per stage (engine/quant_ops.py AddFastParams
+ * proves it equal to the code above; the generator checks its preconditions). Per input:
+ * t = (x + offset) * 2^21 in one ADD with shifted operand, s = SMMLAR(t, mult, rnd - [t < 0])
+ * >> rs, or for the identity-scaled input (the one with the larger scale) just
+ * x * 2^19 + offset * 2^19; the output stage is the same form with the zero point folded into
+ * its rounding constant. */
+enum {
+    MCU_ADDF_O1, MCU_ADDF_M1, MCU_ADDF_RND1, MCU_ADDF_RS1,
+    MCU_ADDF_O2, MCU_ADDF_M2, MCU_ADDF_RND2, MCU_ADDF_RS2,
+    MCU_ADDF_MO, MCU_ADDF_RNDO, MCU_ADDF_RSO, MCU_ADDF_ACT_MIN, MCU_ADDF_ACT_MAX,
+    MCU_ADDF_NUM_PARAMS
+};
+/* Variant bits (AddFastParams.variant): input 1 / 2 has a rounding step, full int8 range. */
+#define MCU_ADDF_R1 1
+#define MCU_ADDF_R2 2
+#define MCU_ADDF_FULL 4
+
+/* floor((a * b + 2^31) / 2^32) + c. */
+MCU_INLINE int32_t mcu_addf_smmlar(int32_t a, int32_t b, int32_t c) {
+#if MCU_USE_DSP
+    int32_t r;
+    __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(c));
+    return r;
+#else
+    return (int32_t)((((int64_t)a * b + ((int64_t)1 << 31)) >> 32) + c);
+#endif
+}
+
+MCU_INLINE int32_t mcu_addf_ssat8(int32_t v) {
+#if MCU_USE_DSP
+    int32_t r;
+    __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(v));
+    return r;
+#else
+    return mcu_clamp_i32(v, -128, 127);
+#endif
+}
+
+/* `variant` and `sign` are literals at every call: each combination is its own loop. */
+MCU_INLINE void mcu_addf_loop(const int8_t *a, const int8_t *b,
+                              int8_t *out, int32_t n, const int32_t *q,
+                              int variant, int sign) {
+    const int32_t o1 = q[MCU_ADDF_O1], m1 = q[MCU_ADDF_M1], rnd1 = q[MCU_ADDF_RND1];
+    const int32_t o2 = q[MCU_ADDF_O2], m2 = q[MCU_ADDF_M2], rnd2 = q[MCU_ADDF_RND2];
+    const int32_t rs1 = q[MCU_ADDF_RS1], rs2 = q[MCU_ADDF_RS2];
+    const int32_t mo = q[MCU_ADDF_MO], rndo = q[MCU_ADDF_RNDO], rso = q[MCU_ADDF_RSO];
+    const int32_t lo = q[MCU_ADDF_ACT_MIN], hi = q[MCU_ADDF_ACT_MAX];
+    for (int32_t i = 0; i < n; ++i) {
+        /* 2 * s1 and 2 * s2: the output stage wants 2 * raw, and an identity input is then
+         * one ADD with shifted operand. */
+        int32_t s1x2, s2x2, raw2, v;
+        if (variant & MCU_ADDF_R1) {
+            const int32_t t1 = (int32_t)((uint32_t)(int32_t)a[i] << 21) + o1;
+            s1x2 = (mcu_addf_smmlar(t1, m1, rnd1 + (t1 >> 31)) >> rs1) * 2;
+        } else {
+            s1x2 = (int32_t)((uint32_t)(int32_t)a[i] << 20) + o1;
+        }
+        if (variant & MCU_ADDF_R2) {
+            const int32_t t2 = (int32_t)((uint32_t)(int32_t)b[i] << 21) + o2;
+            s2x2 = (mcu_addf_smmlar(t2, m2, rnd2 + (t2 >> 31)) >> rs2) * 2;
+        } else {
+            s2x2 = (int32_t)((uint32_t)(int32_t)b[i] << 20) + o2;
+        }
+        raw2 = sign > 0 ? s1x2 + s2x2 : s1x2 - s2x2;
+        v = mcu_addf_smmlar(raw2, mo, rndo + (raw2 >> 31)) >> rso;
+        out[i] = (int8_t)((variant & MCU_ADDF_FULL) ? mcu_addf_ssat8(v)
+                                                    : mcu_clamp_i32(v, lo, hi));
+    }
+}
+
+/* One out-of-line function per variant: inlined into one switch, the eight loops share a
+ * register allocation and the compiler spills pointers and constants to the stack. */
+#define MCU_ADDF_VARIANT(v)                                                                 \
+    static __attribute__((noinline, unused)) void mcu_addf_v##v(                          \
+        const int8_t *a, const int8_t *b, int8_t *out, int32_t n, const int32_t *q) {       \
+        mcu_addf_loop(a, b, out, n, q, v, 1);                                               \
+    }
+MCU_ADDF_VARIANT(0)
+MCU_ADDF_VARIANT(1)
+MCU_ADDF_VARIANT(2)
+MCU_ADDF_VARIANT(3)
+MCU_ADDF_VARIANT(4)
+MCU_ADDF_VARIANT(5)
+MCU_ADDF_VARIANT(6)
+MCU_ADDF_VARIANT(7)
+
+#define MCU_ADDF_CASE(v) \
+    case v: mcu_addf_v##v(a, b, out, n, q); break
+
+/* Same-shape ADD of n elements; q is AddFastParams.as_list(). */
+MCU_KERNEL void mcu_add_fast_s8(const int8_t *a, const int8_t *b, int8_t *out, int32_t n,
+                                const int32_t *q, int32_t variant) {
+    switch (variant) {
+        MCU_ADDF_CASE(0); MCU_ADDF_CASE(1); MCU_ADDF_CASE(2); MCU_ADDF_CASE(3);
+        MCU_ADDF_CASE(4); MCU_ADDF_CASE(5); MCU_ADDF_CASE(6);
+        default: mcu_addf_v7(a, b, out, n, q); break;
+    }
+}
+
+/* Same-shape SUB: the same loop with sign -1 (raw = s1 - s2 has the range of s1 + s2, so the
+ * fast form's int32 bounds hold unchanged); its own eight out-of-line loops, which
+ * --gc-sections drops from firmware without a same-shape SUB. */
+#define MCU_SUBF_VARIANT(v)                                                                 \
+    static __attribute__((noinline, unused)) void mcu_subf_v##v(                          \
+        const int8_t *a, const int8_t *b, int8_t *out, int32_t n, const int32_t *q) {       \
+        mcu_addf_loop(a, b, out, n, q, v, -1);                                              \
+    }
+MCU_SUBF_VARIANT(0)
+MCU_SUBF_VARIANT(1)
+MCU_SUBF_VARIANT(2)
+MCU_SUBF_VARIANT(3)
+MCU_SUBF_VARIANT(4)
+MCU_SUBF_VARIANT(5)
+MCU_SUBF_VARIANT(6)
+MCU_SUBF_VARIANT(7)
+
+#define MCU_SUBF_CASE(v) \
+    case v: mcu_subf_v##v(a, b, out, n, q); break
+
+/* Same-shape SUB of n elements (a - b); q is AddFastParams.as_list(). */
+MCU_KERNEL void mcu_sub_fast_s8(const int8_t *a, const int8_t *b, int8_t *out, int32_t n,
+                                const int32_t *q, int32_t variant) {
+    switch (variant) {
+        MCU_SUBF_CASE(0); MCU_SUBF_CASE(1); MCU_SUBF_CASE(2); MCU_SUBF_CASE(3);
+        MCU_SUBF_CASE(4); MCU_SUBF_CASE(5); MCU_SUBF_CASE(6);
+        default: mcu_subf_v7(a, b, out, n, q); break;
+    }
+}

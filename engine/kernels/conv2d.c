@@ -17,6 +17,10 @@
  * for the kxk gather), then multiplied by every weight row. The last block of an image with
  * at least MCU_MM_NP pixels overlaps the previous one (it recomputes and rewrites the same
  * bytes) instead of needing a narrower variant of the core.
+ *
+ * Two more, further down: mcu_conv2d_px1_s8 (one pixel at a time on generation-time widened
+ * weights, what the emitter runs where the plan grants one pixel's columns; mcu_conv2d_s8's
+ * np = 1 stays a valid call) and mcu_conv2d_1x1_reg_s8 (pointwise, 8 or 16 input channels).
  */
 #include "mcu_common.h"
 #include "mcu_matmul_s8.h"
@@ -205,5 +209,193 @@ MCU_KERNEL void mcu_conv2d_s8(const int8_t *input, int in_h, int in_w, int in_c,
     } else {
         mcu_conv_body(&g, out_h * out_w, wpk, rq, MCU_RQ_GENERIC, output, out_c, out_zp,
                       act_min, act_max, col, gather, np);
+    }
+}
+
+/* One pixel at a time with generation-time widened weights (mcu_mm_wide_px1), where the plan
+ * grants room for one pixel's columns only. Scratch: K4 int16 + K int8, as mcu_conv2d_s8's
+ * np = 1. */
+MCU_INLINE void mcu_conv_px1_body(const mcu_conv_geom_t *g, int n_pix, const int16_t *wide,
+                                  const int32_t *rq, int mode, int8_t *output, int out_c,
+                                  int32_t out_zp, int32_t act_min, int32_t act_max,
+                                  int16_t *col, int8_t *gather) {
+    const int K = g->k_h * g->k_w * g->in_c;
+    for (int p = 0, y = 0, x = 0; p < n_pix; ++p, output += out_c) {
+        mcu_im2col_s8(g->input, g->in_h, g->in_w, g->in_c, g->k_h, g->k_w, g->dil_h, g->dil_w,
+                      y * g->stride_h - g->pad_top, x * g->stride_w - g->pad_left, g->pad,
+                      gather);
+        mcu_col_put_s8(gather, K, col, 1, 0);
+        mcu_mm_wide_px1(col, K, wide, rq, out_c, mode, output, out_zp, act_min, act_max);
+        if (++x == g->out_w) {
+            x = 0;
+            ++y;
+        }
+    }
+}
+
+MCU_KERNEL void mcu_conv2d_px1_s8(const int8_t *input, int in_h, int in_w, int in_c, int k_h,
+                                  int k_w, int stride_h, int stride_w, int dil_h, int dil_w,
+                                  int pad_top, int pad_left, int32_t in_zp, const int16_t *wide,
+                                  const int32_t *rq, int mode, int8_t *output, int out_h,
+                                  int out_w, int out_c, int32_t out_zp, int32_t act_min,
+                                  int32_t act_max, void *scratch) {
+    const int K4 = (k_h * k_w * in_c + 3) & ~3;
+    int16_t *col = (int16_t *)scratch;
+    int8_t *gather = (int8_t *)(col + K4);
+    const mcu_conv_geom_t g = {input, in_h, in_w, in_c, k_h, k_w, stride_h, stride_w,
+                               dil_h, dil_w, pad_top, pad_left, (int8_t)in_zp, out_w};
+    if (mode == MCU_RQ_FAST_FULL) {
+        mcu_conv_px1_body(&g, out_h * out_w, wide, rq, MCU_RQ_FAST_FULL, output, out_c, out_zp,
+                          act_min, act_max, col, gather);
+    } else if (mode == MCU_RQ_FAST) {
+        mcu_conv_px1_body(&g, out_h * out_w, wide, rq, MCU_RQ_FAST, output, out_c, out_zp,
+                          act_min, act_max, col, gather);
+    } else {
+        mcu_conv_px1_body(&g, out_h * out_w, wide, rq, MCU_RQ_GENERIC, output, out_c, out_zp,
+                          act_min, act_max, col, gather);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Pointwise convolutions of 8 or 16 input channels, stride 1, FAST_FULL requantisation.
+ *
+ * With so few taps the matrix core spends most of each output on setup and on widening the
+ * weights; here one pixel's K inputs are loaded and widened once into K/2 registers, and
+ * every output channel's record (_conv_common.py conv1x1_register_records: {2 bias, K/2
+ * words of doubled, pre-widened weights, multiplier, rnd, rs}) streams by in LDMs. Because
+ * the accumulator is already 2 acc, the requantisation is ADD (sign), SMMLAR, ASR, SSAT:
+ * about K/2 + 10 instructions per output. No scratch.
+ */
+#if MCU_USE_DSP
+/* K = 8: the record {2 bias, W0..W3, multiplier, rnd, rs} in four LDRDs (any registers:
+ * LDM would pin them, which GCC cannot always grant where the kernel is inlined). */
+MCU_INLINE int8_t *mcu_1x1_reg_c8(uint32_t x0, uint32_t x1, uint32_t x2, uint32_t x3,
+                                  const int32_t *pw, int8_t *po, const int8_t *end) {
+    uint32_t acc, t1, t2, t3;
+    __asm__ volatile("1:\n\t"
+                     "ldrd %[acc], %[t1], [%[pw]], #8\n\t"
+                     "smlad %[acc], %[t1], %[x0], %[acc]\n\t"
+                     "ldrd %[t1], %[t2], [%[pw]], #8\n\t"
+                     "smlad %[acc], %[t1], %[x1], %[acc]\n\t"
+                     "smlad %[acc], %[t2], %[x2], %[acc]\n\t"
+                     "ldrd %[t1], %[t2], [%[pw]], #8\n\t"
+                     "smlad %[acc], %[t1], %[x3], %[acc]\n\t"
+                     "ldrd %[t1], %[t3], [%[pw]], #8\n\t"
+                     "add %[t1], %[t1], %[acc], asr #31\n\t"
+                     "smmlar %[acc], %[acc], %[t2], %[t1]\n\t"
+                     "asr %[acc], %[acc], %[t3]\n\t"
+                     "ssat %[acc], #8, %[acc]\n\t"
+                     "strb %[acc], [%[po]], #1\n\t"
+                     "cmp %[po], %[end]\n\t"
+                     "bne 1b\n\t"
+                     : [pw] "+r"(pw), [po] "+r"(po), [acc] "=&r"(acc), [t1] "=&r"(t1),
+                       [t2] "=&r"(t2), [t3] "=&r"(t3)
+                     : [x0] "r"(x0), [x1] "r"(x1), [x2] "r"(x2), [x3] "r"(x3), [end] "r"(end)
+                     : "cc", "memory");
+    return po;
+}
+
+/* K = 16: eight input registers and two pointers leave three temporaries (GCC refuses more
+ * here), so the record comes in LDRDs into any registers (no LDM order constraint), and the
+ * loop end is read from memory into a temporary the requantisation has freed. */
+MCU_INLINE int8_t *mcu_1x1_reg_c16(const uint32_t *x, const int32_t *pw, int8_t *po,
+                                   const int8_t *end) {
+    uint32_t acc, t1, t2;
+    __asm__ volatile("1:\n\t"
+                     "ldrd %[acc], %[t1], [%[pw]], #8\n\t"
+                     "smlad %[acc], %[t1], %[x0], %[acc]\n\t"
+                     "ldrd %[t1], %[t2], [%[pw]], #8\n\t"
+                     "smlad %[acc], %[t1], %[x1], %[acc]\n\t"
+                     "smlad %[acc], %[t2], %[x2], %[acc]\n\t"
+                     "ldrd %[t1], %[t2], [%[pw]], #8\n\t"
+                     "smlad %[acc], %[t1], %[x3], %[acc]\n\t"
+                     "smlad %[acc], %[t2], %[x4], %[acc]\n\t"
+                     "ldrd %[t1], %[t2], [%[pw]], #8\n\t"
+                     "smlad %[acc], %[t1], %[x5], %[acc]\n\t"
+                     "smlad %[acc], %[t2], %[x6], %[acc]\n\t"
+                     "ldrd %[t1], %[t2], [%[pw]], #8\n\t"
+                     "smlad %[acc], %[t1], %[x7], %[acc]\n\t"
+                     "ldr %[t1], [%[pw]], #4\n\t"
+                     "add %[t1], %[t1], %[acc], asr #31\n\t"
+                     "smmlar %[acc], %[acc], %[t2], %[t1]\n\t"
+                     "ldr %[t1], [%[pw]], #4\n\t"
+                     "asr %[acc], %[acc], %[t1]\n\t"
+                     "ssat %[acc], #8, %[acc]\n\t"
+                     "strb %[acc], [%[po]], #1\n\t"
+                     "ldr %[t1], %[end]\n\t"
+                     "cmp %[po], %[t1]\n\t"
+                     "bne 1b\n\t"
+                     : [pw] "+r"(pw), [po] "+r"(po), [acc] "=&r"(acc), [t1] "=&r"(t1),
+                       [t2] "=&r"(t2)
+                     : [x0] "r"(x[0]), [x1] "r"(x[1]), [x2] "r"(x[2]), [x3] "r"(x[3]),
+                       [x4] "r"(x[4]), [x5] "r"(x[5]), [x6] "r"(x[6]), [x7] "r"(x[7]),
+                       [end] "m"(end)
+                     : "cc", "memory");
+    return po;
+}
+#else
+/* The same arithmetic in C: pair word j of group g holds (2 w[4g + b], 2 w[4g + 2 + b]) for
+ * b = j & 1. Written out (GCC -O2 leaves the loop over j rolled, with its index arithmetic
+ * per multiply); the inputs stay in registers. */
+#define MCU_1X1_PAIR(j, xa, xb)                                                               \
+    (acc += (int32_t)(int16_t)((uint32_t)pw[1 + (j)] & 0xffffu) * (xa) +                     \
+            (int32_t)(int16_t)((uint32_t)pw[1 + (j)] >> 16) * (xb))
+
+MCU_INLINE int8_t *mcu_1x1_reg_portable(const int8_t *in, int K, const int32_t *pw,
+                                        int8_t *po, const int8_t *end) {
+    const int32_t x0 = in[0], x1 = in[1], x2 = in[2], x3 = in[3], x4 = in[4], x5 = in[5],
+                  x6 = in[6], x7 = in[7];
+    if (K == 8) {
+        for (; po != end; ++po, pw += 8) {
+            int32_t acc = pw[0];
+            MCU_1X1_PAIR(0, x0, x2);
+            MCU_1X1_PAIR(1, x1, x3);
+            MCU_1X1_PAIR(2, x4, x6);
+            MCU_1X1_PAIR(3, x5, x7);
+            *po = (int8_t)mcu_mm_ssat8(mcu_mm_smmlar(acc, pw[5], pw[6] + (acc >> 31)) >> pw[7]);
+        }
+        return po;
+    }
+    const int32_t x8 = in[8], x9 = in[9], x10 = in[10], x11 = in[11], x12 = in[12],
+                  x13 = in[13], x14 = in[14], x15 = in[15];
+    for (; po != end; ++po, pw += 12) {
+        int32_t acc = pw[0];
+        MCU_1X1_PAIR(0, x0, x2);
+        MCU_1X1_PAIR(1, x1, x3);
+        MCU_1X1_PAIR(2, x4, x6);
+        MCU_1X1_PAIR(3, x5, x7);
+        MCU_1X1_PAIR(4, x8, x10);
+        MCU_1X1_PAIR(5, x9, x11);
+        MCU_1X1_PAIR(6, x12, x14);
+        MCU_1X1_PAIR(7, x13, x15);
+        *po = (int8_t)mcu_mm_ssat8(mcu_mm_smmlar(acc, pw[9], pw[10] + (acc >> 31)) >> pw[11]);
+    }
+    return po;
+}
+#endif
+
+/* n_pix consecutive pixels of in_c (8 or 16) channels -> out_c channels each; `rec` holds
+ * conv1x1_register_records' out_c records. */
+MCU_KERNEL void mcu_conv2d_1x1_reg_s8(const int8_t *input, int n_pix, int in_c,
+                                      const int32_t *rec, int8_t *output, int out_c) {
+    int8_t *po = output;
+    for (int p = 0; p < n_pix; ++p, input += in_c) {
+        const int8_t *const end = po + out_c;
+#if MCU_USE_DSP
+        const uint32_t w0 = mcu_read_u32(input), w1 = mcu_read_u32(input + 4);
+        if (in_c == 8) {
+            po = mcu_1x1_reg_c8(mcu_sxtb16(w0), mcu_mm_sxtb16_hi(w0), mcu_sxtb16(w1),
+                                mcu_mm_sxtb16_hi(w1), rec, po, end);
+        } else {
+            const uint32_t w2 = mcu_read_u32(input + 8), w3 = mcu_read_u32(input + 12);
+            const uint32_t x[8] = {mcu_sxtb16(w0), mcu_mm_sxtb16_hi(w0), mcu_sxtb16(w1),
+                                   mcu_mm_sxtb16_hi(w1), mcu_sxtb16(w2), mcu_mm_sxtb16_hi(w2),
+                                   mcu_sxtb16(w3), mcu_mm_sxtb16_hi(w3)};
+            po = mcu_1x1_reg_c16(x, rec, po, end);
+        }
+#else
+        po = in_c == 8 ? mcu_1x1_reg_portable(input, 8, rec, po, end)
+                       : mcu_1x1_reg_portable(input, 16, rec, po, end);
+#endif
     }
 }

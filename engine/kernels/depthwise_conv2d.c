@@ -681,6 +681,151 @@ MCU_KERNEL void mcu_depthwise_conv2d_c1_s8(const int8_t *input, int in_h, int in
     }
 }
 
+/* ---------------------------------------------------------------------------------------
+ * The band kernel for four output channels at a time (micro_speech's 10x8 layer, depth
+ * multiplier 8): one input channel, depth multiplier a multiple of 4, k_w a multiple of 4,
+ * no dilation. Each band word of four taps is loaded and sign-extended once (SXTB16 gives
+ * taps 0,2 and, rotated, taps 1,3) and serves four channels, whose weights are stored
+ * pre-widened to int16 pairs in that same order, so a tap pair costs one SMLAD and a weight
+ * load (LDRD of two pairs): ~15 instructions per 16 multiply-accumulates instead of
+ * re-reading and re-widening the band once per channel.
+ *
+ * Weights (tflite_converter/codegen/ops/depthwise_conv2d.py band4_weights): words of two
+ * int16 taps, [depth_mult/4][k_h][k_w/4][4 channels][taps (0,2), (1,3)], low half first; bias folded with zp_in as for the
+ * other band kernel (the band pads with zp_in). Scratch: depthwise_band_bytes. */
+#define MCU_DW_BAND4 4
+
+/* One output row of one group of four channels. `full`/`rqs` are literals at each call. */
+MCU_INLINE void mcu_dw_band4_row(const int8_t *band, int plane_w, const uint32_t *wg, int k_h,
+                                 int k_w, int stride_w, const int32_t *bias,
+                                 const int32_t *mult, const int32_t *shift, int per_channel,
+                                 int8_t *out, int out_w, int out_step, int32_t out_zp,
+                                 int32_t act_min, int32_t act_max, int rqs, int full) {
+    mcu_dw_rqs q[MCU_DW_BAND4];
+    if (rqs) {
+        for (int j = 0; j < MCU_DW_BAND4; ++j) {
+            const int k = per_channel ? j : 0;
+            q[j] = mcu_dw_rqs_make(mult[k], shift[k], out_zp);
+        }
+    }
+    const int groups = k_w / 4;
+    for (int ox = 0; ox < out_w; ++ox) {
+        int32_t a0 = bias[0], a1 = bias[1], a2 = bias[2], a3 = bias[3];
+        const int8_t *row = band + (size_t)ox * stride_w;
+#if MCU_USE_DSP
+        if (k_w == 8) {
+            /* micro_speech's width: both band words of a kernel row in one loop body, the
+             * accumulators, band row and weights in registers (gcc spills and re-derives
+             * addresses here: ~59 instructions a kernel row against these 33) */
+            const uint32_t *w = wg;
+            int n = k_h;
+            uint32_t x, t, w0, w1;
+#define MCU_DW_B4_QUAD(OFF)                                                                   \
+    "ldr %[x], [%[row], #" OFF "]\n\t"                                                       \
+    "sxtb16 %[t], %[x]\n\t"                                                                 \
+    "sxtb16 %[x], %[x], ror #8\n\t"                                                         \
+    "ldrd %[w0], %[w1], [%[w]], #8\n\t"                                                     \
+    "smlad %[a0], %[t], %[w0], %[a0]\n\t"                                                   \
+    "smlad %[a0], %[x], %[w1], %[a0]\n\t"                                                   \
+    "ldrd %[w0], %[w1], [%[w]], #8\n\t"                                                     \
+    "smlad %[a1], %[t], %[w0], %[a1]\n\t"                                                   \
+    "smlad %[a1], %[x], %[w1], %[a1]\n\t"                                                   \
+    "ldrd %[w0], %[w1], [%[w]], #8\n\t"                                                     \
+    "smlad %[a2], %[t], %[w0], %[a2]\n\t"                                                   \
+    "smlad %[a2], %[x], %[w1], %[a2]\n\t"                                                   \
+    "ldrd %[w0], %[w1], [%[w]], #8\n\t"                                                     \
+    "smlad %[a3], %[t], %[w0], %[a3]\n\t"                                                   \
+    "smlad %[a3], %[x], %[w1], %[a3]\n\t"
+            __asm__ volatile("1:\n\t" MCU_DW_B4_QUAD("0") MCU_DW_B4_QUAD("4")
+                             "add %[row], %[row], %[pw]\n\t"
+                             "subs %[n], %[n], #1\n\t"
+                             "bne 1b\n\t"
+                             : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3),
+                               [row] "+r"(row), [w] "+r"(w), [n] "+r"(n), [x] "=&r"(x),
+                               [t] "=&r"(t), [w0] "=&r"(w0), [w1] "=&r"(w1)
+                             : [pw] "r"(plane_w)
+                             : "cc", "memory");
+#undef MCU_DW_B4_QUAD
+        } else
+#endif
+        {
+            const uint32_t *w = wg;
+            for (int ky = 0; ky < k_h; ++ky) {
+                for (int g = 0; g < groups; ++g) {
+                    const uint32_t x = mcu_read_u32(row + 4 * g);
+                    const uint32_t xe = mcu_sxtb16(x);      /* taps 0, 2 */
+                    const uint32_t xo = mcu_sxtb16_ror8(x); /* taps 1, 3 */
+                    a0 = mcu_smlad(xe, w[0], a0);
+                    a0 = mcu_smlad(xo, w[1], a0);
+                    a1 = mcu_smlad(xe, w[2], a1);
+                    a1 = mcu_smlad(xo, w[3], a1);
+                    a2 = mcu_smlad(xe, w[4], a2);
+                    a2 = mcu_smlad(xo, w[5], a2);
+                    a3 = mcu_smlad(xe, w[6], a3);
+                    a3 = mcu_smlad(xo, w[7], a3);
+                    w += 8;
+                }
+                row += plane_w;
+            }
+        }
+        int8_t *o = out + (size_t)ox * out_step;
+        if (rqs) {
+            o[0] = mcu_dw_rqs_clamp(mcu_dw_rqs_apply(a0, q[0]), full, act_min, act_max);
+            o[1] = mcu_dw_rqs_clamp(mcu_dw_rqs_apply(a1, q[1]), full, act_min, act_max);
+            o[2] = mcu_dw_rqs_clamp(mcu_dw_rqs_apply(a2, q[2]), full, act_min, act_max);
+            o[3] = mcu_dw_rqs_clamp(mcu_dw_rqs_apply(a3, q[3]), full, act_min, act_max);
+        } else {
+            const int32_t acc[MCU_DW_BAND4] = {a0, a1, a2, a3};
+            for (int j = 0; j < MCU_DW_BAND4; ++j) {
+                const int k = per_channel ? j : 0;
+                o[j] = mcu_requantize_s8(acc[j], mult[k], shift[k], out_zp, act_min, act_max);
+            }
+        }
+    }
+}
+
+MCU_KERNEL void mcu_depthwise_conv2d_c1g4_s8(const int8_t *input, int in_h, int in_w,
+                                             int depth_mult, int k_h, int k_w, int stride_h,
+                                             int stride_w, int pad_top, int pad_left,
+                                             int32_t in_zp, const uint32_t *weights,
+                                             const int32_t *bias, const int32_t *mult,
+                                             const int32_t *shift, int per_channel,
+                                             int8_t *output, int out_h, int out_w,
+                                             int32_t out_zp, int32_t act_min, int32_t act_max,
+                                             int8_t *band) {
+    const int plane_w = (out_w - 1) * stride_w + k_w;
+    const int words = k_h * k_w * 2; /* uint32 words of weights per group of 4 channels */
+    const int full = act_min == -128 && act_max == 127;
+    for (int oy = 0; oy < out_h; ++oy) {
+        mcu_dw_fill_plane(input, in_h, in_w, 1, 0, pad_top - oy * stride_h, pad_left,
+                          (int8_t)in_zp, band, k_h, plane_w);
+        int8_t *row = output + (size_t)oy * out_w * depth_mult;
+        for (int c = 0; c < depth_mult; c += MCU_DW_BAND4) {
+            const int32_t *m = per_channel ? mult + c : mult;
+            const int32_t *s = per_channel ? shift + c : shift;
+            int rqs = 1;
+            for (int j = 0; j < MCU_DW_BAND4; ++j) {
+                const int k = per_channel ? j : 0;
+                rqs = rqs && mcu_dw_rqs_usable(bias[c + j], k_h * k_w, s[k]);
+            }
+            const uint32_t *wg = weights + (size_t)(c / MCU_DW_BAND4) * words;
+            if (rqs && full) {
+                mcu_dw_band4_row(band, plane_w, wg, k_h, k_w, stride_w, bias + c, m, s,
+                                 per_channel, row + c, out_w, depth_mult, out_zp, -128, 127, 1,
+                                 1);
+            } else if (rqs) {
+                mcu_dw_band4_row(band, plane_w, wg, k_h, k_w, stride_w, bias + c, m, s,
+                                 per_channel, row + c, out_w, depth_mult, out_zp, act_min,
+                                 act_max, 1, 0);
+            } else {
+                mcu_dw_band4_row(band, plane_w, wg, k_h, k_w, stride_w, bias + c, m, s,
+                                 per_channel, row + c, out_w, depth_mult, out_zp, act_min,
+                                 act_max, 0, 0);
+            }
+        }
+    }
+}
+
 /* The same operation without a channel buffer, for when the planner keeps the output apart
  * from the input and allots no plane (input still needed later with several input
  * channels, depth multiplier > 1): output pixel by pixel, taps outside the image read as

@@ -415,4 +415,104 @@ MCU_INLINE void mcu_mm_block(const int16_t *MCU_RESTRICT col, int K, int np,
     }
 }
 
+/* ---------------------------------------------------------------------------------------
+ * One pixel x 4 output channels with weights widened at generation time
+ * (_conv_common.py pack_wide_weight_rows: int16, blocks of MCU_MM_WIDE_RB rows, inside a
+ * block [K4/4 groups][rows][w0, w2, w1, w3], the halfword order of the DSP column format).
+ *
+ * Where the plan leaves room for one pixel's columns only, each weight is used once per
+ * pixel, so widening it in the loop (SXTB16) costs as much as the multiply; stored wide, a
+ * group of 4 taps x 4 channels is 1 LDRD of input, 4 LDRD of weights and 8 SMLAD.
+ */
+#define MCU_MM_WIDE_RB 4
+
+#if MCU_USE_DSP
+#define MCU_MM_W1X4                                                                           \
+    "ldrd %[xe], %[xo], [%[px]], #8\n\t"                                                      \
+    "ldrd %[w0], %[w1], [%[pw]], #8\n\t"                                                      \
+    "smlad %[a0], %[w0], %[xe], %[a0]\n\t"                                                    \
+    "smlad %[a0], %[w1], %[xo], %[a0]\n\t"                                                    \
+    "ldrd %[w0], %[w1], [%[pw]], #8\n\t"                                                      \
+    "smlad %[a1], %[w0], %[xe], %[a1]\n\t"                                                    \
+    "smlad %[a1], %[w1], %[xo], %[a1]\n\t"                                                    \
+    "ldrd %[w0], %[w1], [%[pw]], #8\n\t"                                                      \
+    "smlad %[a2], %[w0], %[xe], %[a2]\n\t"                                                    \
+    "smlad %[a2], %[w1], %[xo], %[a2]\n\t"                                                    \
+    "ldrd %[w0], %[w1], [%[pw]], #8\n\t"                                                      \
+    "smlad %[a3], %[w0], %[xe], %[a3]\n\t"                                                    \
+    "smlad %[a3], %[w1], %[xo], %[a3]\n\t"
+
+#define MCU_MM_W1X4_OPERANDS                                                                  \
+    [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [px] "+r"(px), [pw] "+r"(pw), \
+        [xe] "=&r"(xe), [xo] "=&r"(xo), [w0] "=&r"(w0), [w1] "=&r"(w1)
+#endif
+
+/* acc[r] += row r of a full block . column, G >= 1 groups. */
+MCU_INLINE void mcu_mm_wide_rows1x4(const int16_t *px, int G, const int16_t *pw,
+                                    int32_t *acc) {
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+#if MCU_USE_DSP
+    const int16_t *const end = px + 4 * G;
+    uint32_t xe, xo, w0, w1;
+    if (G & 1) {
+        __asm__ volatile(MCU_MM_W1X4 : MCU_MM_W1X4_OPERANDS : : "memory");
+    }
+    if (G > 1) {
+        /* two groups per iteration: the loop test once per 32 MACs */
+        __asm__ volatile("1:\n\t" MCU_MM_W1X4 MCU_MM_W1X4
+                         "cmp %[px], %[end]\n\t"
+                         "bne 1b\n\t"
+                         : MCU_MM_W1X4_OPERANDS
+                         : [end] "r"(end)
+                         : "cc", "memory");
+    }
+#else
+    for (int g = 0; g < G; ++g, px += 4, pw += 16) {
+        a0 += pw[0] * px[0] + pw[1] * px[2] + pw[2] * px[1] + pw[3] * px[3];
+        a1 += pw[4] * px[0] + pw[5] * px[2] + pw[6] * px[1] + pw[7] * px[3];
+        a2 += pw[8] * px[0] + pw[9] * px[2] + pw[10] * px[1] + pw[11] * px[3];
+        a3 += pw[12] * px[0] + pw[13] * px[2] + pw[14] * px[1] + pw[15] * px[3];
+    }
+#endif
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+
+/* One column (one pixel) x all n_rows channels into out[0 .. n_rows). */
+MCU_INLINE void mcu_mm_wide_px1(const int16_t *MCU_RESTRICT col, int K,
+                                const int16_t *MCU_RESTRICT wpk, const int32_t *MCU_RESTRICT rq,
+                                int n_rows, int mode, int8_t *MCU_RESTRICT out, int32_t out_zp,
+                                int32_t act_min, int32_t act_max) {
+    const int G = (K + 3) >> 2;
+    const int16_t *pw = wpk;
+    int c = 0;
+    for (; c + MCU_MM_WIDE_RB <= n_rows; c += MCU_MM_WIDE_RB, pw += 16 * G) {
+        const int32_t *e = rq + c * MCU_RQ_STRIDE;
+        int32_t acc[4] = {e[0], e[MCU_RQ_STRIDE], e[2 * MCU_RQ_STRIDE], e[3 * MCU_RQ_STRIDE]};
+        mcu_mm_wide_rows1x4(col, G, pw, acc);
+        for (int r = 0; r < 4; ++r) {
+            mcu_mm_store(out + c + r, acc[r], e + r * MCU_RQ_STRIDE, mode, out_zp, act_min,
+                         act_max);
+        }
+    }
+    /* the last block's n_rows % 4 rows: [G][rows][4], plain multiply-adds */
+    const int rows = n_rows - c;
+    for (int r = 0; r < rows; ++r) {
+        const int32_t *e = rq + (c + r) * MCU_RQ_STRIDE;
+        int32_t acc = e[0];
+        const int16_t *w = pw + 4 * r;
+        for (int g = 0; g < G; ++g, w += 4 * rows) {
+            const int16_t *x = col + 4 * g;
+#if MCU_USE_DSP
+            acc += w[0] * x[0] + w[1] * x[1] + w[2] * x[2] + w[3] * x[3];
+#else
+            acc += w[0] * x[0] + w[1] * x[2] + w[2] * x[1] + w[3] * x[3];
+#endif
+        }
+        mcu_mm_store(out + c + r, acc, e, mode, out_zp, act_min, act_max);
+    }
+}
+
 #endif /* MCU_MATMUL_S8_H */

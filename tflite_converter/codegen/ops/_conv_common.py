@@ -110,6 +110,24 @@ def pack_weight_rows(rows: np.ndarray, block: int) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int8)
 
 
+# Rows per block of the widened one-pixel weights (mcu_matmul_s8.h MCU_MM_WIDE_RB).
+WIDE_ROW_BLOCK = 4
+# Inside a group of 4 taps, the order of the DSP column format (x0, x2, x1, x3: SXTB16 halves).
+_WIDE_TAP_ORDER = (0, 2, 1, 3)
+
+
+def pack_wide_weight_rows(rows: np.ndarray, block: int = WIDE_ROW_BLOCK) -> np.ndarray:
+    """[channels][K] int8 -> int16 weights for mcu_mm_wide_px1: K padded with zeros to a
+    multiple of 4, each group of 4 taps in the order (0, 2, 1, 3), then blocked like
+    pack_weight_rows ([K4/4 groups][rows of the block][4])."""
+    n, k = rows.shape
+    k4 = (k + 3) // 4 * 4
+    padded = np.zeros((n, k4), dtype=np.int8)
+    padded[:, :k] = rows
+    order = (np.arange(k4) // 4 * 4).reshape(-1, 4) + np.array(_WIDE_TAP_ORDER)
+    return pack_weight_rows(padded[:, order.reshape(-1)], block).astype(np.int16)
+
+
 # The fast requantisation (mcu_matmul_s8.h mcu_requant_fast) doubles the accumulator and adds
 # rnd = 2^(rs-1) + zp_out * 2^rs in int32; it is used only where neither can overflow.
 _FAST_ACC_LIMIT = 1 << 30
@@ -166,7 +184,17 @@ def _accumulator_range(bias: np.ndarray, weight_rows: np.ndarray) -> tuple[np.nd
 def conv_requant_table(ctx: EmitContext, op: Op, bias: np.ndarray, weight_rows: np.ndarray,
                        mult: np.ndarray, shift: np.ndarray, zp_out: int, act_min: int,
                        act_max: int) -> ConvRequant:
-    """Define CONV_2D's table of CONV_RQ_STRIDE int32 per output channel and pick its mode.
+    """Define CONV_2D's table of CONV_RQ_STRIDE int32 per output channel (conv_requant_values)
+    and return its C name with the mode."""
+    table, mode = conv_requant_values(bias, weight_rows, mult, shift, zp_out, act_min, act_max)
+    return ConvRequant(ctx.const_array(f"op{op.index}_rq", table, "int32_t"), mode)
+
+
+def conv_requant_values(bias: np.ndarray, weight_rows: np.ndarray, mult: np.ndarray,
+                        shift: np.ndarray, zp_out: int, act_min: int,
+                        act_max: int) -> tuple[np.ndarray, ConvRequantMode]:
+    """CONV_2D's table of CONV_RQ_STRIDE int32 per output channel ([channels][4] int32) and
+    the requantisation mode it is exact in.
 
     Fast modes: {bias, multiplier, rnd = 2^(rs-1) + zp_out * 2^rs, rs} where every channel has
     a non-negative multiplier, a right shift rs in [1, 31], accumulators |acc| < 2^30 and
@@ -203,8 +231,35 @@ def conv_requant_table(ctx: EmitContext, op: Op, bias: np.ndarray, weight_rows: 
     else:
         table = np.stack([bias64, mult, shift, np.zeros(n, dtype=np.int64)], axis=1)
         mode = ConvRequantMode.GENERIC
-    name = ctx.const_array(f"op{op.index}_rq", table.astype(np.int32), "int32_t")
-    return ConvRequant(name, mode)
+    return table.astype(np.int32), mode
+
+
+# Input depths of the register-resident 1x1 kernel (conv2d.c mcu_conv2d_1x1_reg_s8): one
+# pixel's inputs stay widened in K/2 registers while every output channel's record streams by.
+REG_1X1_DEPTHS = (8, 16)
+
+
+def conv1x1_register_records(weight_rows: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Per output channel the record mcu_conv2d_1x1_reg_s8 reads with LDM, K = 8 or 16:
+    {2 bias, K/2 words of doubled weights, multiplier, rnd, rs} as int32.
+
+    The weights are widened at generation time into the halfword pairs SXTB16 splits an input
+    word into: (w[4g], w[4g+2]) then (w[4g+1], w[4g+3]) for group g, so the loop has no
+    SXTB16 of weights. Bias and weights are doubled, so the accumulator is 2 acc, the SMMLAR
+    operand mcu_mm_requant_fast would otherwise compute with a shift (|2 w| <= 256 fits int16,
+    and the FAST modes guarantee |acc| < 2^30, so 2 acc fits int32 with acc's sign). `table`
+    is conv_requant_values' FAST table {bias, multiplier, rnd, rs}."""
+    n, k = weight_rows.shape
+    if k not in REG_1X1_DEPTHS:
+        raise ValueError(f"register 1x1 records need K in {REG_1X1_DEPTHS}, got {k}")
+    w2 = weight_rows.astype(np.int64).reshape(n, k // 4, 2, 2, order="C") * 2
+    # w2[c][g][a][b] = 2 w[4g + 2a + b]; pair word (g, b) holds lanes a = 0 (low), 1 (high)
+    lo = w2[:, :, 0, :] & 0xFFFF           # [c][g][b]: 2 w[4g + b]
+    hi = (w2[:, :, 1, :] & 0xFFFF) << 16   # 2 w[4g + 2 + b]
+    words = (lo | hi).reshape(n, k // 2).astype(np.uint32).view(np.int32).astype(np.int64)
+    t = table.astype(np.int64)
+    rec = np.concatenate([2 * t[:, :1], words, t[:, 1:4]], axis=1)
+    return rec.astype(np.int32)
 
 
 def output_clamp(op: Op, activation: Activation, out: Tensor) -> tuple[int, int]:
@@ -243,6 +298,8 @@ def optional_input(op: Op, i: int) -> int:
     return op.inputs[i] if len(op.inputs) > i else -1
 
 
-__all__ = ["CONV_RQ_STRIDE", "ConvRequant", "ConvRequantMode", "conv_requant_table", "CONV_ROW_BLOCK", "FC_ROW_BLOCK", "pack_weight_rows", "requant_table", "refuse", "int8_activation", "int8_weights", "bias_values", "folded_bias", "Requant",
+__all__ = ["CONV_RQ_STRIDE", "ConvRequant", "ConvRequantMode", "conv_requant_table",
+           "conv_requant_values", "conv1x1_register_records", "REG_1X1_DEPTHS",
+           "WIDE_ROW_BLOCK", "pack_wide_weight_rows", "CONV_ROW_BLOCK", "FC_ROW_BLOCK", "pack_weight_rows", "requant_table", "refuse", "int8_activation", "int8_weights", "bias_values", "folded_bias", "Requant",
            "requant_arrays", "output_clamp", "offset_ptr", "spatial_out", "scalar_zero_point",
            "filter_scales", "optional_input"]

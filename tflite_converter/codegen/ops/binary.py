@@ -3,6 +3,8 @@
 six dimensions with per-input strides; the quantization parameters go to a const array."""
 from __future__ import annotations
 
+import numpy as np
+
 from engine import quant_ops
 from tflite_converter.codegen.api import EmitContext, KernelCall, emitter
 from tflite_converter.codegen.ops._common import (
@@ -35,20 +37,33 @@ def _activation(op: Op) -> Activation:
     return attrs.activation if isinstance(attrs, ElementwiseAttrs) else Activation.NONE
 
 
+# ADD / SUB dispatch: parameter maths, generic (broadcasting) kernel, same-shape fast kernel.
+_PARAMS = {OpKind.ADD: quant_ops.add_params, OpKind.SUB: quant_ops.sub_params}
+_GENERIC_KERNEL = {OpKind.ADD: "mcu_add_s8", OpKind.SUB: "mcu_sub_s8"}
+_FAST_KERNEL = {OpKind.ADD: "mcu_add_fast_s8", OpKind.SUB: "mcu_sub_fast_s8"}
+
+
 def _emit_add_sub(ctx: EmitContext, op: Op) -> KernelCall:
     a, b, o, head = _operands(ctx, op)
     (s1, z1), (s2, z2), (so, zo) = qparams(op, a), qparams(op, b), qparams(op, o)
     lo, hi = act_range(op, _activation(op), o)
-    fn = quant_ops.add_params if op.kind is OpKind.ADD else quant_ops.sub_params
+    fn = _PARAMS[op.kind]
     try:
         p = fn(s1, z1, s2, z2, so, zo)
     except quant_ops.UnsupportedQuantization as e:
         refuse(op, str(e))
+    fast = quant_ops.add_fast_params(p, lo, hi)
+    if fast is not None and tuple(a.shape) == tuple(b.shape) == tuple(o.shape):
+        # Same shape: the one-rounding-pass loop over the flat arrays (ADD and SUB alike).
+        q = int32_array(ctx, f"op{op.index}_addf_q", fast.as_list())
+        n = int(np.prod(o.shape, dtype=np.int64))
+        fast_name = _FAST_KERNEL[op.kind]
+        return KernelCall(f"{fast_name}({ctx.ptr(op.inputs[0])}, {ctx.ptr(op.inputs[1])}, "
+                          f"{ctx.ptr(op.outputs[0])}, {n}, {q}, {fast.variant});", ("add",))
     q = int32_array(ctx, f"op{op.index}_add_q", [
         p.in1_offset, p.in1_multiplier, p.in1_shift, p.in2_offset, p.in2_multiplier,
         p.in2_shift, p.out_offset, p.out_multiplier, p.out_shift, lo, hi])
-    name = "mcu_add_s8" if op.kind is OpKind.ADD else "mcu_sub_s8"
-    return KernelCall(f"{name}({head}, {q});", ("add",))
+    return KernelCall(f"{_GENERIC_KERNEL[op.kind]}({head}, {q});", ("add",))
 
 
 def _emit_mul(ctx: EmitContext, op: Op) -> KernelCall:

@@ -8,6 +8,11 @@ for the kernels' inner loop (pack_weight_rows: rows of TFLite's [kh][kw][Cin] or
 order im2col gathers, in pairs) and the bias, multiplier and shift of each output channel
 go into one table (conv_requant_table), which also picks the requantisation mode proved
 exact for this op.
+
+Two special cases: stride-1 pointwise layers of 8 or 16 input channels in the FAST_FULL mode
+run mcu_conv2d_1x1_reg_s8 (inputs in registers, one record per output channel:
+conv1x1_register_records), and kxk layers granted room for one pixel only run
+mcu_conv2d_px1_s8 on weights widened to int16 here (pack_wide_weight_rows).
 """
 from __future__ import annotations
 
@@ -20,12 +25,16 @@ from tflite_converter.codegen.ops._conv_common import (
     int8_activation,
     int8_weights,
     CONV_ROW_BLOCK,
+    REG_1X1_DEPTHS,
+    ConvRequantMode,
+    conv1x1_register_records,
+    conv_requant_values,
     offset_ptr,
     optional_input,
     output_clamp,
     pack_weight_rows,
+    pack_wide_weight_rows,
     refuse,
-    conv_requant_table,
     scalar_zero_point,
     spatial_out,
 )
@@ -65,26 +74,45 @@ def emit_conv2d(ctx: EmitContext, op: Op) -> KernelCall:
     # TFLM's ConvPerChannel ignores the filter zero point (int8 weights are symmetric), so do we.
     rows = w.data.reshape(out_c, k_h * k_w * in_c)
     bias = folded_bias(op, bias_values(ctx, op, optional_input(op, 2), out_c), rows, zp_in)
-    rq = conv_requant_table(ctx, op, bias, rows, mult, shift, zp_out, act_min, act_max)
-    weights = ctx.const_array(f"op{op.index}_wpk", pack_weight_rows(rows, CONV_ROW_BLOCK),
-                              "int8_t")
+    table, mode = conv_requant_values(bias, rows, mult, shift, zp_out, act_min, act_max)
 
     x_ptr, y_ptr = ctx.ptr(op.inputs[0]), ctx.ptr(op.outputs[0])
     in_img, out_img = in_h * in_w * in_c, out_h * out_w * out_c
     pointwise = k_h == 1 and k_w == 1 and p == Pads()
+    if (pointwise and a.stride_h == 1 and a.stride_w == 1 and in_c in REG_1X1_DEPTHS
+            and mode is ConvRequantMode.FAST_FULL):
+        # few input channels: the register-resident kernel (conv2d.c mcu_conv2d_1x1_reg_s8)
+        rec = ctx.const_array(f"op{op.index}_rec", conv1x1_register_records(rows, table),
+                              "int32_t")
+        calls = [f"mcu_conv2d_1x1_reg_s8({offset_ptr(x_ptr, b * in_img)}, {out_h * out_w}, "
+                 f"{in_c}, {rec}, {offset_ptr(y_ptr, b * out_img)}, {out_c});" for b in range(n)]
+        return KernelCall(code="\n".join(calls), kernels=("conv2d",))
+    rq_table = ctx.const_array(f"op{op.index}_rq", table, "int32_t")
     scratch = ctx.scratch(op)
     try:
         pixel_block = conv2d_pixel_block_for(ctx.graph, op, ctx.scratch_bytes(op))
     except ValueError as e:
         refuse(op, str(e))
+    # one pixel at a time uses each weight once per pixel: widen them here instead of in the
+    # loop (twice this op's weight Flash; cifar10's op 1: 2.67M -> 1.62M instructions)
+    one_pixel = not pointwise and pixel_block == 1
+    if one_pixel:
+        weights = ctx.const_array(f"op{op.index}_wide", pack_wide_weight_rows(rows), "int16_t")
+    else:
+        weights = ctx.const_array(f"op{op.index}_wpk", pack_weight_rows(rows, CONV_ROW_BLOCK),
+                                  "int8_t")
     calls = []
     for b in range(n):
         xi, yi = offset_ptr(x_ptr, b * in_img), offset_ptr(y_ptr, b * out_img)
-        tail = (f"{weights}, {rq.table}, {int(rq.mode)}, {yi}, {out_h}, {out_w}, {out_c}, {zp_out}, "
+        tail = (f"{weights}, {rq_table}, {int(mode)}, {yi}, {out_h}, {out_w}, {out_c}, {zp_out}, "
                 f"{act_min}, {act_max}")
         if pointwise:
             calls.append(f"mcu_conv2d_1x1_s8({xi}, {in_w}, {in_c}, {a.stride_h}, {a.stride_w}, "
                          f"{tail}, {scratch});")
+        elif one_pixel:
+            calls.append(f"mcu_conv2d_px1_s8({xi}, {in_h}, {in_w}, {in_c}, {k_h}, {k_w}, "
+                         f"{a.stride_h}, {a.stride_w}, {a.dilation_h}, {a.dilation_w}, "
+                         f"{p.top}, {p.left}, {zp_in}, {tail}, {scratch});")
         else:
             calls.append(f"mcu_conv2d_s8({xi}, {in_h}, {in_w}, {in_c}, {k_h}, {k_w}, "
                          f"{a.stride_h}, {a.stride_w}, {a.dilation_h}, {a.dilation_w}, "

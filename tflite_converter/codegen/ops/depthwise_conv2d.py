@@ -59,6 +59,7 @@ class DwKernel(enum.Enum):
 
     PLANE = "mcu_depthwise_conv2d_s8"  # one padded channel plane at a time (in place too)
     BAND = "mcu_depthwise_conv2d_c1_s8"  # one input channel, a band of padded rows
+    BAND4 = "mcu_depthwise_conv2d_c1g4_s8"  # the band, four output channels per band word
     HWC = "mcu_depthwise_conv2d_hwc_s8"  # four channels, valid taps only
     DIRECT = "mcu_depthwise_conv2d_direct_s8"  # bounds-tested taps, no scratch
 
@@ -78,8 +79,36 @@ def choose_kernel(ctx: EmitContext, op: Op, in_place: bool, depth_mult: int) -> 
     if opspec.depthwise_single_channel(ctx.graph, op, in_place):
         if granted >= opspec.depthwise_inplace_scratch_bytes(ctx.graph, op):
             return DwKernel.PLANE
-        return DwKernel.BAND
+        k_w = ctx.graph.tensors[op.inputs[1]].shape[2]
+        return DwKernel.BAND4 if band4_fits(op, depth_mult, k_w) else DwKernel.BAND
     return DwKernel.HWC if depth_mult == 1 else DwKernel.DIRECT
+
+
+def band4_fits(op: Op, depth_mult: int, k_w: int) -> bool:
+    """Whether the four-channel band kernel applies: whole groups of BAND4_CHANNELS output
+    channels and of four taps per kernel row (it reads the band a word at a time and has no
+    row padding), no dilation."""
+    a = op.attrs
+    assert isinstance(a, ConvAttrs)
+    return (depth_mult % BAND4_CHANNELS == 0 and k_w % 4 == 0 and a.dilation_h == 1
+            and a.dilation_w == 1)
+
+
+# output channels mcu_depthwise_conv2d_c1g4_s8 computes from one band word
+BAND4_CHANNELS = 4
+
+
+def band4_weights(rows: np.ndarray, k_h: int, k_w: int) -> np.ndarray:
+    """[Cout][k_h*k_w] int8 -> uint32 words of two int16 taps (low half first),
+    [Cout/4][k_h][k_w/4][4 channels][(tap 0, tap 2), (tap 1, tap 3)] flattened: the order
+    in which the kernel's SXTB16 splits a band word into even and odd taps."""
+    g = BAND4_CHANNELS
+    c = rows.shape[0]
+    w = rows.astype(np.int32).reshape(c // g, g, k_h, k_w // 4, 4)
+    w = w.transpose(0, 2, 3, 1, 4)  # [group][ky][quad][channel][tap]
+    lo = np.stack([w[..., 0], w[..., 1]], axis=-1) & 0xFFFF
+    hi = np.stack([w[..., 2], w[..., 3]], axis=-1) & 0xFFFF
+    return (lo | (hi << 16)).astype(np.uint32).reshape(-1)
 
 
 def hwc_weights(rows: np.ndarray) -> np.ndarray:
@@ -140,6 +169,11 @@ def emit_depthwise_conv2d(ctx: EmitContext, op: Op) -> KernelCall:
         # TFLite's own int32 bias: this kernel subtracts zp_in from the inputs instead
         bias_name = ctx.const_array(f"op{op.index}_bias", raw_bias.astype(np.int32), "int32_t")
         weights = ctx.const_array(f"op{op.index}_dw_weights", hwc_weights(rows), "int8_t")
+    elif kind is DwKernel.BAND4:
+        bias_name = ctx.const_array(f"op{op.index}_bias", folded_bias(op, raw_bias, rows, zp_in),
+                                    "int32_t")
+        weights = ctx.const_array(f"op{op.index}_dw_weights", band4_weights(rows, k_h, k_w),
+                                  "uint32_t")
     else:
         bias_name = ctx.const_array(f"op{op.index}_bias", folded_bias(op, raw_bias, rows, zp_in),
                                     "int32_t")
@@ -160,6 +194,12 @@ def emit_depthwise_conv2d(ctx: EmitContext, op: Op) -> KernelCall:
         elif kind is DwKernel.PLANE:
             calls.append(f"mcu_depthwise_conv2d_s8({xi}, {in_h}, {in_w}, {in_c}, {depth_mult}, "
                          f"{tail}, {ctx.scratch(op)});")
+        elif kind is DwKernel.BAND4:
+            calls.append(f"mcu_depthwise_conv2d_c1g4_s8({xi}, {in_h}, {in_w}, {depth_mult}, "
+                         f"{k_h}, {k_w}, {a.stride_h}, {a.stride_w}, {p.top}, {p.left}, "
+                         f"{zp_in}, {weights}, {bias_name}, {rq.mult}, {rq.shift}, "
+                         f"{rq.per_channel}, {yi}, {out_h}, {out_w}, {zp_out}, {act_min}, "
+                         f"{act_max}, {ctx.scratch(op)});")
         elif kind is DwKernel.BAND:
             calls.append(f"mcu_depthwise_conv2d_c1_s8({xi}, {in_h}, {in_w}, {depth_mult}, "
                          f"{tail}, {ctx.scratch(op)});")
