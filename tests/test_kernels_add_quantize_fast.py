@@ -1,4 +1,4 @@
-"""Round-4 kernel fast paths against TFLite's arithmetic and TFLite Micro: the same-shape
+"""Fast paths of ADD and QUANTIZE against TFLite's arithmetic and TFLite Micro: the same-shape
 ADD one-rounding-pass form (engine/kernels/add.c mcu_add_fast_s8), exhaustively over every
 int8 input pair in numpy (ADD and SUB against the reference arithmetic), then through the
 generated C on the host and on the emulated Cortex-M7 (portable and DSP builds)."""

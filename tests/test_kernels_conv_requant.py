@@ -1,4 +1,4 @@
-"""CONV_2D round 3: the one-pass fast requantisation (SMMLAR form), constant (dead) channels
+"""CONV_2D: the one-pass fast requantisation (SMMLAR form), constant (dead) channels
 folded into the fast table, the requantisation modes, and the in-image receptive-field copy
 of the kxk gather (RGB stems, KWS's 10x4 first layer), against TFLite's arithmetic and TFLM."""
 from __future__ import annotations
