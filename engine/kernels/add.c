@@ -66,27 +66,6 @@ enum {
 #define MCU_ADDF_R2 2
 #define MCU_ADDF_FULL 4
 
-/* floor((a * b + 2^31) / 2^32) + c. */
-MCU_INLINE int32_t mcu_addf_smmlar(int32_t a, int32_t b, int32_t c) {
-#if MCU_USE_DSP
-    int32_t r;
-    __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(c));
-    return r;
-#else
-    return (int32_t)((((int64_t)a * b + ((int64_t)1 << 31)) >> 32) + c);
-#endif
-}
-
-MCU_INLINE int32_t mcu_addf_ssat8(int32_t v) {
-#if MCU_USE_DSP
-    int32_t r;
-    __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(v));
-    return r;
-#else
-    return mcu_clamp_i32(v, -128, 127);
-#endif
-}
-
 /* `variant` and `sign` are literals at every call: each combination is its own loop. */
 MCU_INLINE void mcu_addf_loop(const int8_t *a, const int8_t *b,
                               int8_t *out, int32_t n, const int32_t *q,
@@ -102,19 +81,19 @@ MCU_INLINE void mcu_addf_loop(const int8_t *a, const int8_t *b,
         int32_t s1x2, s2x2, raw2, v;
         if (variant & MCU_ADDF_R1) {
             const int32_t t1 = (int32_t)((uint32_t)(int32_t)a[i] << 21) + o1;
-            s1x2 = (mcu_addf_smmlar(t1, m1, rnd1 + (t1 >> 31)) >> rs1) * 2;
+            s1x2 = (mcu_smmlar(t1, m1, rnd1 + (t1 >> 31)) >> rs1) * 2;
         } else {
             s1x2 = (int32_t)((uint32_t)(int32_t)a[i] << 20) + o1;
         }
         if (variant & MCU_ADDF_R2) {
             const int32_t t2 = (int32_t)((uint32_t)(int32_t)b[i] << 21) + o2;
-            s2x2 = (mcu_addf_smmlar(t2, m2, rnd2 + (t2 >> 31)) >> rs2) * 2;
+            s2x2 = (mcu_smmlar(t2, m2, rnd2 + (t2 >> 31)) >> rs2) * 2;
         } else {
             s2x2 = (int32_t)((uint32_t)(int32_t)b[i] << 20) + o2;
         }
         raw2 = sign > 0 ? s1x2 + s2x2 : s1x2 - s2x2;
-        v = mcu_addf_smmlar(raw2, mo, rndo + (raw2 >> 31)) >> rso;
-        out[i] = (int8_t)((variant & MCU_ADDF_FULL) ? mcu_addf_ssat8(v)
+        v = mcu_smmlar(raw2, mo, rndo + (raw2 >> 31)) >> rso;
+        out[i] = (int8_t)((variant & MCU_ADDF_FULL) ? mcu_ssat8(v)
                                                     : mcu_clamp_i32(v, lo, hi));
     }
 }

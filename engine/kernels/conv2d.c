@@ -352,7 +352,7 @@ MCU_INLINE int8_t *mcu_1x1_reg_portable(const int8_t *in, int K, const int32_t *
             MCU_1X1_PAIR(1, x1, x3);
             MCU_1X1_PAIR(2, x4, x6);
             MCU_1X1_PAIR(3, x5, x7);
-            *po = (int8_t)mcu_mm_ssat8(mcu_mm_smmlar(acc, pw[5], pw[6] + (acc >> 31)) >> pw[7]);
+            *po = (int8_t)mcu_ssat8(mcu_smmlar(acc, pw[5], pw[6] + (acc >> 31)) >> pw[7]);
         }
         return po;
     }
@@ -368,7 +368,7 @@ MCU_INLINE int8_t *mcu_1x1_reg_portable(const int8_t *in, int K, const int32_t *
         MCU_1X1_PAIR(5, x9, x11);
         MCU_1X1_PAIR(6, x12, x14);
         MCU_1X1_PAIR(7, x13, x15);
-        *po = (int8_t)mcu_mm_ssat8(mcu_mm_smmlar(acc, pw[9], pw[10] + (acc >> 31)) >> pw[11]);
+        *po = (int8_t)mcu_ssat8(mcu_smmlar(acc, pw[9], pw[10] + (acc >> 31)) >> pw[11]);
     }
     return po;
 }

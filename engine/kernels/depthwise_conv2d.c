@@ -305,15 +305,7 @@ MCU_INLINE mcu_dw_rqs mcu_dw_rqs_make(int32_t mult, int32_t shift, int32_t out_z
 
 /* The requantised value before the activation clamp (any int32). */
 MCU_INLINE int32_t mcu_dw_rqs_apply(int32_t acc, mcu_dw_rqs q) {
-    const int32_t add = q.add + (acc >> 31);
-#if MCU_USE_DSP
-    int32_t s;
-    __asm__("smmlar %0, %1, %2, %3" : "=r"(s) : "r"(acc * 2), "r"(q.mult), "r"(add));
-#else
-    const int32_t s =
-        (int32_t)(((int64_t)(acc * 2) * q.mult + ((int64_t)1 << 31)) >> 32) + add;
-#endif
-    return s >> q.e;
+    return mcu_smmlar(acc * 2, q.mult, q.add + (acc >> 31)) >> q.e;
 }
 
 /* Clamp to the activation range; `full` (a literal at each call site): the range is all of

@@ -90,6 +90,29 @@ MCU_INLINE int32_t mcu_clamp_i32(int32_t x, int32_t lo, int32_t hi) {
     return x < lo ? lo : (x > hi ? hi : x);
 }
 
+/* floor((a * b + 2^31) / 2^32) + c: SMMLAR on the DSP build. The one-pass requantisations of
+ * the conv, depthwise and ADD kernels are built on it (each proves its sum fits int32). */
+MCU_INLINE int32_t mcu_smmlar(int32_t a, int32_t b, int32_t c) {
+#if MCU_USE_DSP
+    int32_t r;
+    __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(c));
+    return r;
+#else
+    return (int32_t)((((int64_t)a * b + ((int64_t)1 << 31)) >> 32) + c);
+#endif
+}
+
+/* Saturate to int8: SSAT on the DSP build. */
+MCU_INLINE int32_t mcu_ssat8(int32_t v) {
+#if MCU_USE_DSP
+    int32_t r;
+    __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(v));
+    return r;
+#else
+    return mcu_clamp_i32(v, -128, 127);
+#endif
+}
+
 MCU_INLINE int8_t mcu_clamp_s8(int32_t x) {
     return (int8_t)mcu_clamp_i32(x, -128, 127);
 }

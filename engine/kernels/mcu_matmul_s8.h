@@ -326,28 +326,6 @@ MCU_INLINE void mcu_mm_rows1(const int16_t *MCU_RESTRICT px, int G, int rows,
 /* The same where the activation range is all of int8: one SSAT clamps. */
 #define MCU_RQ_FAST_FULL 2
 
-/* floor((a * b + 2^31) / 2^32) + c: SMMLAR, exact while the sum fits int32. */
-MCU_INLINE int32_t mcu_mm_smmlar(int32_t a, int32_t b, int32_t c) {
-#if MCU_USE_DSP
-    int32_t r;
-    __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(c));
-    return r;
-#else
-    return (int32_t)((((int64_t)a * b + ((int64_t)1 << 31)) >> 32) + c);
-#endif
-}
-
-/* Saturate to int8: SSAT on the DSP build. */
-MCU_INLINE int32_t mcu_mm_ssat8(int32_t v) {
-#if MCU_USE_DSP
-    int32_t r;
-    __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(v));
-    return r;
-#else
-    return mcu_clamp_i32(v, -128, 127);
-#endif
-}
-
 /* TFLite's requantisation + output zero point for a right shift rs >= 1, multiplier M >= 0,
  * |acc| < 2^30 and rnd = 2^(rs-1) + zp_out * 2^rs (the generator checks all of it):
  *   x = SRDHM(acc, M) = floor((2 acc M + 2^31) / 2^32)
@@ -358,7 +336,7 @@ MCU_INLINE int32_t mcu_mm_ssat8(int32_t v) {
  * instructions (LSL, ADD asr #31, SMMLAR, ASR) instead of 5 plus the rounding constant's
  * computation. */
 MCU_INLINE int32_t mcu_mm_requant_fast(int32_t acc, int32_t mult, int32_t rnd, int32_t rs) {
-    return mcu_mm_smmlar(acc * 2, mult, rnd + (acc >> 31)) >> rs;
+    return mcu_smmlar(acc * 2, mult, rnd + (acc >> 31)) >> rs;
 }
 
 /* Requantise accumulator acc of table entry e into *o. `mode` is a literal at every call. */
@@ -369,7 +347,7 @@ MCU_INLINE void mcu_mm_store(int8_t *o, int32_t acc, const int32_t *e, int mode,
         v = mcu_clamp_i32(mcu_multiply_by_quantized_multiplier(acc, e[1], (int)e[2]) + out_zp,
                           act_min, act_max);
     } else if (mode == MCU_RQ_FAST_FULL) {
-        v = mcu_mm_ssat8(mcu_mm_requant_fast(acc, e[1], e[2], e[3]));
+        v = mcu_ssat8(mcu_mm_requant_fast(acc, e[1], e[2], e[3]));
     } else {
         v = mcu_clamp_i32(mcu_mm_requant_fast(acc, e[1], e[2], e[3]), act_min, act_max);
     }
