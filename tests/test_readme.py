@@ -1,0 +1,29 @@
+"""The README's supported-operator table is the converter's: every op with a C emitter is
+listed, and nothing is listed that has none (or is not folded away at conversion)."""
+from __future__ import annotations
+
+import re
+
+import tflite_converter.codegen.ops  # noqa: F401  (registers the emitters)
+from conftest import REPO_ROOT
+from tflite_converter.codegen.api import EMITTERS
+from tflite_converter.ir import OpKind
+
+FOLDED = {OpKind.SHAPE, OpKind.PACK}  # constant-only ops, folded by the passes
+
+
+def _readme_ops() -> set[str]:
+    text = (REPO_ROOT / "README.md").read_text()
+    table = text[text.index("## Supported operators"):text.index("## Benchmarking")]
+    names: set[str] = set()
+    for line in table.splitlines():
+        if line.startswith("| ") and not line.startswith("| op ") and not line.startswith("|---"):
+            names.update(re.findall(r"\b[A-Z][A-Z0-9_]{2,}\b", line.split("|")[1]))
+    return names
+
+
+def test_readme_lists_exactly_the_supported_ops():
+    listed = _readme_ops()
+    supported = {k.value for k in EMITTERS} | {k.value for k in FOLDED}
+    assert listed == supported, (f"missing from README: {sorted(supported - listed)}; "
+                                 f"listed without support: {sorted(listed - supported)}")
