@@ -20,7 +20,7 @@
  *
  * Two more, further down: mcu_conv2d_px1_s8 (one pixel at a time on generation-time widened
  * weights, what the emitter runs where the plan grants one pixel's columns; mcu_conv2d_s8's
- * np = 1 stays a valid call) and mcu_conv2d_1x1_reg_s8 (pointwise, 8 or 16 input channels).
+ * np = 1 stays a valid call) and mcu_conv2d_1x1_reg_s8 (pointwise, 8, 16, 24 or 32 input channels).
  */
 #include "mcu_common.h"
 #include "mcu_matmul_s8.h"
@@ -257,7 +257,7 @@ MCU_KERNEL void mcu_conv2d_px1_s8(const int8_t *input, int in_h, int in_w, int i
 }
 
 /* ---------------------------------------------------------------------------------------
- * Pointwise convolutions of 8 or 16 input channels, stride 1, FAST_FULL requantisation.
+ * Pointwise convolutions of 8, 16, 24 or 32 input channels, any stride, FAST_FULL requantisation.
  *
  * With so few taps the matrix core spends most of each output on setup and on widening the
  * weights; here one pixel's K inputs are loaded and widened once into K/2 registers, and
@@ -266,6 +266,19 @@ MCU_KERNEL void mcu_conv2d_px1_s8(const int8_t *input, int in_h, int in_w, int i
  * the accumulator is already 2 acc, the requantisation is ADD (sign), SMMLAR, ASR, SSAT:
  * about K/2 + 10 instructions per output. No scratch.
  */
+/* One output channel of a record of K taps (any multiple of 4), in C: pair word j = 2g + b of
+ * group g holds taps 4g + b (low halfword) and 4g + 2 + b (high), doubled, as above. */
+MCU_INLINE int8_t mcu_1x1_rec_one(const int8_t *in, int K, const int32_t *pw) {
+    int32_t acc = pw[0];
+    for (int j = 0; j < K / 2; ++j) {
+        const int t = 4 * (j >> 1) + (j & 1);
+        acc += (int32_t)(int16_t)((uint32_t)pw[1 + j] & 0xffffu) * in[t] +
+               (int32_t)(int16_t)((uint32_t)pw[1 + j] >> 16) * in[t + 2];
+    }
+    const int32_t *q = pw + 1 + K / 2;
+    return (int8_t)mcu_ssat8(mcu_smmlar(acc, q[0], q[1] + (acc >> 31)) >> q[2]);
+}
+
 #if MCU_USE_DSP
 /* K = 8: the record {2 bias, W0..W3, multiplier, rnd, rs} in four LDRDs (any registers:
  * LDM would pin them, which GCC cannot always grant where the kernel is inlined). */
@@ -333,6 +346,170 @@ MCU_INLINE int8_t *mcu_1x1_reg_c16(const uint32_t *x, const int32_t *pw, int8_t 
                      : "cc", "memory");
     return po;
 }
+/* K = 24 or 32: the widened input words do not fit in registers beside the pointers, so they
+ * wait in `xs` (stack); two output channels per iteration share each LDRD of them (records c
+ * and c + 1 lie one record apart). About 29.5 (K = 24) and 33.5 (K = 32) instructions per
+ * output against ~46 of the matrix core at K = 32 (person_detect ops 6 and 8). Returns the
+ * record after the last pair; the loop runs at least once (callers need out_c >= 2). */
+MCU_INLINE const int32_t *mcu_1x1_rec2_c24(const uint32_t *xs, const int32_t *pw, int8_t *po,
+                                            const int8_t *end) {
+    uint32_t acc0, acc1, w0, w1, a0, a1;
+    __asm__ volatile(
+                     "1:\n\t"
+                     "ldr %[acc0], [%[pw]]\n\t"
+                     "ldr %[acc1], [%[pw], #64]\n\t"
+                     "ldrd %[a0], %[a1], [%[xs], #0]\n\t"
+                     "ldrd %[w0], %[w1], [%[pw], #4]\n\t"
+                     "smlad %[acc0], %[w0], %[a0], %[acc0]\n\t"
+                     "smlad %[acc0], %[w1], %[a1], %[acc0]\n\t"
+                     "ldrd %[w0], %[w1], [%[pw], #68]\n\t"
+                     "smlad %[acc1], %[w0], %[a0], %[acc1]\n\t"
+                     "smlad %[acc1], %[w1], %[a1], %[acc1]\n\t"
+                     "ldrd %[a0], %[a1], [%[xs], #8]\n\t"
+                     "ldrd %[w0], %[w1], [%[pw], #12]\n\t"
+                     "smlad %[acc0], %[w0], %[a0], %[acc0]\n\t"
+                     "smlad %[acc0], %[w1], %[a1], %[acc0]\n\t"
+                     "ldrd %[w0], %[w1], [%[pw], #76]\n\t"
+                     "smlad %[acc1], %[w0], %[a0], %[acc1]\n\t"
+                     "smlad %[acc1], %[w1], %[a1], %[acc1]\n\t"
+                     "ldrd %[a0], %[a1], [%[xs], #16]\n\t"
+                     "ldrd %[w0], %[w1], [%[pw], #20]\n\t"
+                     "smlad %[acc0], %[w0], %[a0], %[acc0]\n\t"
+                     "smlad %[acc0], %[w1], %[a1], %[acc0]\n\t"
+                     "ldrd %[w0], %[w1], [%[pw], #84]\n\t"
+                     "smlad %[acc1], %[w0], %[a0], %[acc1]\n\t"
+                     "smlad %[acc1], %[w1], %[a1], %[acc1]\n\t"
+                     "ldrd %[a0], %[a1], [%[xs], #24]\n\t"
+                     "ldrd %[w0], %[w1], [%[pw], #28]\n\t"
+                     "smlad %[acc0], %[w0], %[a0], %[acc0]\n\t"
+                     "smlad %[acc0], %[w1], %[a1], %[acc0]\n\t"
+                     "ldrd %[w0], %[w1], [%[pw], #92]\n\t"
+                     "smlad %[acc1], %[w0], %[a0], %[acc1]\n\t"
+                     "smlad %[acc1], %[w1], %[a1], %[acc1]\n\t"
+                     "ldrd %[a0], %[a1], [%[xs], #32]\n\t"
+                     "ldrd %[w0], %[w1], [%[pw], #36]\n\t"
+                     "smlad %[acc0], %[w0], %[a0], %[acc0]\n\t"
+                     "smlad %[acc0], %[w1], %[a1], %[acc0]\n\t"
+                     "ldrd %[w0], %[w1], [%[pw], #100]\n\t"
+                     "smlad %[acc1], %[w0], %[a0], %[acc1]\n\t"
+                     "smlad %[acc1], %[w1], %[a1], %[acc1]\n\t"
+                     "ldrd %[a0], %[a1], [%[xs], #40]\n\t"
+                     "ldrd %[w0], %[w1], [%[pw], #44]\n\t"
+                     "smlad %[acc0], %[w0], %[a0], %[acc0]\n\t"
+                     "smlad %[acc0], %[w1], %[a1], %[acc0]\n\t"
+                     "ldrd %[w0], %[w1], [%[pw], #108]\n\t"
+                     "smlad %[acc1], %[w0], %[a0], %[acc1]\n\t"
+                     "smlad %[acc1], %[w1], %[a1], %[acc1]\n\t"
+                     "ldrd %[w0], %[w1], [%[pw], #52]\n\t"
+                     "ldr %[a0], [%[pw], #60]\n\t"
+                     "add %[w1], %[w1], %[acc0], asr #31\n\t"
+                     "smmlar %[acc0], %[acc0], %[w0], %[w1]\n\t"
+                     "asr %[acc0], %[acc0], %[a0]\n\t"
+                     "ssat %[acc0], #8, %[acc0]\n\t"
+                     "ldrd %[w0], %[w1], [%[pw], #116]\n\t"
+                     "ldr %[a0], [%[pw], #124]\n\t"
+                     "add %[w1], %[w1], %[acc1], asr #31\n\t"
+                     "smmlar %[acc1], %[acc1], %[w0], %[w1]\n\t"
+                     "asr %[acc1], %[acc1], %[a0]\n\t"
+                     "ssat %[acc1], #8, %[acc1]\n\t"
+                     "strb %[acc0], [%[po]], #1\n\t"
+                     "strb %[acc1], [%[po]], #1\n\t"
+                     "add %[pw], %[pw], #128\n\t"
+                     "cmp %[po], %[end]\n\t"
+                     "bne 1b\n\t"
+                     : [pw] "+r"(pw), [po] "+r"(po), [acc0] "=&r"(acc0), [acc1] "=&r"(acc1),
+                       [w0] "=&r"(w0), [w1] "=&r"(w1), [a0] "=&r"(a0), [a1] "=&r"(a1)
+                     : [xs] "r"(xs), [end] "r"(end)
+                     : "cc", "memory");
+    return pw;
+}
+
+MCU_INLINE const int32_t *mcu_1x1_rec2_c32(const uint32_t *xs, const int32_t *pw, int8_t *po,
+                                            const int8_t *end) {
+    uint32_t acc0, acc1, w0, w1, a0, a1;
+    __asm__ volatile(
+                     "1:\n\t"
+                     "ldr %[acc0], [%[pw]]\n\t"
+                     "ldr %[acc1], [%[pw], #80]\n\t"
+                     "ldrd %[a0], %[a1], [%[xs], #0]\n\t"
+                     "ldrd %[w0], %[w1], [%[pw], #4]\n\t"
+                     "smlad %[acc0], %[w0], %[a0], %[acc0]\n\t"
+                     "smlad %[acc0], %[w1], %[a1], %[acc0]\n\t"
+                     "ldrd %[w0], %[w1], [%[pw], #84]\n\t"
+                     "smlad %[acc1], %[w0], %[a0], %[acc1]\n\t"
+                     "smlad %[acc1], %[w1], %[a1], %[acc1]\n\t"
+                     "ldrd %[a0], %[a1], [%[xs], #8]\n\t"
+                     "ldrd %[w0], %[w1], [%[pw], #12]\n\t"
+                     "smlad %[acc0], %[w0], %[a0], %[acc0]\n\t"
+                     "smlad %[acc0], %[w1], %[a1], %[acc0]\n\t"
+                     "ldrd %[w0], %[w1], [%[pw], #92]\n\t"
+                     "smlad %[acc1], %[w0], %[a0], %[acc1]\n\t"
+                     "smlad %[acc1], %[w1], %[a1], %[acc1]\n\t"
+                     "ldrd %[a0], %[a1], [%[xs], #16]\n\t"
+                     "ldrd %[w0], %[w1], [%[pw], #20]\n\t"
+                     "smlad %[acc0], %[w0], %[a0], %[acc0]\n\t"
+                     "smlad %[acc0], %[w1], %[a1], %[acc0]\n\t"
+                     "ldrd %[w0], %[w1], [%[pw], #100]\n\t"
+                     "smlad %[acc1], %[w0], %[a0], %[acc1]\n\t"
+                     "smlad %[acc1], %[w1], %[a1], %[acc1]\n\t"
+                     "ldrd %[a0], %[a1], [%[xs], #24]\n\t"
+                     "ldrd %[w0], %[w1], [%[pw], #28]\n\t"
+                     "smlad %[acc0], %[w0], %[a0], %[acc0]\n\t"
+                     "smlad %[acc0], %[w1], %[a1], %[acc0]\n\t"
+                     "ldrd %[w0], %[w1], [%[pw], #108]\n\t"
+                     "smlad %[acc1], %[w0], %[a0], %[acc1]\n\t"
+                     "smlad %[acc1], %[w1], %[a1], %[acc1]\n\t"
+                     "ldrd %[a0], %[a1], [%[xs], #32]\n\t"
+                     "ldrd %[w0], %[w1], [%[pw], #36]\n\t"
+                     "smlad %[acc0], %[w0], %[a0], %[acc0]\n\t"
+                     "smlad %[acc0], %[w1], %[a1], %[acc0]\n\t"
+                     "ldrd %[w0], %[w1], [%[pw], #116]\n\t"
+                     "smlad %[acc1], %[w0], %[a0], %[acc1]\n\t"
+                     "smlad %[acc1], %[w1], %[a1], %[acc1]\n\t"
+                     "ldrd %[a0], %[a1], [%[xs], #40]\n\t"
+                     "ldrd %[w0], %[w1], [%[pw], #44]\n\t"
+                     "smlad %[acc0], %[w0], %[a0], %[acc0]\n\t"
+                     "smlad %[acc0], %[w1], %[a1], %[acc0]\n\t"
+                     "ldrd %[w0], %[w1], [%[pw], #124]\n\t"
+                     "smlad %[acc1], %[w0], %[a0], %[acc1]\n\t"
+                     "smlad %[acc1], %[w1], %[a1], %[acc1]\n\t"
+                     "ldrd %[a0], %[a1], [%[xs], #48]\n\t"
+                     "ldrd %[w0], %[w1], [%[pw], #52]\n\t"
+                     "smlad %[acc0], %[w0], %[a0], %[acc0]\n\t"
+                     "smlad %[acc0], %[w1], %[a1], %[acc0]\n\t"
+                     "ldrd %[w0], %[w1], [%[pw], #132]\n\t"
+                     "smlad %[acc1], %[w0], %[a0], %[acc1]\n\t"
+                     "smlad %[acc1], %[w1], %[a1], %[acc1]\n\t"
+                     "ldrd %[a0], %[a1], [%[xs], #56]\n\t"
+                     "ldrd %[w0], %[w1], [%[pw], #60]\n\t"
+                     "smlad %[acc0], %[w0], %[a0], %[acc0]\n\t"
+                     "smlad %[acc0], %[w1], %[a1], %[acc0]\n\t"
+                     "ldrd %[w0], %[w1], [%[pw], #140]\n\t"
+                     "smlad %[acc1], %[w0], %[a0], %[acc1]\n\t"
+                     "smlad %[acc1], %[w1], %[a1], %[acc1]\n\t"
+                     "ldrd %[w0], %[w1], [%[pw], #68]\n\t"
+                     "ldr %[a0], [%[pw], #76]\n\t"
+                     "add %[w1], %[w1], %[acc0], asr #31\n\t"
+                     "smmlar %[acc0], %[acc0], %[w0], %[w1]\n\t"
+                     "asr %[acc0], %[acc0], %[a0]\n\t"
+                     "ssat %[acc0], #8, %[acc0]\n\t"
+                     "ldrd %[w0], %[w1], [%[pw], #148]\n\t"
+                     "ldr %[a0], [%[pw], #156]\n\t"
+                     "add %[w1], %[w1], %[acc1], asr #31\n\t"
+                     "smmlar %[acc1], %[acc1], %[w0], %[w1]\n\t"
+                     "asr %[acc1], %[acc1], %[a0]\n\t"
+                     "ssat %[acc1], #8, %[acc1]\n\t"
+                     "strb %[acc0], [%[po]], #1\n\t"
+                     "strb %[acc1], [%[po]], #1\n\t"
+                     "add %[pw], %[pw], #160\n\t"
+                     "cmp %[po], %[end]\n\t"
+                     "bne 1b\n\t"
+                     : [pw] "+r"(pw), [po] "+r"(po), [acc0] "=&r"(acc0), [acc1] "=&r"(acc1),
+                       [w0] "=&r"(w0), [w1] "=&r"(w1), [a0] "=&r"(a0), [a1] "=&r"(a1)
+                     : [xs] "r"(xs), [end] "r"(end)
+                     : "cc", "memory");
+    return pw;
+}
 #else
 /* The same arithmetic in C: pair word j of group g holds (2 w[4g + b], 2 w[4g + 2 + b]) for
  * b = j & 1. Written out (GCC -O2 leaves the loop over j rolled, with its index arithmetic
@@ -374,28 +551,99 @@ MCU_INLINE int8_t *mcu_1x1_reg_portable(const int8_t *in, int K, const int32_t *
 }
 #endif
 
-/* n_pix consecutive pixels of in_c (8 or 16) channels -> out_c channels each; `rec` holds
- * conv1x1_register_records' out_c records. */
+/* One pixel's out_c outputs from its in_c = 8 or 16 inputs at `px`; returns the output
+ * position after them. */
+MCU_INLINE int8_t *mcu_1x1_reg_pixel_narrow(const int8_t *px, int in_c, const int32_t *rec,
+                                            int8_t *po, int out_c) {
+    const int8_t *const end = po + out_c;
+#if MCU_USE_DSP
+    const uint32_t w0 = mcu_read_u32(px), w1 = mcu_read_u32(px + 4);
+    if (in_c == 8) {
+        return mcu_1x1_reg_c8(mcu_sxtb16(w0), mcu_mm_sxtb16_hi(w0), mcu_sxtb16(w1),
+                              mcu_mm_sxtb16_hi(w1), rec, po, end);
+    }
+    const uint32_t w2 = mcu_read_u32(px + 8), w3 = mcu_read_u32(px + 12);
+    const uint32_t x[8] = {mcu_sxtb16(w0), mcu_mm_sxtb16_hi(w0), mcu_sxtb16(w1),
+                           mcu_mm_sxtb16_hi(w1), mcu_sxtb16(w2), mcu_mm_sxtb16_hi(w2),
+                           mcu_sxtb16(w3), mcu_mm_sxtb16_hi(w3)};
+    return mcu_1x1_reg_c16(x, rec, po, end);
+#else
+    return mcu_1x1_reg_portable(px, in_c, rec, po, end);
+#endif
+}
+
+/* The same for in_c = 24 or 32 (inputs widened on the stack, two channels per loop). */
+MCU_INLINE int8_t *mcu_1x1_reg_pixel_wide(const int8_t *px, int in_c, const int32_t *rec,
+                                          int8_t *po, int out_c) {
+#if MCU_USE_DSP
+    uint32_t xs[16];
+    for (int g = 0; g < in_c / 4; ++g) {
+        const uint32_t w = mcu_read_u32(px + 4 * g);
+        xs[2 * g] = mcu_sxtb16(w);
+        xs[2 * g + 1] = mcu_mm_sxtb16_hi(w);
+    }
+    int8_t *const pairs_end = po + (out_c & ~1);
+    const int32_t *last = rec;
+    if (out_c >= 2 && in_c == 24) {
+        last = mcu_1x1_rec2_c24(xs, rec, po, pairs_end);
+    } else if (out_c >= 2) {
+        last = mcu_1x1_rec2_c32(xs, rec, po, pairs_end);
+    }
+    po = pairs_end;
+    if (out_c & 1) *po++ = mcu_1x1_rec_one(px, in_c, last);
+#else
+    for (const int32_t *pw = rec, *const end = rec + out_c * (in_c / 2 + 4); pw != end;
+         pw += in_c / 2 + 4) {
+        *po++ = mcu_1x1_rec_one(px, in_c, pw);
+    }
+#endif
+    return po;
+}
+
+/* Both not inlined into their callers' loops below: the register loops need up to 13
+ * registers, which GCC cannot find where more of the caller's stepping is live around them
+ * ("impossible constraints"); a call costs a few instructions per pixel. */
+static __attribute__((noinline)) int8_t *mcu_1x1_reg_wide_run(const int8_t *px, int n_pix,
+                                                             int in_c, const int32_t *rec,
+                                                             int8_t *po, int out_c) {
+    for (int p = 0; p < n_pix; ++p, px += in_c) {
+        po = mcu_1x1_reg_pixel_wide(px, in_c, rec, po, out_c);
+    }
+    return po;
+}
+
+static __attribute__((noinline)) int8_t *mcu_1x1_reg_pixel_call(const int8_t *px, int in_c,
+                                                               const int32_t *rec,
+                                                               int8_t *po, int out_c) {
+    return in_c >= 24 ? mcu_1x1_reg_pixel_wide(px, in_c, rec, po, out_c)
+                      : mcu_1x1_reg_pixel_narrow(px, in_c, rec, po, out_c);
+}
+
+/* n_pix consecutive pixels of in_c (8, 16, 24 or 32) channels -> out_c channels each (a
+ * stride-1 layer); `rec` holds conv1x1_register_records' out_c records. */
 MCU_KERNEL void mcu_conv2d_1x1_reg_s8(const int8_t *input, int n_pix, int in_c,
                                       const int32_t *rec, int8_t *output, int out_c) {
+    if (in_c >= 24) {
+        (void)mcu_1x1_reg_wide_run(input, n_pix, in_c, rec, output, out_c);
+        return;
+    }
     int8_t *po = output;
     for (int p = 0; p < n_pix; ++p, input += in_c) {
-        const int8_t *const end = po + out_c;
-#if MCU_USE_DSP
-        const uint32_t w0 = mcu_read_u32(input), w1 = mcu_read_u32(input + 4);
-        if (in_c == 8) {
-            po = mcu_1x1_reg_c8(mcu_sxtb16(w0), mcu_mm_sxtb16_hi(w0), mcu_sxtb16(w1),
-                                mcu_mm_sxtb16_hi(w1), rec, po, end);
-        } else {
-            const uint32_t w2 = mcu_read_u32(input + 8), w3 = mcu_read_u32(input + 12);
-            const uint32_t x[8] = {mcu_sxtb16(w0), mcu_mm_sxtb16_hi(w0), mcu_sxtb16(w1),
-                                   mcu_mm_sxtb16_hi(w1), mcu_sxtb16(w2), mcu_mm_sxtb16_hi(w2),
-                                   mcu_sxtb16(w3), mcu_mm_sxtb16_hi(w3)};
-            po = mcu_1x1_reg_c16(x, rec, po, end);
+        po = mcu_1x1_reg_pixel_narrow(input, in_c, rec, po, out_c);
+    }
+}
+
+/* The same at strides above 1: out_h x out_w output pixels, output pixel (y, x) reading the
+ * input pixel at input + y * row_step + x * pix_step (bytes: stride_h * in_w * in_c and
+ * stride_w * in_c). */
+MCU_KERNEL void mcu_conv2d_1x1_reg_strided_s8(const int8_t *input, int out_h, int out_w,
+                                              int row_step, int pix_step, int in_c,
+                                              const int32_t *rec, int8_t *output, int out_c) {
+    int8_t *po = output;
+    for (int y = 0; y < out_h; ++y, input += row_step) {
+        const int8_t *px = input;
+        for (int x = 0; x < out_w; ++x, px += pix_step) {
+            po = mcu_1x1_reg_pixel_call(px, in_c, rec, po, out_c);
         }
-#else
-        po = in_c == 8 ? mcu_1x1_reg_portable(input, 8, rec, po, end)
-                       : mcu_1x1_reg_portable(input, 16, rec, po, end);
-#endif
     }
 }

@@ -274,10 +274,62 @@ MCU_INLINE void mcu_fco_block(const int8_t *MCU_RESTRICT x, int depth, const int
     }
 }
 
+#if MCU_USE_DSP
+/* The fused-range fast output of a DSP build straight from the raw accumulator:
+ * (acc >> 7) is exactly 2 * (acc >> 8) since the low 8 bits are zero, so the doubling SMMULR
+ * operand costs one shift, and the clamp to [-128, 127] is one SSAT. */
+MCU_INLINE int8_t mcu_fco_out_sat(uint32_t acc, int32_t mult, int32_t rs, int32_t rnd) {
+    int32_t x;
+    __asm__("smmulr %0, %1, %2" : "=r"(x) : "r"((int32_t)acc >> 7), "r"(mult));
+    return (int8_t)mcu_ssat8((x + rnd + (x >> 31)) >> rs);
+}
+
+/* Every whole 4-row block of a row of G >= 1 groups (depth == 4 * G), fast requantisation
+ * into the fused range [-128, 127]. One function for all blocks so the accumulators and the
+ * loop bounds stay in registers (the generic block spills its accumulator array); the group
+ * loop takes four groups per iteration, the G % 4 leading groups are done first. */
+MCU_INLINE void mcu_fco_blocks4_sat(const int8_t *x, int G, const int8_t *pw,
+                                    const int32_t *rq, uint32_t cx, int nblocks,
+                                    int8_t *out) {
+    const uint32_t c = MCU_FCO_LANES_OFFSET;
+    const int8_t *const end = x + 4 * G;
+    const int lead = G & 3;
+    for (int blk = 0; blk < nblocks; ++blk, rq += 16, out += 4) {
+        uint32_t a0 = (uint32_t)rq[0] - cx, a1 = (uint32_t)rq[4] - cx;
+        uint32_t a2 = (uint32_t)rq[8] - cx, a3 = (uint32_t)rq[12] - cx;
+        uint32_t t, p, q, wa, wb;
+        const int8_t *px = x;
+        for (int g = 0; g < lead; ++g) {
+            __asm__ volatile(MCU_FCO_G4 : MCU_FCO_G4_OPERANDS : [c] "r"(c) : "memory");
+        }
+        if (px != end) {
+            __asm__ volatile("1:\n\t" MCU_FCO_G4 MCU_FCO_G4 MCU_FCO_G4 MCU_FCO_G4
+                             "cmp %[px], %[end]\n\t"
+                             "bne 1b\n\t"
+                             : MCU_FCO_G4_OPERANDS
+                             : [c] "r"(c), [end] "r"(end)
+                             : "cc", "memory");
+        }
+        out[0] = mcu_fco_out_sat(a0, rq[1], rq[2], rq[3]);
+        out[1] = mcu_fco_out_sat(a1, rq[5], rq[6], rq[7]);
+        out[2] = mcu_fco_out_sat(a2, rq[9], rq[10], rq[11]);
+        out[3] = mcu_fco_out_sat(a3, rq[13], rq[14], rq[15]);
+    }
+}
+#endif
+
 /* 256 * 128 * (sum of the odd-index inputs of one row), modulo 2^32. */
 MCU_INLINE uint32_t mcu_fco_input_term(const int8_t *x, int depth) {
     int32_t s = 0;
-    for (int k = 1; k < depth; k += 2) {
+    int k = 1;
+#if MCU_USE_DSP
+    /* a word at a time: SXTB16 ROR 8 gives the odd bytes, SMLAD by (1, 1) sums them */
+    for (; k + 3 <= depth; k += 4) {
+        s = __smlad((int16x2_t)mcu_mm_sxtb16_hi(mcu_read_u32(x + k - 1)), (int16x2_t)0x00010001u,
+                    s);
+    }
+#endif
+    for (; k < depth; k += 2) {
         s += x[k];
     }
     return (uint32_t)s << 15;
@@ -293,6 +345,15 @@ MCU_INLINE void mcu_fco_body(const int8_t *input, int batches, int depth, const 
         const uint32_t cx = mcu_fco_input_term(x, depth);
         const int8_t *pw = wpk;
         int c = 0;
+#if MCU_USE_DSP
+        /* fast && fused range: a literal at each call of mcu_fco_body, so this folds away */
+        if (fast && act_min == -128 && act_max == 127 && (depth & 3) == 0 && depth > 0) {
+            const int nb = units / MCU_FC_RB;
+            mcu_fco_blocks4_sat(x, depth >> 2, pw, rq, cx, nb, out);
+            c = nb * MCU_FC_RB;
+            pw += (size_t)nb * block_bytes;
+        }
+#endif
         for (; c + MCU_FC_RB <= units; c += MCU_FC_RB, pw += block_bytes) {
             mcu_fco_block(x, depth, pw, MCU_FC_RB, rq + 4 * c, cx, fast, out + c, out_zp,
                           act_min, act_max);

@@ -235,12 +235,14 @@ def conv_requant_values(bias: np.ndarray, weight_rows: np.ndarray, mult: np.ndar
 
 
 # Input depths of the register-resident 1x1 kernel (conv2d.c mcu_conv2d_1x1_reg_s8): one
-# pixel's inputs stay widened in K/2 registers while every output channel's record streams by.
-REG_1X1_DEPTHS = (8, 16)
+# pixel's inputs stay widened in K/2 registers while every output channel's record streams by
+# (K = 24, 32: in a stack array, each LDRD of it shared by two output channels; ~13
+# instructions per output fewer than the matrix core).
+REG_1X1_DEPTHS = (8, 16, 24, 32)
 
 
 def conv1x1_register_records(weight_rows: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """Per output channel the record mcu_conv2d_1x1_reg_s8 reads with LDM, K = 8 or 16:
+    """Per output channel the record mcu_conv2d_1x1_reg_s8 reads, K in REG_1X1_DEPTHS:
     {2 bias, K/2 words of doubled weights, multiplier, rnd, rs} as int32.
 
     The weights are widened at generation time into the halfword pairs SXTB16 splits an input

@@ -9,9 +9,9 @@ order im2col gathers, in pairs) and the bias, multiplier and shift of each outpu
 go into one table (conv_requant_table), which also picks the requantisation mode proved
 exact for this op.
 
-Two special cases: stride-1 pointwise layers of 8 or 16 input channels in the FAST_FULL mode
-run mcu_conv2d_1x1_reg_s8 (inputs in registers, one record per output channel:
-conv1x1_register_records), and kxk layers granted room for one pixel only run
+Two special cases: pointwise layers of 8, 16, 24 or 32 input channels in the FAST_FULL mode
+run mcu_conv2d_1x1_reg_s8 / mcu_conv2d_1x1_reg_strided_s8 (inputs in registers, one record
+per output channel: conv1x1_register_records), and kxk layers granted room for one pixel only run
 mcu_conv2d_px1_s8 on weights widened to int16 here (pack_wide_weight_rows).
 """
 from __future__ import annotations
@@ -79,13 +79,18 @@ def emit_conv2d(ctx: EmitContext, op: Op) -> KernelCall:
     x_ptr, y_ptr = ctx.ptr(op.inputs[0]), ctx.ptr(op.outputs[0])
     in_img, out_img = in_h * in_w * in_c, out_h * out_w * out_c
     pointwise = k_h == 1 and k_w == 1 and p == Pads()
-    if (pointwise and a.stride_h == 1 and a.stride_w == 1 and in_c in REG_1X1_DEPTHS
-            and mode is ConvRequantMode.FAST_FULL):
-        # few input channels: the register-resident kernel (conv2d.c mcu_conv2d_1x1_reg_s8)
+    if pointwise and in_c in REG_1X1_DEPTHS and mode is ConvRequantMode.FAST_FULL:
+        # few input channels: the register-resident kernels (conv2d.c mcu_conv2d_1x1_reg_s8,
+        # a run of pixels; mcu_conv2d_1x1_reg_strided_s8 steps input rows and pixels)
         rec = ctx.const_array(f"op{op.index}_rec", conv1x1_register_records(rows, table),
                               "int32_t")
-        calls = [f"mcu_conv2d_1x1_reg_s8({offset_ptr(x_ptr, b * in_img)}, {out_h * out_w}, "
-                 f"{in_c}, {rec}, {offset_ptr(y_ptr, b * out_img)}, {out_c});" for b in range(n)]
+        if a.stride_h == 1 and a.stride_w == 1:
+            head, shape = "mcu_conv2d_1x1_reg_s8", f"{out_h * out_w}"
+        else:
+            head = "mcu_conv2d_1x1_reg_strided_s8"
+            shape = f"{out_h}, {out_w}, {a.stride_h * in_w * in_c}, {a.stride_w * in_c}"
+        calls = [f"{head}({offset_ptr(x_ptr, b * in_img)}, {shape}, {in_c}, {rec}, "
+                 f"{offset_ptr(y_ptr, b * out_img)}, {out_c});" for b in range(n)]
         return KernelCall(code="\n".join(calls), kernels=("conv2d",))
     rq_table = ctx.const_array(f"op{op.index}_rq", table, "int32_t")
     scratch = ctx.scratch(op)
