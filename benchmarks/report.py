@@ -265,7 +265,7 @@ def markdown(doc: dict[str, Any], results: Sequence[ModelResult]) -> str:
             *[f"- {k}: {v or 'absent'}" for k, v in m["tools"].items()],
             f"- TFLM Cortex-M7 reference figures (instructions, 32-bit arena, code size): "
             f"{doc['baseline']['path'] or 'absent'} — {doc['baseline']['source'] or 'no source given'}",
-            f"- options: " + ", ".join(f"{k}={v}" for k, v in doc["options"].items()), ""]
+            "- options: " + ", ".join(f"{k}={v}" for k, v in doc["options"].items()), ""]
     return "\n".join(out)
 
 

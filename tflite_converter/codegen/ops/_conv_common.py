@@ -18,7 +18,7 @@ from engine import quantization
 from tflite_converter.codegen.api import EmitContext
 from tflite_converter.codegen.ops._common import offset_ptr
 from tflite_converter.errors import ConversionError, Problem
-from tflite_converter.ir import Activation, DType, Op, Tensor
+from tflite_converter.ir import Activation, ConvAttrs, DType, Op, Tensor
 
 
 def refuse(op: Op, reason: str) -> NoReturn:
@@ -44,6 +44,18 @@ def int8_weights(ctx: EmitContext, op: Op, index: int, channels: int) -> Tensor:
     if t.quant is None or t.quant.scale.size not in (1, channels):
         refuse(op, f"weights '{t.name}' need 1 or {channels} scales")
     return t
+
+def conv_operands(ctx: EmitContext, op: Op) -> tuple[ConvAttrs, Tensor, Tensor, Tensor]:
+    """The attributes, the 4-D (NHWC) int8 input and output, and the int8 weights of a
+    CONV_2D / DEPTHWISE_CONV_2D, the op refused by name where one is not as the kernels need."""
+    a = op.attrs
+    if not isinstance(a, ConvAttrs):
+        refuse(op, "missing convolution attributes")
+    x = int8_activation(ctx, op, op.inputs[0], "input")
+    y = int8_activation(ctx, op, op.outputs[0], "output")
+    if len(x.shape) != 4 or len(y.shape) != 4:
+        refuse(op, "input and output must be 4-D (NHWC)")
+    return a, x, y, int8_weights(ctx, op, op.inputs[1], y.shape[3])
 
 
 def bias_values(ctx: EmitContext, op: Op, index: int, channels: int) -> np.ndarray:

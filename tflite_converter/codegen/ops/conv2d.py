@@ -22,8 +22,7 @@ from tflite_converter.codegen.ops._conv_common import (
     bias_values,
     filter_scales,
     folded_bias,
-    int8_activation,
-    int8_weights,
+    conv_operands,
     CONV_ROW_BLOCK,
     REG_1X1_DEPTHS,
     ConvRequantMode,
@@ -38,22 +37,15 @@ from tflite_converter.codegen.ops._conv_common import (
     scalar_zero_point,
     spatial_out,
 )
-from tflite_converter.ir import ConvAttrs, Op, OpKind, Pads
+from tflite_converter.ir import Op, OpKind, Pads
 from tflite_converter.opspec import conv2d_pixel_block_for
 
 
 @emitter(OpKind.CONV_2D)
 def emit_conv2d(ctx: EmitContext, op: Op) -> KernelCall:
-    a = op.attrs
-    if not isinstance(a, ConvAttrs):
-        refuse(op, "missing convolution attributes")
-    x = int8_activation(ctx, op, op.inputs[0], "input")
-    y = int8_activation(ctx, op, op.outputs[0], "output")
-    if len(x.shape) != 4 or len(y.shape) != 4:
-        refuse(op, "input and output must be 4-D (NHWC)")
+    a, x, y, w = conv_operands(ctx, op)
     n, in_h, in_w, in_c = x.shape
     _, out_h, out_w, out_c = y.shape
-    w = int8_weights(ctx, op, op.inputs[1], out_c)
     if len(w.shape) != 4 or w.shape[0] != out_c:
         refuse(op, f"weights shape {w.shape} do not match {out_c} output channels")
     _, k_h, k_w, w_c = w.shape

@@ -28,8 +28,7 @@ from tflite_converter.codegen.ops._conv_common import (
     bias_values,
     filter_scales,
     folded_bias,
-    int8_activation,
-    int8_weights,
+    conv_operands,
     offset_ptr,
     optional_input,
     output_clamp,
@@ -124,16 +123,9 @@ def hwc_weights(rows: np.ndarray) -> np.ndarray:
 
 @emitter(OpKind.DEPTHWISE_CONV_2D)
 def emit_depthwise_conv2d(ctx: EmitContext, op: Op) -> KernelCall:
-    a = op.attrs
-    if not isinstance(a, ConvAttrs):
-        refuse(op, "missing convolution attributes")
-    x = int8_activation(ctx, op, op.inputs[0], "input")
-    y = int8_activation(ctx, op, op.outputs[0], "output")
-    if len(x.shape) != 4 or len(y.shape) != 4:
-        refuse(op, "input and output must be 4-D (NHWC)")
+    a, x, y, w = conv_operands(ctx, op)
     n, in_h, in_w, in_c = x.shape
     _, out_h, out_w, out_c = y.shape
-    w = int8_weights(ctx, op, op.inputs[1], out_c)
     if len(w.shape) != 4 or w.shape[0] != 1 or w.shape[3] != out_c:
         refuse(op, f"weights shape {w.shape} is not [1, kh, kw, {out_c}]")
     if y.shape[0] != n:
