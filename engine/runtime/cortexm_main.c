@@ -13,19 +13,7 @@
 
 #include "cortexm.h"
 
-#ifndef MCU_MODEL
-#error "compile with -DMCU_MODEL=<model name>"
-#endif
-
-#define MCU_CAT_(a, b) a##b
-#define MCU_CAT(a, b) MCU_CAT_(a, b)
-#define MODEL_FN(suffix) MCU_CAT(MCU_MODEL, suffix)
-
-void *MODEL_FN(_input)(int index);
-size_t MODEL_FN(_input_bytes)(int index);
-const void *MODEL_FN(_output)(int index);
-size_t MODEL_FN(_output_bytes)(int index);
-int MODEL_FN(_invoke)(void);
+#include "model_api.h"
 
 int main(void) {
     FILE *fin = fopen("mcu_inputs.bin", "rb");
