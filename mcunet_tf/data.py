@@ -396,16 +396,26 @@ def _need_path(kind: DatasetKind, path: str | None) -> pathlib.Path:
     return pathlib.Path(path)
 
 
+def _load_cifar10(path: pathlib.Path, seed: int, **kwargs: Any) -> DataSplits:
+    """CIFAR-10 as python batches, as an image tree or tarball, or as a folder holding one
+    such tarball (``cifar10_jpeg/cifar10_jpeg_q75.tar.gz``)."""
+    if path.is_dir():
+        if (path / "data_batch_1").is_file() or (path / "cifar-10-batches-py").is_dir():
+            return load_cifar10_batches(path, seed=seed, **kwargs)
+        tars = sorted(p for p in path.iterdir() if p.is_file() and tarfile.is_tarfile(p))
+        if len(tars) == 1 and not any(p.is_dir() for p in path.iterdir()):
+            path = tars[0]
+    return load_image_folder(path, name="cifar10", seed=seed, **kwargs)
+
+
 _LOADERS: Mapping[DatasetKind, Callable[..., DataSplits]] = {
     DatasetKind.DIGITS: lambda path, seed, **kw: load_digits(seed=seed, **kw),
     DatasetKind.MNIST: lambda path, seed, **kw: load_idx_dir(
         _need_path(DatasetKind.MNIST, path), name="mnist", seed=seed, **kw),
     DatasetKind.FASHION_MNIST: lambda path, seed, **kw: load_idx_dir(
         _need_path(DatasetKind.FASHION_MNIST, path), name="fashion_mnist", seed=seed, **kw),
-    DatasetKind.CIFAR10: lambda path, seed, **kw: (
-        load_cifar10_batches(_need_path(DatasetKind.CIFAR10, path), seed=seed, **kw)
-        if pathlib.Path(_need_path(DatasetKind.CIFAR10, path)).is_dir()
-        else load_image_folder(path, name="cifar10", seed=seed, **kw)),
+    DatasetKind.CIFAR10: lambda path, seed, **kw: _load_cifar10(
+        _need_path(DatasetKind.CIFAR10, path), seed=seed, **kw),
     DatasetKind.IMAGE_FOLDER: lambda path, seed, **kw: load_image_folder(
         _need_path(DatasetKind.IMAGE_FOLDER, path), seed=seed, **kw),
 }
