@@ -111,18 +111,34 @@ class Evolution:
     def _fits(self, cfg: ArchConfig) -> bool:
         return self.meter.measure(cfg).within(self.limits)
 
-    def _draw(self, make: Callable[[], ArchConfig], what: str) -> ArchConfig:
-        for _ in range(self.config.max_draws):
+    def _draw(self, make: Callable[[], ArchConfig], what: str,
+              taken: Optional[set[str]] = None) -> ArchConfig:
+        """A fitting network from ``make``, preferably one whose network is not in ``taken``
+        (a mutation that changed no used gene only repeats its parent); ``taken`` grows."""
+        fallback = None
+        for attempt in range(self.config.max_draws):
             cfg = make()
-            if self._fits(cfg):
+            if not self._fits(cfg):
+                continue
+            key = network_key(cfg)
+            if taken is None or key not in taken:
+                if taken is not None:
+                    taken.add(key)
                 return cfg
+            if fallback is None:
+                fallback = cfg
+            if attempt >= self.config.max_draws // 10:  # few new networks near these parents
+                break
+        if fallback is not None:
+            return fallback
         raise NoFittingCandidates(
             f"evolution: no {what} of {self.config.max_draws} draws fits {self.limits.describe()} "
             f"in space w{self.space.width_mult:g} r{self.space.resolution}")
 
     def initial_population(self) -> list[ArchConfig]:
         rng = np.random.default_rng([self.config.seed, 2, 0])
-        return [self._draw(lambda: self.space.sample(rng), "random network")
+        taken: set[str] = set()
+        return [self._draw(lambda: self.space.sample(rng), "random network", taken)
                 for _ in range(self.config.population)]
 
     def children(self, parents: list[ArchConfig], generation: int) -> list[ArchConfig]:
@@ -130,15 +146,18 @@ class Evolution:
         rng = np.random.default_rng([cfg.seed, 2, generation])
         n_children = cfg.population - len(parents)
         n_mutate = int(round(n_children * cfg.mutation_ratio))
+        taken = {network_key(p) for p in parents}
         out = []
         for _ in range(n_mutate):
             out.append(self._draw(lambda: self.space.mutate(
-                parents[int(rng.integers(len(parents)))], rng, cfg.mutate_prob), "mutation"))
+                parents[int(rng.integers(len(parents)))], rng, cfg.mutate_prob), "mutation", taken))
+
+        def cross() -> ArchConfig:
+            i, j = rng.choice(len(parents), size=2, replace=False)
+            return self.space.crossover(parents[int(i)], parents[int(j)], rng)
+
         for _ in range(n_children - n_mutate):
-            def cross() -> ArchConfig:
-                i, j = rng.choice(len(parents), size=2, replace=False)
-                return self.space.crossover(parents[int(i)], parents[int(j)], rng)
-            out.append(self._draw(cross, "crossover"))
+            out.append(self._draw(cross, "crossover", taken))
         return out
 
     # ------------------------------------------------------------ accuracy, cached + saved
