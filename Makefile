@@ -1,5 +1,5 @@
 # mcunet-tf: the two commands of the README, and the set-up they need.
-#   make demo   the main job on its embedded default
+#   make demo   the main job on its embedded default (the TinyNAS search, --budget=default)
 #   make test   the whole test suite
 SHELL := /bin/bash
 VENV ?= $(CURDIR)/.venv
@@ -13,7 +13,7 @@ setup:
 	@bash scripts/setup.sh
 
 demo: setup
-	python -m nas.demo
+	python -m nas.search --output_dir=build/search --resume
 
 test: setup
 	python -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q -rs tests
