@@ -90,6 +90,7 @@ def test_deploy_ptq(trained, tmp_path):
     report = _deploy(trained, tmp_path, "ptq")
     config = _check(report, tmp_path, trained[1])
     assert config["quantization"] == "ptq" and config["qat_steps"] == 0
+    assert config["qat_keras_test_accuracy"] is None
     # The float model file reloads as the same network.
     model = trained[0]
     reloaded = keras.models.load_model(str(tmp_path / "model_float.h5"), compile=False)
@@ -101,12 +102,26 @@ def test_deploy_qat(trained, tmp_path):
     report = _deploy(trained, tmp_path, "qat")
     config = _check(report, tmp_path, trained[1])
     assert config["quantization"] == "qat" and config["qat_steps"] == 8
+    assert 0.3 < config["qat_keras_test_accuracy"] <= 1.0
 
 
-def test_deploy_without_qemu_records_why(trained, tmp_path):
+def test_deploy_without_qemu_records_why(trained, tmp_path, monkeypatch):
+    from engine import qemu
+
     config = _deploy(trained, tmp_path, "ptq", qemu_images=0).get_config()
     assert config["qemu_skipped"] == "qemu_images=0"
     assert "qemu_instructions" not in config
+    assert config["verified"] is True
+
+    # A failed Cortex-M run is recorded with its reason; the host figures stand.
+    def fails(*args, **kwargs):
+        raise qemu.QemuError("QEMU timed out after 1 s running app.elf")
+
+    monkeypatch.setattr(qemu, "toolchain_available", lambda: True)
+    monkeypatch.setattr(qemu, "run_on_qemu", fails)
+    config = _deploy(trained, tmp_path / "failing", "ptq", qemu_images=1).get_config()
+    assert config["qemu_skipped"] == "failed on cortex-m7: QEMU timed out after 1 s running app.elf"
+    assert "qemu_instructions" not in config and config["verified"] is True
 
 
 def test_verification_catches_one_flipped_byte(trained, tmp_path, monkeypatch):
@@ -130,6 +145,9 @@ def test_verification_catches_one_flipped_byte(trained, tmp_path, monkeypatch):
     assert report.tflm_mismatches == (0,)
 
 
-def test_deploy_refuses_unknown_quantization(trained, tmp_path):
+def test_deploy_refuses_bad_arguments(trained, tmp_path):
     with pytest.raises(ValueError, match="quantization"):
         _deploy(trained, tmp_path, "fp16")
+    model, splits = trained
+    with pytest.raises(ValueError, match="not 48x48"):
+        deploy_model(model, splits, 48, tmp_path, get_profile("stm32f746"), quantization="ptq")
