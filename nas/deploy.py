@@ -11,7 +11,8 @@ Figures (keys of :meth:`DeployReport.get_config`), all accuracies on the TEST sp
 - ``tflm_identical`` ("k/n" held-out images whose int8 outputs are byte-identical between our
   C and TensorFlow Lite Micro); ``verified`` only when all of at least one are;
 - ``arena_bytes`` (our planner's one arena), ``tflm_arena_bytes`` (the smallest arena TFLM
-  prepares the same .tflite with), ``tflite_bytes``;
+  prepares the same .tflite with, by bisection), ``tflm_arena_recorded_bytes`` (TFLM's own
+  allocation total with a generous arena), ``tflite_bytes``;
 - on an emulated Cortex-M (skipped with ``qemu_skipped`` giving the reason): ``qemu_cpu``,
   ``qemu_instructions`` (median per invoke), ``qemu_identical_to_tflm``,
   ``flash_bytes_linked_image`` (whole firmware image), ``flash_bytes_model_object`` (the
@@ -23,6 +24,9 @@ Files in ``out_dir``: ``{name}_float.h5`` (the whole float model), ``{name}_int8
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
@@ -56,6 +60,7 @@ class DeployReport:
     tflm_mismatches: tuple[int, ...]  # held-out indices (first few) that differ
     arena_bytes: int
     tflm_arena_bytes: int
+    tflm_arena_recorded_bytes: int  # TFLM's own allocation total with a generous arena
     tflite_bytes: int
     qat_steps: int
     qemu: dict[str, Any]  # the Cortex-M keys, or {"qemu_skipped": reason}
@@ -108,6 +113,35 @@ def run_host(host: Any, x: np.ndarray, progress: bool, desc: str) -> list[np.nda
 def run_tflm(tflm: Any, x: np.ndarray, progress: bool, desc: str) -> list[np.ndarray]:
     return [tflm.run([img[None]])[0] for img in
             tqdm(x, desc=desc, unit="img", disable=not progress, dynamic_ncols=True)]
+
+
+_PROBE = ("import sys; from engine.tflm import TflmModel; "
+          "TflmModel(sys.argv[1], arena_size=int(sys.argv[2]))")
+
+
+def tflm_smallest_arena(tflite_path: Path) -> int:
+    """TFLM's smallest arena for the model (``TflmModel.smallest_arena``'s bisection), each
+    trial arena prepared in a child process: the tflite-micro wheel can crash the process
+    (SIGSEGV) instead of failing cleanly for some too-small arenas (seen with MobileNetV2
+    w0.2 at about 3/4 of the recorded total). A crash counts as "does not fit"."""
+    from engine.tflm import TflmModel
+
+    root = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (root, os.environ.get("PYTHONPATH", "")) if p))
+
+    class IsolatedTrials(TflmModel):
+        def __init__(self, model: Any, arena_size: Optional[int] = None) -> None:
+            if arena_size is None:  # the generous first arena: its recorded total, in-process
+                super().__init__(model)
+                return
+            proc = subprocess.run([sys.executable, "-c", _PROBE, str(tflite_path), str(arena_size)],
+                                  capture_output=True, env=env, timeout=120)
+            if proc.returncode != 0:
+                raise RuntimeError(f"TFLM does not prepare with {arena_size} bytes "
+                                   f"(exit {proc.returncode})")
+
+    return int(IsolatedTrials.smallest_arena(tflite_path.read_bytes()))
 
 
 def quantize(model: Any, train: Any, quantization: str, qat_steps: int, batch_size: int,
@@ -216,7 +250,8 @@ def deploy_model(model: Any, splits: Any, resolution: int, out_dir: str | Path, 
                else "nothing verified: no held-out images")
     (logging.info if verified else logging.error)("%s: %s", name, summary)
 
-    tflm_arena = int(TflmModel.smallest_arena(flatbuffer))
+    tflm_arena = tflm_smallest_arena(tflite_path)
+    tflm_recorded = int(tflm.arena_used_bytes())
     qemu = qemu_figures(generated.output_dir, name, x_test, tflm, mcu.qemu_cpu, int(qemu_images))
     if "qemu_skipped" in qemu:
         logging.info("%s: QEMU skipped (%s)", name, qemu["qemu_skipped"])
@@ -231,6 +266,7 @@ def deploy_model(model: Any, splits: Any, resolution: int, out_dir: str | Path, 
         test_images=len(test), tflm_identical=f"{identical}/{n}", verified=bool(verified),
         verify_summary=summary, tflm_mismatches=tuple(bad[:10]),
         arena_bytes=int(generated.arena_bytes), tflm_arena_bytes=tflm_arena,
+        tflm_arena_recorded_bytes=tflm_recorded,
         tflite_bytes=len(flatbuffer), qat_steps=int(qat_steps) if quantization == "qat" else 0,
         qemu=qemu)
 

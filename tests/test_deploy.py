@@ -91,6 +91,12 @@ def test_deploy_ptq(trained, tmp_path):
     config = _check(report, tmp_path, trained[1])
     assert config["quantization"] == "ptq" and config["qat_steps"] == 0
     assert config["qat_keras_test_accuracy"] is None
+    # TFLM's smallest arena, each trial in a child process, is the in-process bisection's.
+    from engine.tflm import TflmModel
+
+    tflite = tmp_path / "model_int8.tflite"
+    assert config["tflm_arena_bytes"] == TflmModel.smallest_arena(tflite.read_bytes())
+    assert config["tflm_arena_bytes"] <= config["tflm_arena_recorded_bytes"] + 64
     # The float model file reloads as the same network.
     model = trained[0]
     reloaded = keras.models.load_model(str(tmp_path / "model_float.h5"), compile=False)
@@ -151,3 +157,16 @@ def test_deploy_refuses_bad_arguments(trained, tmp_path):
     model, splits = trained
     with pytest.raises(ValueError, match="not 48x48"):
         deploy_model(model, splits, 48, tmp_path, get_profile("stm32f746"), quantization="ptq")
+
+
+def test_a_crashing_tflm_trial_counts_as_too_small(trained, tmp_path, monkeypatch):
+    """The tflite-micro wheel can SIGSEGV on some too-small arenas: a crash must neither
+    kill the run nor count as a fit."""
+    import nas.deploy as deploy
+
+    report = _deploy(trained, tmp_path, "ptq", qemu_images=0)
+    limit = report.tflm_arena_bytes // 2
+    monkeypatch.setattr(deploy, "_PROBE", "import os, signal, sys; "
+                        f"int(sys.argv[2]) < {limit} and os.kill(os.getpid(), signal.SIGSEGV)")
+    found = deploy.tflm_smallest_arena(tmp_path / "model_int8.tflite")
+    assert limit <= found < limit + 16
