@@ -5,7 +5,9 @@ and the start-up `runtime/cortexm_startup.c`, linked with `runtime/mps2.ld` and 
 semihosting library (rdimon). Inputs are read and outputs written through semihosting
 files, so one image serves any number of samples. Each invoke is timed with SysTick; under
 `-icount shift=0` instructions = ticks x INSTRUCTIONS_PER_TICK (checked by
-`calibrate()` on loops of known length).
+`calibrate()` on loops of known length). With `profile_ops=True` the image is built with
+-DMCU_PROFILE_OPS and each op of the invoke is timed too (`QemuResult.op_instructions`,
+what nas/latency.py is calibrated on).
 
 Sizes come from `arm-none-eabi-size -A` (per section): Flash = .isr_vector + .text +
 .rodata + exception tables + init arrays + .data (its load image); RAM = .data + .bss. The
@@ -91,6 +93,8 @@ class QemuResult:
     flash_bytes: int  # text + rodata + data of the whole image
     rodata: int = 0
     model: SectionSizes | None = None  # the model's own object file (code, weights, arena)
+    # per sample, op index -> instructions (only with profile_ops=True)
+    op_instructions: list[dict[int, int]] = dataclasses.field(default_factory=list)
 
 
 def section_sizes(path: Path) -> SectionSizes:
@@ -132,11 +136,12 @@ class Image:
 
 
 def build_image(model_dir: str | os.PathLike[str], name: str | None = None, cpu: str | Cpu = "cortex-m7",
-                dsp: bool = True, harness: str = "cortexm_main.c") -> Image:
+                dsp: bool = True, harness: str = "cortexm_main.c", profile_ops: bool = False) -> Image:
     """Compile and link the model for the board (cached by content hash)."""
     model = ModelDir.open(model_dir, name)
     board = BOARDS[_cpu(cpu)]
-    flags = (*STRICT_FLAGS, *board.cpu_flags, *OPT_FLAGS, *(() if dsp else ("-DMCU_NO_DSP",)))
+    flags = (*STRICT_FLAGS, *board.cpu_flags, *OPT_FLAGS, *(() if dsp else ("-DMCU_NO_DSP",)),
+             *(("-DMCU_PROFILE_OPS",) if profile_ops else ()))
     runtime = [catalogue.runtime_source(f) for f in
                (harness, "cortexm_startup.c", "cortexm.h", "mps2.ld")]
     key = model.content_hash(ARM_CC, " ".join(flags), " ".join(LINK_FLAGS), *runtime)
@@ -187,10 +192,11 @@ def run_elf(image: Image, workdir: Path, timeout: float = 600.0) -> str:
 
 def run_on_qemu(model_dir: str | os.PathLike[str], name: str | None = None,
                 inputs: Sequence[Sequence[np.ndarray]] = (), cpu: str | Cpu = "cortex-m7",
-                dsp: bool = True, timeout: float = 600.0) -> QemuResult:
-    """Run the model on each sample of `inputs` (a list of per-input arrays) on the board."""
+                dsp: bool = True, timeout: float = 600.0, profile_ops: bool = False) -> QemuResult:
+    """Run the model on each sample of `inputs` (a list of per-input arrays) on the board;
+    `profile_ops` also times each op (QemuResult.op_instructions)."""
     model = ModelDir.open(model_dir, name)
-    image = build_image(model_dir, model.name, cpu, dsp)
+    image = build_image(model_dir, model.name, cpu, dsp, profile_ops=profile_ops)
     with tempfile.TemporaryDirectory(prefix="mcu_qemu_") as tmp:
         work = Path(tmp)
         (work / "mcu_inputs.bin").write_bytes(model.pack_samples(inputs))
@@ -201,6 +207,9 @@ def run_on_qemu(model_dir: str | os.PathLike[str], name: str | None = None,
             if status != 0:
                 raise QemuError(f"{model.name}_invoke returned {status} on sample {sample}")
             ticks[sample] = t
+        op_ticks: dict[int, dict[int, int]] = {}
+        for m in re.finditer(r"^MCU_OP (\d+) (\d+) (\d+)$", stdout, re.MULTILINE):
+            op_ticks.setdefault(int(m.group(1)), {})[int(m.group(2))] = int(m.group(3))
         done = re.search(r"^MCU_DONE (\d+)$", stdout, re.MULTILINE)
         if done is None or int(done.group(1)) != len(inputs) or len(ticks) != len(inputs):
             raise QemuError(f"the harness did not finish {len(inputs)} samples:\n{stdout[-2000:]}")
@@ -209,7 +218,9 @@ def run_on_qemu(model_dir: str | os.PathLike[str], name: str | None = None,
     return QemuResult(outputs=outputs,
                       instructions_per_invoke=[ticks[i] * INSTRUCTIONS_PER_TICK for i in range(len(inputs))],
                       text=whole.text, data=whole.data, bss=whole.bss, flash_bytes=whole.flash_bytes,
-                      rodata=whole.rodata, model=section_sizes(image.model_object))
+                      rodata=whole.rodata, model=section_sizes(image.model_object),
+                      op_instructions=[{op: t * INSTRUCTIONS_PER_TICK for op, t in op_ticks.get(i, {}).items()}
+                                       for i in range(len(inputs))] if profile_ops else [])
 
 
 def calibrate(cpu: str | Cpu = "cortex-m7", timeout: float = 120.0) -> list[tuple[int, int]]:

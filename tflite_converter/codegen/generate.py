@@ -173,11 +173,15 @@ def _emit_ops(graph: Graph, ctx: CodegenContext, order: Sequence[int]) -> tuple[
             raise ConversionError(Problem(f"C emitter failed: {type(e).__name__}: {e}",
                                           op.index, op.kind.value)) from e
         body.append("    " + c_writer.comment(_describe(graph, op)))
+        # per-op timing hook for the latency model's calibration (MCU_PROFILE_OPS); the
+        # macros expand to nothing otherwise
+        body.append(f"    MCU_OP_BEGIN({op.index});")
         code = call.code.strip()
         if code:
             body.extend("    " + line if line.strip() else "" for line in code.splitlines())
         else:
             body.append("    /* nothing to do: the plan already holds the result in place (alias) */")
+        body.append(f"    MCU_OP_END({op.index});")
         for stem in call.kernels:
             if stem not in stems:
                 stems.append(stem)
@@ -234,6 +238,23 @@ int {name}_invoke(void);
 """
 
 
+# Opt-in per-op timing: built with -DMCU_PROFILE_OPS, each op of NAME_invoke calls the
+# harness's mcu_profile_op_begin/end around its statements (engine/runtime/cortexm_main.c
+# reads SysTick there), which is how nas/latency.py gets per-op instruction counts. Without
+# the define the macros are empty statements and the code is what it was.
+_PROFILE_HOOK = (
+    "#ifdef MCU_PROFILE_OPS",
+    "void mcu_profile_op_begin(int op);",
+    "void mcu_profile_op_end(int op);",
+    "#define MCU_OP_BEGIN(i) mcu_profile_op_begin(i)",
+    "#define MCU_OP_END(i) mcu_profile_op_end(i)",
+    "#else",
+    "#define MCU_OP_BEGIN(i) ((void)0)",
+    "#define MCU_OP_END(i) ((void)0)",
+    "#endif",
+)
+
+
 def _switch(fn_sig: str, cases: Sequence[str], default: str) -> str:
     lines = [f"{fn_sig} {{", "    switch (index) {"]
     lines += [f"    case {i}: return {expr};" for i, expr in enumerate(cases)]
@@ -267,6 +288,8 @@ def _source(name: str, ctx: CodegenContext, body: list[str], kernel_files: Seque
         "#define MCU_KERNEL static",
         "#endif",
         *includes,
+        "",
+        *_PROFILE_HOOK,
         "",
         "#if defined(__GNUC__) || defined(__clang__)",
         f"#define {align}(n) __attribute__((aligned(n)))",
