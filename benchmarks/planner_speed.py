@@ -1,12 +1,14 @@
 """How fast the memory planner (and the NAS oracle on top of it) runs on MCUNet-sized graphs.
 
-    python -m benchmarks.planner_speed [--seconds=1] [--samples=200] [--models]
+    python -m benchmarks.planner_speed [--seconds=1] [--samples=500] [--models]
 
 Prints, per kind of graph, its size and plans/s of `tflite_converter.planner.plan_memory`
 (CPU time of this process, so other jobs on the machine inflate it less), then distinct
 configurations/s of `nas.memory_oracle.MemoryOracle` on random candidates of MCUNet's search
-space (graph building + schedule + plan, no cache hits). With --models, also the real models
-in ../shared/models (read by the converter).
+space, no cache hits: the default oracle (the NetworkSpec fast path, nas/fast_oracle.py, with
+the full planner where it defers) beside `MemoryOracle(fast=False)` (graph building +
+schedule + plan), the same candidates for both, and the share the fast path decided. With
+--models, also the real models in ../shared/models (read by the converter).
 """
 from __future__ import annotations
 
@@ -17,21 +19,22 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 from absl import app, flags
 
-from mcunet_tf.arch import SearchSpace
+from mcunet_tf.arch import ArchConfig, SearchSpace
 from mcunet_tf.mcunet_configs import published_spec
 from nas.arch_graph import network_to_graph
-from nas.memory_oracle import MemoryOracle
+from nas.memory_oracle import MemoryOracle, MemoryProfile
 from tflite_converter.ir import Graph
 from tflite_converter.planner import plan_memory
 
 FLAGS = flags.FLAGS
 flags.DEFINE_float("seconds", 1.0, "CPU seconds spent measuring each graph.")
-flags.DEFINE_integer("samples", 200, "Random search-space candidates per oracle measurement.")
+flags.DEFINE_integer("samples", 500, "Random search-space candidates per oracle measurement.")
 flags.DEFINE_bool("models", False, "Also time the real models of ../shared/models.")
 
 NETWORKS = ("mcunet-in0", "mcunet-in1", "mcunet-in2", "mcunet-in3", "mcunet-in4", "mbv2-w0.35",
             "mbv2-w0.3-r64", "proxyless-w0.3")
-SPACES = ((0.3, 64), (0.5, 128), (0.7, 160), (1.0, 176))  # (width multiplier, resolution)
+# (width multiplier, resolution); w0.35 r32 is the CIFAR-10 (32x32) search
+SPACES = ((0.3, 64), (0.5, 128), (0.7, 160), (1.0, 176), (0.35, 32))
 SHARED_MODELS = pathlib.Path(__file__).resolve().parents[2] / "shared" / "models"
 
 
@@ -86,17 +89,23 @@ def main(argv: Sequence[str]) -> Optional[int]:
             print(_row(f"{path.stem} (.tflite)", graph, seconds))
 
     print()
-    print(f"{'oracle, distinct candidates':<46} {'configs/s':>9}   (graph build + schedule + plan)")
+    print(f"{'oracle, distinct candidates (configs/s)':<46} {'fast':>9} {'full':>9} {'ratio':>6}   fast path decided")
     for width, res in SPACES:
         space = SearchSpace(width_mult=width, resolution=res)
         archs = [space.sample(rng) for _ in range(FLAGS.samples)]
-        oracle = MemoryOracle()
-        t0 = time.process_time()
-        for arch in archs:
-            oracle.peak_sram(arch)
-        elapsed = time.process_time() - t0
-        print(f"{f'search space w{width} r{res}':<46} {len(archs) / elapsed:>9.0f}")
+        fast, fast_rate = oracle_rate(MemoryOracle(), archs)
+        _, full_rate = oracle_rate(MemoryOracle(fast=False), archs)
+        decided = sum(p.strategy == "chain_fast" for p in fast)
+        print(f"{f'search space w{width} r{res}':<46} {fast_rate:>9.0f} {full_rate:>9.0f} "
+              f"{fast_rate / full_rate:>5.1f}x   {decided}/{len(archs)}")
     return 0
+
+
+def oracle_rate(oracle: MemoryOracle, archs: Sequence[ArchConfig]) -> tuple[list[MemoryProfile], float]:
+    """The profiles of `archs` (each new to `oracle`) and how many per CPU second."""
+    t0 = time.process_time()
+    profiles = [oracle.profile(arch) for arch in archs]
+    return profiles, len(archs) / (time.process_time() - t0)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,12 @@ analytic proxy. :class:`MemoryOracle` builds the candidate's legalized int8 grap
 for its export), schedules it and plans it with ``tflite_converter``'s ``schedule`` and
 ``plan_memory`` exactly as ``mcunet-convert`` does. No TensorFlow and no file I/O on this path.
 
+By default (``fast=True``) a candidate is first worked out from its NetworkSpec alone
+(:mod:`nas.fast_oracle`: the same layout, lower bound and first placement strategy as the
+planner, several times faster); where that strategy misses the lower bound the full planner
+above decides. Both give the same three figures; ``strategy`` is ``"chain_fast"`` when the
+fast path decided. ``MemoryOracle(fast=False)`` always runs the full planner.
+
 Figures:
 
 - ``arena_bytes``: the planner's arena, i.e. activations and kernel scratch (im2col columns,
@@ -30,6 +36,7 @@ from typing import Any, Mapping, Union
 from mcunet_tf.arch import ArchConfig
 from mcunet_tf.network import NetworkSpec
 from nas.arch_graph import network_to_graph
+from nas.fast_oracle import chain_memory
 from tflite_converter.ir import DType, Graph, OpKind
 from tflite_converter.planner import plan_memory
 from tflite_converter.schedule import schedule
@@ -48,7 +55,7 @@ class MemoryProfile:
     arena_bytes: int
     lower_bound_bytes: int
     flash_estimate_bytes: int  # an estimate: see the module docstring
-    strategy: str  # the planner's placement strategy that gave the arena
+    strategy: str  # the planner's placement strategy that gave the arena, or "chain_fast"
 
     def get_config(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -79,17 +86,41 @@ def flash_estimate_bytes(graph: Graph) -> int:
     return total
 
 
+_INT8, _INT32 = DType.INT8.itemsize, DType.INT32.itemsize
+_PER_CHANNEL = _INT32 + REQUANT_BYTES_PER_CHANNEL  # bias + requantization, per output channel
+
+
+def network_flash_estimate_bytes(spec: NetworkSpec) -> int:
+    """``flash_estimate_bytes(network_to_graph(spec))`` from the spec alone (the fast path):
+    per weight layer its int8 weights (the layout arch_graph gives them) plus an int32 bias
+    and the requantization parameters per output channel, and MEAN's int32[2] axes."""
+    stem = spec.first_conv
+    total = stem.out_channels * (_INT8 * stem.kernel * stem.kernel * spec.in_channels + _PER_CHANNEL)
+    for b in spec.blocks:
+        mid = b.mid_channels
+        if b.has_expansion:
+            total += mid * (_INT8 * b.in_channels + _PER_CHANNEL)
+        total += mid * (_INT8 * b.kernel_size * b.kernel_size + _PER_CHANNEL)
+        total += b.out_channels * (_INT8 * mid + _PER_CHANNEL)
+    fm = spec.feature_mix
+    if fm is not None:
+        total += fm.out_channels * (_INT8 * fm.kernel * fm.kernel * spec.last_block_channels + _PER_CHANNEL)
+    return total + 2 * _INT32 + spec.num_classes * (_INT8 * spec.feature_channels + _PER_CHANNEL)
+
+
 class MemoryOracle:
     """`peak_sram` / `profile` of candidate networks, with an LRU cache of `cache_size`
-    networks. `alignment`: the arena alignment the engine uses (bytes)."""
+    networks. `alignment`: the arena alignment the engine uses (bytes). `fast`: try the
+    NetworkSpec fast path first (same figures; False: always the full planner)."""
 
-    def __init__(self, alignment: int = 4, cache_size: int = 100_000) -> None:
+    def __init__(self, alignment: int = 4, cache_size: int = 100_000, fast: bool = True) -> None:
         if alignment < 1:
             raise ValueError(f"MemoryOracle: alignment must be >= 1, got {alignment}")
         if cache_size < 0:
             raise ValueError(f"MemoryOracle: cache_size must be >= 0, got {cache_size}")
         self.alignment = alignment
         self.cache_size = cache_size
+        self.fast = fast
         self._cache: collections.OrderedDict[NetworkSpec, MemoryProfile] = collections.OrderedDict()
         self.hits = 0
         self.misses = 0
@@ -116,20 +147,28 @@ class MemoryOracle:
             self._cache.move_to_end(spec)
             return cached
         self.misses += 1
-        graph = network_to_graph(spec)
-        # the converter's pipeline (tflite_converter/convert.py): schedule, then plan
-        plan = plan_memory(graph, schedule(graph), alignment=self.alignment)
-        result = MemoryProfile(
-            arena_bytes=plan.arena_bytes,
-            lower_bound_bytes=plan.lower_bound_bytes,
-            flash_estimate_bytes=flash_estimate_bytes(graph),
-            strategy=plan.strategy,
-        )
+        fast = chain_memory(spec, self.alignment) if self.fast else None
+        if fast is not None:
+            arena, lower_bound = fast
+            result = MemoryProfile(arena, lower_bound, network_flash_estimate_bytes(spec), "chain_fast")
+        else:
+            result = self._plan(spec)
         if self.cache_size:
             self._cache[spec] = result
             if len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
         return result
+
+    def _plan(self, spec: NetworkSpec) -> MemoryProfile:
+        graph = network_to_graph(spec)
+        # the converter's pipeline (tflite_converter/convert.py): schedule, then plan
+        plan = plan_memory(graph, schedule(graph), alignment=self.alignment)
+        return MemoryProfile(
+            arena_bytes=plan.arena_bytes,
+            lower_bound_bytes=plan.lower_bound_bytes,
+            flash_estimate_bytes=flash_estimate_bytes(graph),
+            strategy=plan.strategy,
+        )
 
     def peak_sram(self, candidate: Candidate) -> int:
         """Arena bytes the engine needs for `candidate` (activations + kernel scratch)."""

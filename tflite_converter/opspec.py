@@ -124,31 +124,51 @@ def _is_pointwise(op: Op, kh: int, kw: int) -> bool:
     return kh == 1 and kw == 1 and p.top == p.bottom == p.left == p.right == 0
 
 
-def conv2d_block_scratch(graph: Graph, op: Op, pixels: int) -> int:
+def conv2d_columns_bytes(kh: int, kw: int, cin: int, pixels: int, pointwise: bool) -> int:
     """Scratch of engine/kernels/conv2d.c run `pixels` output pixels at a time: that many
     int16 columns of K4 = kh*kw*Cin rounded up to 4 values (the inner loop then loads each
-    input pair once per output channel pair, no per-MAC sign extension), plus, for a kxk or
-    padded convolution, K int8 bytes to gather one receptive field before widening it."""
-    f = graph.tensors[op.inputs[1]].shape
-    kh, kw, cin = f[1], f[2], f[3]
+    input pair once per output channel pair, no per-MAC sign extension), plus, unless the
+    convolution is `pointwise` (1x1, no padding), K int8 bytes to gather one receptive field
+    before widening it. From shapes alone, so the NAS can ask without building the op."""
     k = kh * kw * cin
     columns = pixels * ((k + 3) // 4 * 4) * 2
-    return columns if _is_pointwise(op, kh, kw) else columns + k
+    return columns if pointwise else columns + k
 
 
-def conv2d_pixel_block(graph: Graph, op: Op) -> int:
+def conv2d_block_scratch(graph: Graph, op: Op, pixels: int) -> int:
+    """conv2d_columns_bytes of `op`'s filter."""
+    f = graph.tensors[op.inputs[1]].shape
+    return conv2d_columns_bytes(f[1], f[2], f[3], pixels, _is_pointwise(op, f[1], f[2]))
+
+
+def conv2d_min_pixel_block(kh: int, kw: int, cin: int, pointwise: bool, in_elems: int, out_elems: int) -> int:
     """The pixel block the *minimum* scratch is sized for: CONV_PIXEL_BLOCK, except for a kxk
     convolution whose columns would take more than a quarter of its input plus output bytes
     (large kh*kw*Cin on small images, e.g. a 5x5x32 filter on 16x16): there one pixel at a
     time keeps the scratch from raising the arena peak. The planner grants the wider block's
     scratch afterwards wherever the arena has room for it (conv2d_preferred_scratch)."""
+    if pointwise:
+        return CONV_PIXEL_BLOCK
+    room = (in_elems + out_elems) // 4
+    return CONV_PIXEL_BLOCK if conv2d_columns_bytes(kh, kw, cin, CONV_PIXEL_BLOCK, False) <= room else 1
+
+
+def conv2d_min_scratch_bytes(kh: int, kw: int, cin: int, pointwise: bool, in_elems: int, out_elems: int) -> int:
+    """conv2d_scratch from shapes: the columns of conv2d_min_pixel_block pixels."""
+    return conv2d_columns_bytes(
+        kh, kw, cin, conv2d_min_pixel_block(kh, kw, cin, pointwise, in_elems, out_elems), pointwise
+    )
+
+
+def conv2d_pixel_block(graph: Graph, op: Op) -> int:
+    """conv2d_min_pixel_block of `op`."""
     f = graph.tensors[op.inputs[1]].shape
-    kh, kw, cin = f[1], f[2], f[3]
+    kh, kw = f[1], f[2]
     if _is_pointwise(op, kh, kw):
         return CONV_PIXEL_BLOCK
-    k = kh * kw * cin
-    room = (_numel(graph.tensors[op.inputs[0]].shape) + _out_elems(graph, op)) // 4
-    return CONV_PIXEL_BLOCK if CONV_PIXEL_BLOCK * ((k + 3) // 4 * 4) * 2 + k <= room else 1
+    return conv2d_min_pixel_block(
+        kh, kw, f[3], False, _numel(graph.tensors[op.inputs[0]].shape), _out_elems(graph, op)
+    )
 
 
 def conv2d_pixel_block_for(graph: Graph, op: Op, scratch: int) -> int:
@@ -171,7 +191,8 @@ def conv2d_preferred_scratch(graph: Graph, op: Op, inplace: bool) -> int:
     return conv2d_block_scratch(graph, op, CONV_PIXEL_BLOCKS[0])
 
 
-def depthwise_inplace_scratch_bytes(graph: Graph, op: Op) -> int:
+def depthwise_plane_bytes(oh: int, ow: int, kh: int, kw: int, stride_h: int, stride_w: int,
+                          dil_h: int = 1, dil_w: int = 1) -> int:
     """The single source of the in-place depthwise buffer size: one channel of the padded
     input, as many rows and columns as the output reads, int8:
     ((out_h-1)*stride_h + (kh-1)*dil_h + 1) * ((out_w-1)*stride_w + (kw-1)*dil_w + 1).
@@ -179,39 +200,63 @@ def depthwise_inplace_scratch_bytes(graph: Graph, op: Op) -> int:
     (engine/kernels/depthwise_conv2d.c) copies input channel c there, padding filled with the
     input zero point, before writing output channel c over the arena; it runs one batch
     element at a time, so the buffer is per image."""
+    return ((oh - 1) * stride_h + (kh - 1) * dil_h + 1) * ((ow - 1) * stride_w + (kw - 1) * dil_w + 1)
+
+
+def depthwise_inplace_scratch_bytes(graph: Graph, op: Op) -> int:
+    """depthwise_plane_bytes of `op`."""
     a = op.attrs
     assert isinstance(a, ConvAttrs)
     f = graph.tensors[op.inputs[1]].shape
     _, oh, ow, _ = graph.tensors[op.outputs[0]].shape
-    plane_h = (oh - 1) * a.stride_h + (f[1] - 1) * a.dilation_h + 1
-    plane_w = (ow - 1) * a.stride_w + (f[2] - 1) * a.dilation_w + 1
-    return plane_h * plane_w
+    return depthwise_plane_bytes(oh, ow, f[1], f[2], a.stride_h, a.stride_w, a.dilation_h, a.dilation_w)
+
+
+def depthwise_band_rows_bytes(ow: int, kh: int, kw: int, stride_w: int, dil_h: int = 1, dil_w: int = 1) -> int:
+    """Scratch of the single-input-channel kernel (mcu_depthwise_conv2d_c1_s8): the padded
+    rows one output row reads, ((kh-1)*dil_h + 1) * ((out_w-1)*stride_w + (kw-1)*dil_w + 1)."""
+    return ((kh - 1) * dil_h + 1) * ((ow - 1) * stride_w + (kw - 1) * dil_w + 1)
 
 
 def depthwise_band_bytes(graph: Graph, op: Op) -> int:
-    """Scratch of the single-input-channel kernel (mcu_depthwise_conv2d_c1_s8): the padded
-    rows one output row reads, ((kh-1)*dil_h + 1) * ((out_w-1)*stride_w + (kw-1)*dil_w + 1)."""
+    """depthwise_band_rows_bytes of `op`."""
     a = op.attrs
     assert isinstance(a, ConvAttrs)
     f = graph.tensors[op.inputs[1]].shape
     ow = graph.tensors[op.outputs[0]].shape[2]
-    return ((f[1] - 1) * a.dilation_h + 1) * ((ow - 1) * a.stride_w + (f[2] - 1) * a.dilation_w + 1)
+    return depthwise_band_rows_bytes(ow, f[1], f[2], a.stride_w, a.dilation_h, a.dilation_w)
+
+
+def is_single_channel_image(shape: tuple[int, ...]) -> bool:
+    """An NHWC tensor of one channel: a plane already (see depthwise_single_channel)."""
+    return len(shape) == 4 and shape[3] == 1
 
 
 def depthwise_single_channel(graph: Graph, op: Op, inplace: bool) -> bool:
     """Whether the op runs out of place on a single input channel (micro_speech's and
     person_detect's first layers): then the input is a plane already and the band kernel
     pads a few rows of it at a time instead of bounds-testing every tap."""
-    x = graph.tensors[op.inputs[0]]
-    return not inplace and len(x.shape) == 4 and x.shape[3] == 1
+    return not inplace and is_single_channel_image(graph.tensors[op.inputs[0]].shape)
+
+
+def depthwise_min_scratch_bytes(inplace: bool, single_channel: bool, oh: int, ow: int, kh: int, kw: int,
+                                stride_h: int, stride_w: int, dil_h: int = 1, dil_w: int = 1) -> int:
+    """depthwise_scratch from shapes (`single_channel`: depthwise_single_channel's answer).
+    In place: one padded channel plane. Single input channel: one band of rows. Otherwise the
+    direct kernels, which need none."""
+    if inplace:
+        return depthwise_plane_bytes(oh, ow, kh, kw, stride_h, stride_w, dil_h, dil_w)
+    return depthwise_band_rows_bytes(ow, kh, kw, stride_w, dil_h, dil_w) if single_channel else 0
 
 
 def depthwise_scratch(graph: Graph, op: Op, inplace: bool) -> int:
-    """In place: one padded channel plane. Single input channel: one band of rows. Otherwise
-    the direct kernels, which need none."""
-    if inplace:
-        return depthwise_inplace_scratch_bytes(graph, op)
-    return depthwise_band_bytes(graph, op) if depthwise_single_channel(graph, op, inplace) else 0
+    """depthwise_min_scratch_bytes of `op`."""
+    a = op.attrs
+    assert isinstance(a, ConvAttrs)
+    f = graph.tensors[op.inputs[1]].shape
+    _, oh, ow, _ = graph.tensors[op.outputs[0]].shape
+    return depthwise_min_scratch_bytes(inplace, depthwise_single_channel(graph, op, inplace), oh, ow, f[1], f[2],
+                                       a.stride_h, a.stride_w, a.dilation_h, a.dilation_w)
 
 
 # Channels the channel-group depthwise kernel (mcu_depthwise_conv2d_hwc_s8) handles at once.
