@@ -50,9 +50,11 @@ HOLDOUT_NETWORKS = [
     (0.35, 96, 3, 101), (0.5, 80, 1, 102), (0.7, 64, 3, 103), (0.8, 128, 3, 104),
     (0.25, 144, 3, 105), (1.0, 64, 1, 106),
 ]
-# (resolution, channels, pool kind, pool size, seed): small models for pooling and softmax
-AUX_MODELS = [(32, 8, "avg", 2, 1), (48, 16, "max", 2, 2), (24, 32, "avg", 3, 3),
-              (64, 8, "max", 3, 4), (40, 24, "avg", 2, 5)]
+# (resolution, channels, pool kind, pool size, seed, hidden units): small models for what
+# MCUNet networks lack: pooling, softmax, kxk convolutions on many input channels, wide
+# fully-connected layers
+AUX_MODELS = [(32, 8, "avg", 2, 1, 64), (48, 16, "max", 2, 2, 32), (24, 32, "avg", 3, 3, 128),
+              (64, 8, "max", 3, 4, 16), (40, 24, "avg", 2, 5, 96), (16, 48, "max", 2, 6, 256)]
 
 
 def arch(width: float, resolution: int, in_channels: int, seed: int):
@@ -88,8 +90,9 @@ def export_network(cfg: Any, name: str) -> Path:
     return _cached_export(name, cfg.to_json(), build)
 
 
-def export_aux(resolution: int, channels: int, pool: str, size: int, seed: int) -> Path:
-    name = f"aux_{pool}{size}_r{resolution}_c{channels}"
+def export_aux(resolution: int, channels: int, pool: str, size: int, seed: int,
+               units: int) -> Path:
+    name = f"aux_{pool}{size}_r{resolution}_c{channels}_u{units}"
 
     def build() -> bytes:
         from mcunet_tf.export import export_int8_tflite
@@ -101,8 +104,10 @@ def export_aux(resolution: int, channels: int, pool: str, size: int, seed: int) 
         model = keras.Sequential([
             keras.Input((resolution, resolution, 3)),
             keras.layers.Conv2D(channels, 3, padding="same", activation="relu"),
+            keras.layers.Conv2D(2 * channels, 3, padding="same", activation="relu"),
             layer(size),
             keras.layers.Flatten(),
+            keras.layers.Dense(units, activation="relu"),
             keras.layers.Dense(10),
             keras.layers.Softmax(),
         ])
@@ -110,7 +115,7 @@ def export_aux(resolution: int, channels: int, pool: str, size: int, seed: int) 
         data = rng.uniform(-1, 1, (8, resolution, resolution, 3)).astype(np.float32)
         return export_int8_tflite(model, data)
 
-    return _cached_export(name, repr((resolution, channels, pool, size, seed)), build)
+    return _cached_export(name, repr((resolution, channels, pool, size, seed, units)), build)
 
 
 def convert(tflite: Path) -> tuple[Graph, Path]:

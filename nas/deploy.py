@@ -9,17 +9,24 @@ Figures (keys of :meth:`DeployReport.get_config`), all accuracies on the TEST sp
   kernels may round differently from the reference kernels TFLM and our C follow);
   ``qat_keras_test_accuracy`` (the fake-quantized Keras model QAT trained; None for PTQ);
 - ``tflm_identical`` ("k/n" held-out images whose int8 outputs are byte-identical between our
-  C and TensorFlow Lite Micro); ``verified`` only when all of at least one are;
+  C on the host and TensorFlow Lite Micro); ``verified`` only when all of at least one are
+  AND, when the Cortex-M run happened, all its outputs are TFLM's too (the bytes the MCU
+  computes are what ships); ``verify_summary`` says in one line what was compared or what
+  differed;
 - ``arena_bytes`` (our planner's one arena), ``tflm_arena_bytes`` (the smallest arena TFLM
   prepares the same .tflite with, by bisection), ``tflm_arena_recorded_bytes`` (TFLM's own
   allocation total with a generous arena), ``tflite_bytes``;
 - on an emulated Cortex-M (skipped with ``qemu_skipped`` giving the reason): ``qemu_cpu``,
   ``qemu_instructions`` (median per invoke), ``qemu_identical_to_tflm``,
-  ``flash_bytes_linked_image`` (whole firmware image), ``flash_bytes_model_object`` (the
-  model's own object file).
+  ``flash_bytes_linked_image`` / ``ram_bytes_linked_image`` (the whole firmware image:
+  .text + .rodata + .data / .data + .bss, harness and newlib included),
+  ``flash_bytes_model_object`` / ``ram_bytes_model_object`` (the model's own object file:
+  code + weights / its arena and any other state).
 
-Files in ``out_dir``: ``{name}_float.h5`` (the whole float model), ``{name}_int8.tflite``,
-``c/`` (the generated model).
+Files in ``out_dir``: ``{name}_float.h5`` (the whole float model, tf_keras HDF5: it reloads
+with ``keras.models.load_model(path, compile=False)``; a model holding the BN-folded layers
+of :mod:`mcunet_tf.quantize` needs ``custom_objects=mcunet_tf.quantize.CUSTOM_OBJECTS``),
+``{name}_int8.tflite``, ``c/`` (the generated model).
 """
 from __future__ import annotations
 
@@ -35,6 +42,8 @@ from absl import logging
 from tqdm import tqdm
 
 QUANTIZATIONS = ("qat", "ptq")
+# Keys of the Cortex-M part of the report (flattened into get_config).
+_QEMU_PREFIXES = ("qemu_", "flash_bytes_", "ram_bytes_")
 REPRESENTATIVE_IMAGES = 200  # calibration images from the training split
 HOST_CHUNK = 256  # images per host C call: a progress bar that moves, little overhead
 
@@ -79,7 +88,7 @@ class DeployReport:
         kwargs = {k: config[k] for k in names}
         kwargs["tflm_mismatches"] = tuple(kwargs["tflm_mismatches"])
         kwargs["files"] = dict(kwargs["files"])
-        qemu = {k: v for k, v in config.items() if k.startswith("qemu_") or k.startswith("flash_bytes_")}
+        qemu = {k: v for k, v in config.items() if k.startswith(_QEMU_PREFIXES)}
         return cls(**kwargs, qemu=qemu)
 
 
@@ -145,7 +154,7 @@ def tflm_smallest_arena(tflite_path: Path) -> int:
 
 
 def quantize(model: Any, train: Any, quantization: str, qat_steps: int, batch_size: int,
-             seed: int, flip: bool) -> tuple[bytes, Any]:
+             seed: int, flip: bool, progress: bool = False) -> tuple[bytes, Any]:
     """The int8 .tflite of ``model`` and the QAT Keras model (None for PTQ): TF-MOT QAT
     fine-tuning then export, or PTQ (calibration only)."""
     from mcunet_tf.data import Augmentation, representative_images
@@ -154,8 +163,12 @@ def quantize(model: Any, train: Any, quantization: str, qat_steps: int, batch_si
     rep = representative_images(train, REPRESENTATIVE_IMAGES)
     if quantization == "ptq":
         return int8_from_ptq(model, rep), None
+    logging.info("QAT: %d steps of %d images (TF-MOT)", qat_steps, batch_size)
+    # Keras's own progress bar (qat_finetune takes no callbacks): live on a terminal, one
+    # summary line in a log file, where a per-step bar would print a line per step.
+    verbose = (1 if sys.stdout.isatty() else 2) if progress else 0
     qat = qat_finetune(model, train, QATConfig(steps=qat_steps, batch_size=batch_size, seed=seed),
-                       augmentation=Augmentation(flip=flip), verbose=0)
+                       augmentation=Augmentation(flip=flip), verbose=verbose)
     return int8_from_qat(qat, rep), qat
 
 
@@ -185,7 +198,18 @@ def qemu_figures(c_dir: Path, name: str, x: np.ndarray, tflm: Any, cpu: str,
             "qemu_instructions": int(np.median(r.instructions_per_invoke)),
             "qemu_identical_to_tflm": f"{same}/{k}",
             "flash_bytes_linked_image": int(r.flash_bytes),
-            "flash_bytes_model_object": None if r.model is None else int(r.model.flash_bytes)}
+            "flash_bytes_model_object": None if r.model is None else int(r.model.flash_bytes),
+            "ram_bytes_linked_image": int(r.data + r.bss),
+            "ram_bytes_model_object": None if r.model is None else int(r.model.ram_bytes)}
+
+
+def qemu_mismatch(qemu: Mapping[str, Any]) -> Optional[str]:
+    """The one-line reason when the Cortex-M outputs were not all TFLM's, else None."""
+    same = qemu.get("qemu_identical_to_tflm")
+    if same is None:
+        return None
+    k, n = (int(v) for v in same.split("/"))
+    return None if k == n else f"{same} Cortex-M ({qemu.get('qemu_cpu')}) outputs identical to TFLite Micro"
 
 
 # ------------------------------------------------------------------------ the deployment
@@ -220,7 +244,7 @@ def deploy_model(model: Any, splits: Any, resolution: int, out_dir: str | Path, 
     logging.info("%s: float test accuracy %.4f; quantizing (%s)", name, float_acc, quantization)
 
     flatbuffer, qat_model = quantize(model, train, quantization, qat_steps, batch_size, seed,
-                                     splits.flip)
+                                     splits.flip, progress)
     # What QAT training itself reaches (fake-quantized Keras), beside the deployed int8.
     qat_acc = None if qat_model is None else keras_accuracy(qat_model, test)
     tflite_path = out / f"{name}_int8.tflite"
@@ -255,6 +279,12 @@ def deploy_model(model: Any, splits: Any, resolution: int, out_dir: str | Path, 
     qemu = qemu_figures(generated.output_dir, name, x_test, tflm, mcu.qemu_cpu, int(qemu_images))
     if "qemu_skipped" in qemu:
         logging.info("%s: QEMU skipped (%s)", name, qemu["qemu_skipped"])
+    on_mcu = qemu_mismatch(qemu)
+    if on_mcu is not None:
+        # The host build matched but the Cortex-M build (DSP paths) did not: what ships differs.
+        verified = False
+        summary = f"{summary}; but only {on_mcu}"
+        logging.error("%s: %s", name, summary)
 
     return DeployReport(
         name=name, quantization=quantization, resolution=int(resolution), in_channels=channels,

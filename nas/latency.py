@@ -3,7 +3,9 @@
 Each op of the converter's Graph IR falls in a *cost class* (op kind, split where the engine
 runs a different kernel for it: CONV_2D pointwise with 8/16/24/32 input channels takes the
 register-resident kernel, other pointwise ones the matrix product, kxk ones im2col;
-DEPTHWISE_CONV_2D by kernel size and stride). A class's cost is a non-negative linear
+DEPTHWISE_CONV_2D by kernel size, stride and kernel: the channel-group kernel, valid taps
+only, where the converter's cost rule prefers it or the op cannot run in place, else the
+padded channel-plane kernel). A class's cost is a non-negative linear
 combination of shape features (MACs, output elements, input elements, output pixels,
 channels, a constant), fitted by ``benchmarks/calibrate_latency.py`` on per-op instruction
 counts measured under QEMU (``-icount shift=0``: deterministic instruction counts, no timing)
@@ -44,7 +46,8 @@ CLASS_FEATURES: dict[str, tuple[str, ...]] = {
     "conv1x1_reg": ("macs", "out_elems", "out_pixels", "one"),
     "conv1x1": ("macs", "out_elems", "out_pixels", "in_elems", "one"),
     "conv_kxk": ("macs", "out_elems", "patch_elems", "out_pixels", "one"),
-    "depthwise": ("macs", "out_elems", "in_elems", "padded_elems", "channels", "one"),
+    "depthwise_plane": ("macs", "out_elems", "padded_elems", "channels", "one"),
+    "depthwise_hwc": ("valid_macs", "out_elems", "out_pixels", "one"),
     "fully_connected": ("macs", "out_elems", "in_elems", "one"),
     "add": ("out_elems", "one"),
     "mean": ("in_elems", "out_elems", "one"),
@@ -77,8 +80,27 @@ def _prod(shape: tuple[int, ...]) -> int:
     return n
 
 
-def cost_class(graph: Graph, op: Op) -> str:
-    """The cost class of `op` (a key of CLASS_FEATURES)."""
+def _consumers(graph: Graph) -> dict[int, int]:
+    n: dict[int, int] = {}
+    for op in graph.ops:
+        for i in op.inputs:
+            n[i] = n.get(i, 0) + 1
+    return n
+
+
+def _depthwise_hwc(graph: Graph, op: Op, consumers: Mapping[int, int]) -> bool:
+    """Whether the engine runs the channel-group kernel: out of place (the input is read
+    again later, or is a graph input) it always does; in place where opspec's cost rule
+    prefers it (the planner grants its buffer then). Matches every depthwise op of the
+    calibration networks."""
+    from tflite_converter import opspec
+
+    x = op.inputs[0]
+    return consumers.get(x, 0) > 1 or x in graph.inputs or opspec.depthwise_prefers_hwc(graph, op)
+
+
+def cost_class(graph: Graph, op: Op, consumers: Mapping[int, int] | None = None) -> str:
+    """The cost class of `op` (a key of the table's coefficients; CLASS_FEATURES by family)."""
     k = op.kind
     if k is OpKind.CONV_2D:
         w = graph.tensors[op.inputs[1]].shape
@@ -92,7 +114,8 @@ def cost_class(graph: Graph, op: Op) -> str:
         w = graph.tensors[op.inputs[1]].shape
         a = op.attrs
         stride = a.stride_h if isinstance(a, ConvAttrs) else 1
-        return f"depthwise_k{w[1]}_s{stride}"
+        hwc = _depthwise_hwc(graph, op, _consumers(graph) if consumers is None else consumers)
+        return f"depthwise_k{w[1]}_s{stride}_{'hwc' if hwc else 'plane'}"
     if k is OpKind.FULLY_CONNECTED:
         return "fully_connected"
     if k is OpKind.ADD:
@@ -109,14 +132,25 @@ def cost_class(graph: Graph, op: Op) -> str:
 
 
 def features_of(cls: str) -> tuple[str, ...]:
-    return CLASS_FEATURES["depthwise" if cls.startswith("depthwise") else cls]
+    if cls.startswith("depthwise"):
+        return CLASS_FEATURES["depthwise_" + cls.rsplit("_", 1)[1]]
+    return CLASS_FEATURES[cls]
 
 
-def _op_key(graph: Graph, op: Op) -> tuple:
-    """Everything the cost of `op` depends on: kind, attributes, tensor shapes."""
+def _valid_taps(size: int, out: int, k: int, stride: int, dilation: int, pad: int) -> int:
+    """Kernel taps inside the input, summed over the output positions of one axis."""
+    n = 0
+    for o in range(out):
+        start = o * stride - pad
+        n += sum(1 for t in range(k) if 0 <= start + t * dilation < size)
+    return n
+
+
+def _op_key(graph: Graph, op: Op, cls: str) -> tuple:
+    """Everything the cost of `op` depends on: class, attributes, tensor shapes."""
     shapes = tuple(tuple(graph.tensors[i].shape) if i >= 0 else () for i in op.inputs)
     outs = tuple(tuple(graph.tensors[i].shape) for i in op.outputs)
-    return (op.kind, op.attrs, shapes, outs)
+    return (cls, op.attrs, shapes, outs)
 
 
 def op_features(graph: Graph, op: Op) -> dict[str, float]:
@@ -130,7 +164,7 @@ def op_features(graph: Graph, op: Op) -> dict[str, float]:
     out_pixels = _prod(y[:-1]) if len(y) >= 2 else 1
     f["out_pixels"] = float(out_pixels)
     f["channels"] = float(y[-1]) if y else 1.0
-    macs, patch, padded = 0, 0, in_elems
+    macs, patch, padded, valid = 0, 0, in_elems, 0
     a = op.attrs
     if op.kind is OpKind.CONV_2D:
         w = t[op.inputs[1]].shape  # [Cout, kh, kw, Cin]
@@ -142,12 +176,15 @@ def op_features(graph: Graph, op: Op) -> dict[str, float]:
         if isinstance(a, ConvAttrs) and len(x) == 4:
             p = a.pads
             padded = x[0] * (x[1] + p.top + p.bottom) * (x[2] + p.left + p.right) * x[3]
+            valid = y[0] * y[3] * (_valid_taps(x[1], y[1], w[1], a.stride_h, a.dilation_h, p.top)
+                                   * _valid_taps(x[2], y[2], w[2], a.stride_w, a.dilation_w, p.left))
     elif op.kind is OpKind.FULLY_CONNECTED:
         w = t[op.inputs[1]].shape  # [units, depth]
         macs = _prod(w) * max(1, out_elems // max(1, w[0]))
     elif op.kind in _POOL_KINDS and isinstance(a, PoolAttrs):
         macs = out_elems * a.filter_h * a.filter_w
     f["macs"], f["patch_elems"], f["padded_elems"] = float(macs), float(patch), float(padded)
+    f["valid_macs"] = float(valid)
     return f
 
 
@@ -211,11 +248,11 @@ class LatencyModel:
             coef = self.coefficients.get("other", {})
         return coef
 
-    def op_instructions(self, graph: Graph, op: Op) -> int:
-        key = _op_key(graph, op)
+    def op_instructions(self, graph: Graph, op: Op, cls: str | None = None) -> int:
+        cls = cost_class(graph, op) if cls is None else cls
+        key = _op_key(graph, op, cls)
         n = self._op_cache.get(key)
         if n is None:
-            cls = cost_class(graph, op)
             f = op_features(graph, op)
             n = int(round(sum(c * f[name] for name, c in self._coefficients(cls).items())))
             if len(self._op_cache) >= self._CACHE_LIMIT:
@@ -226,8 +263,12 @@ class LatencyModel:
     def predict_ops(self, model: Any) -> list[tuple[int, str, int]]:
         """(op index, cost class, instructions) of every op, in graph order."""
         graph = _as_graph(model)
-        return [(op.index, cost_class(graph, op), self.op_instructions(graph, op))
-                for op in graph.ops]
+        consumers = _consumers(graph)
+        out = []
+        for op in graph.ops:
+            cls = cost_class(graph, op, consumers)
+            out.append((op.index, cls, self.op_instructions(graph, op, cls)))
+        return out
 
     def predict_instructions(self, model: Any) -> int:
         """Instructions of one invoke of a NetworkSpec, an ArchConfig or a Graph."""
@@ -239,9 +280,7 @@ class LatencyModel:
                 key = None
             if key is not None and key in self._net_cache:
                 return self._net_cache[key]
-        graph = _as_graph(model)
-        total = int(round(self.invoke_overhead)) + sum(self.op_instructions(graph, op)
-                                                       for op in graph.ops)
+        total = int(round(self.invoke_overhead)) + sum(n for _, _, n in self.predict_ops(model))
         if key is not None:
             if len(self._net_cache) >= self._CACHE_LIMIT:
                 self._net_cache.clear()
@@ -259,12 +298,13 @@ class LatencyModel:
 
 
 def _nearest_depthwise(cls: str, coefficients: Mapping[str, Any]) -> str | None:
-    def parse(c: str) -> tuple[int, int]:
-        k, s = c[len("depthwise_k"):].split("_s")
-        return int(k), int(s)
+    def parse(c: str) -> tuple[int, int, str]:
+        k, rest = c[len("depthwise_k"):].split("_s", 1)
+        s, variant = rest.split("_", 1)
+        return int(k), int(s), variant
 
-    k, s = parse(cls)
-    known = [c for c in coefficients if c.startswith("depthwise_k")]
+    k, s, variant = parse(cls)
+    known = [c for c in coefficients if c.startswith("depthwise_k") and parse(c)[2] == variant]
     if not known:
         return None
     return min(known, key=lambda c: (abs(parse(c)[1] - s), abs(parse(c)[0] - k)))

@@ -16,7 +16,8 @@ KEYS = ("float_test_accuracy", "int8_test_accuracy", "c_test_accuracy", "c_int8_
         "tflm_identical", "verified", "verify_summary", "arena_bytes", "tflm_arena_bytes",
         "tflite_bytes", "quantization")
 QEMU_KEYS = ("qemu_instructions", "qemu_identical_to_tflm", "flash_bytes_linked_image",
-             "flash_bytes_model_object", "qemu_cpu")
+             "flash_bytes_model_object", "ram_bytes_linked_image", "ram_bytes_model_object",
+             "qemu_cpu")
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +80,9 @@ def _check(report, tmp_path, splits):
         assert config["qemu_identical_to_tflm"] == "2/2"
         assert config["qemu_instructions"] > 0 and config["qemu_cpu"] == "cortex-m7"
         assert config["flash_bytes_linked_image"] > config["flash_bytes_model_object"] > 0
+        # The model object's RAM is its arena (and little else); the image adds newlib's.
+        assert config["ram_bytes_model_object"] >= config["arena_bytes"]
+        assert config["ram_bytes_linked_image"] > config["ram_bytes_model_object"]
     else:
         assert "qemu_skipped" in config
     return config
@@ -149,6 +153,32 @@ def test_verification_catches_one_flipped_byte(trained, tmp_path, monkeypatch):
     assert report.get_config()["tflm_identical"] == f"{VERIFY - 1}/{VERIFY}"
     assert report.verify_summary.startswith(f"{VERIFY - 1}/{VERIFY} held-out")
     assert report.tflm_mismatches == (0,)
+
+
+def test_verification_catches_a_cortex_m_difference(trained, tmp_path, monkeypatch):
+    """The host build matching TFLM is not enough: the Cortex-M (DSP) outputs must too."""
+    import dataclasses
+
+    from engine import qemu
+
+    if not qemu.toolchain_available():
+        pytest.skip("arm-none-eabi-gcc / qemu-system-arm not installed")
+    original = qemu.run_on_qemu
+
+    def flipped(*args, **kwargs):
+        r = original(*args, **kwargs)
+        outputs = [[o.copy() for o in sample] for sample in r.outputs]
+        outputs[1][0].reshape(-1).view(np.uint8)[0] ^= 1
+        return dataclasses.replace(r, outputs=outputs)
+
+    monkeypatch.setattr(qemu, "run_on_qemu", flipped)
+    report = _deploy(trained, tmp_path, "ptq", qemu_images=2)
+    config = report.get_config()
+    assert config["tflm_identical"] == f"{VERIFY}/{VERIFY}"  # the host build is fine
+    assert config["qemu_identical_to_tflm"] == "1/2"
+    assert report.verified is False
+    assert "1/2 Cortex-M (cortex-m7) outputs identical" in report.verify_summary
+    assert "\n" not in report.verify_summary
 
 
 def test_deploy_refuses_bad_arguments(trained, tmp_path):
