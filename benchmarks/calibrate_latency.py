@@ -90,6 +90,57 @@ def export_network(cfg: Any, name: str) -> Path:
     return _cached_export(name, cfg.to_json(), build)
 
 
+# fully-connected stacks (input depth, then units per layer; ReLU between): depths and unit
+# counts off the 4-row / 4-byte grid too, down to a single input or output value
+MLP_MODELS = [(512, 96, 96, 12), (300, 64, 33, 10), (3, 20, 7), (128, 256, 10), (40, 10, 40, 5),
+              (2, 12, 20, 1), (250, 30, 2)]
+# one-channel images through a strided depthwise convolution with a depth multiplier (how
+# keyword-spotting front ends start): (height, width, kernel h, kernel w, multiplier, seed)
+C1_DEPTHWISE_MODELS = [(36, 30, 6, 8, 8, 1), (25, 20, 5, 4, 4, 2), (30, 30, 3, 3, 8, 3),
+                       (44, 36, 9, 8, 12, 4)]
+
+
+def export_mlp(dims: Sequence[int]) -> Path:
+    name = "mlp_" + "x".join(map(str, dims))
+
+    def build() -> bytes:
+        from mcunet_tf.export import export_int8_tflite
+        from mcunet_tf.tf_env import keras
+
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(len(dims))
+        layers = [keras.Input((dims[0],))]
+        for i, units in enumerate(dims[1:]):
+            last = i == len(dims) - 2
+            layers.append(keras.layers.Dense(units, activation=None if last else "relu"))
+        data = np.random.default_rng(0).uniform(-1, 1, (8, dims[0])).astype(np.float32)
+        return export_int8_tflite(keras.Sequential(layers), data)
+
+    return _cached_export(name, repr(tuple(dims)), build)
+
+
+def export_c1_depthwise(h: int, w: int, kh: int, kw: int, mult: int, seed: int) -> Path:
+    name = f"c1dw_{h}x{w}_k{kh}x{kw}_m{mult}"
+
+    def build() -> bytes:
+        from mcunet_tf.export import export_int8_tflite
+        from mcunet_tf.tf_env import keras
+
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(seed)
+        model = keras.Sequential([
+            keras.Input((h, w, 1)),
+            keras.layers.DepthwiseConv2D((kh, kw), strides=2, padding="same",
+                                         depth_multiplier=mult, activation="relu"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10),
+        ])
+        data = np.random.default_rng(seed).uniform(-1, 1, (8, h, w, 1)).astype(np.float32)
+        return export_int8_tflite(model, data)
+
+    return _cached_export(name, repr((h, w, kh, kw, mult, seed)), build)
+
+
 def export_aux(resolution: int, channels: int, pool: str, size: int, seed: int,
                units: int) -> Path:
     name = f"aux_{pool}{size}_r{resolution}_c{channels}_u{units}"
@@ -185,6 +236,8 @@ def calibration_models() -> list[tuple[str, Path]]:
         name = f"fit{i:02d}_w{int(w * 100)}_r{r}_c{c}"
         out.append((name, export_network(arch(w, r, c, s), name)))
     out += [(p.stem.rsplit("-", 1)[0], p) for p in (export_aux(*a) for a in AUX_MODELS)]
+    out += [(p.stem.rsplit("-", 1)[0], p) for p in (export_mlp(d) for d in MLP_MODELS)]
+    out += [(p.stem.rsplit("-", 1)[0], p) for p in (export_c1_depthwise(*a) for a in C1_DEPTHWISE_MODELS)]
     return out
 
 
@@ -243,8 +296,10 @@ def shared_models() -> list[tuple[str, Path]]:
     return out
 
 
-def check(cores: Sequence[str] = CORES, limit_pct: float = 10.0) -> int:
+def check(cores: Sequence[str] = CORES, limit_pct: float = 10.0,
+          extra: Sequence[Path] = ()) -> int:
     models = [("real", n, p) for n, p in shared_models()] + [("holdout", n, p) for n, p in holdout_models()]
+    models += [("given", p.stem, p) for p in extra]
     worst: tuple[float, str] = (0.0, "")
     for cpu in cores:
         model = latency.LatencyModel.load(cpu)
@@ -261,10 +316,24 @@ def check(cores: Sequence[str] = CORES, limit_pct: float = 10.0) -> int:
             err = (pred - m["total"]) / m["total"] * 100
             blame = _worst_class(model, graph, m)
             print(f"{group:8s} {name:44s} {pred:12d} {m['total']:12d} {err:+7.1f}%  {blame}")
+            if group == "given":
+                _print_classes(model, graph, m)
             if abs(err) > abs(worst[0]):
                 worst = (err, f"{cpu} {name}")
     print(f"\nworst: {worst[0]:+.1f}% ({worst[1]})")
     return 0 if abs(worst[0]) <= limit_pct else 1
+
+
+def _print_classes(model: latency.LatencyModel, graph: Graph, m: dict) -> None:
+    """Predicted and measured instructions per cost class of one network."""
+    pred: dict[str, float] = {}
+    meas: dict[str, float] = {}
+    for index, cls, n in model.predict_ops(graph):
+        pred[cls] = pred.get(cls, 0.0) + n
+        meas[cls] = meas.get(cls, 0.0) + m["ops"].get(str(index), 0)
+    for cls in sorted(pred, key=lambda c: -meas[c]):
+        err = (pred[cls] - meas[cls]) / max(meas[cls], 1.0) * 100
+        print(f"         {cls:30s} {pred[cls]:12.0f} {meas[cls]:12.0f} {err:+7.1f}%")
 
 
 def _worst_class(model: latency.LatencyModel, graph: Graph, m: dict) -> str:
@@ -280,12 +349,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--check", action="store_true", help="compare predictions with QEMU counts")
     p.add_argument("--cores", nargs="+", default=list(CORES), choices=CORES)
+    p.add_argument("--models", nargs="*", type=Path, default=[],
+                   help="with --check: also these .tflite files, with a per-class breakdown")
     args = p.parse_args(argv)
     if not qemu.toolchain_available():
         print("arm-none-eabi-gcc / qemu-system-arm not found", file=sys.stderr)
         return 2
     if args.check:
-        return check(args.cores)
+        return check(args.cores, extra=args.models)
     calibrate(args.cores)
     return 0
 

@@ -49,7 +49,7 @@ import pathlib
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -138,15 +138,24 @@ def _kernel_like(variable: Any) -> bool:
     return "kernel" in name and "transform" not in name
 
 
+SUBNET_DRAWS = 200  # draws per filtered sub-network before the last one is kept
+
+
 class SupernetTrainer:
     """Owns the model, optimizer, checkpoints and traced step functions of one run."""
 
     def __init__(self, config: TrainConfig, strategy: tf.distribute.Strategy | None = None,
                  checkpoint_dir: str | os.PathLike[str] | None = None,
-                 space: SearchSpace | None = None) -> None:
+                 space: SearchSpace | None = None,
+                 subnet_filter: Callable[[ArchConfig], bool] | None = None) -> None:
         """``space`` replaces MCUNet's backbone at the configuration's width / resolution
-        (e.g. a reduced space for quick tests); it must agree on the class count."""
+        (e.g. a reduced space for quick tests); it must agree on the class count.
+
+        ``subnet_filter`` restricts the elastic phase's sampled sub-networks to those it
+        accepts (the search passes "fits the memory limits"): the shared weights are then
+        trained for the networks evolution can pick, not for the whole space."""
         self.config = config
+        self.subnet_filter = subnet_filter
         self.strategy = strategy or tf.distribute.get_strategy()
         self.space = space or config.space()
         if self.space.num_classes != config.num_classes:
@@ -193,8 +202,19 @@ class SupernetTrainer:
 
     # ---------------------------------------------------------------- sampling
     def subnets_for_step(self, step: int) -> list[ArchConfig]:
+        """The step's sub-networks, drawn from a generator seeded by the step (a resumed run
+        trains the same ones); with a filter, each is redrawn until it passes (after
+        ``SUBNET_DRAWS`` rejections the last draw is kept, so a step never stalls)."""
         rng = np.random.default_rng([self.config.seed, step])
-        return [self.space.sample(rng) for _ in range(self.config.num_subnets)]
+        out = []
+        for _ in range(self.config.num_subnets):
+            cfg = self.space.sample(rng)
+            for _ in range(SUBNET_DRAWS - 1):
+                if self.subnet_filter is None or self.subnet_filter(cfg):
+                    break
+                cfg = self.space.sample(rng)
+            out.append(cfg)
+        return out
 
     # ---------------------------------------------------------------- the step
     def _loss(self, labels: Any, logits: Any) -> Any:

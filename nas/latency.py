@@ -32,6 +32,9 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
+
+from tflite_converter import opspec
 from tflite_converter.ir import ConvAttrs, Graph, Op, OpKind, PoolAttrs
 
 TABLE_PATH = Path(__file__).with_name("latency_table.json")
@@ -48,7 +51,10 @@ CLASS_FEATURES: dict[str, tuple[str, ...]] = {
     "conv_kxk": ("macs", "out_elems", "patch_elems", "out_pixels", "one"),
     "depthwise_plane": ("macs", "out_elems", "padded_elems", "channels", "one"),
     "depthwise_hwc": ("valid_macs", "out_elems", "out_pixels", "one"),
-    "fully_connected": ("macs", "out_elems", "in_elems", "one"),
+    "depthwise_c1": ("macs", "out_elems", "padded_elems", "one"),
+    # whole 4-row blocks over a depth of whole words run the assembly loop, the rest in C
+    "fully_connected": ("fc_block_macs", "fc_tail_macs", "out_elems", "in_elems", "one"),
+    "fully_connected_plain": ("fc_block_macs", "fc_tail_macs", "out_elems", "in_elems", "one"),
     "add": ("out_elems", "one"),
     "mean": ("in_elems", "out_elems", "one"),
     "pool": ("macs", "out_elems", "one"),
@@ -88,17 +94,6 @@ def _consumers(graph: Graph) -> dict[int, int]:
     return n
 
 
-def _depthwise_hwc(graph: Graph, op: Op, consumers: Mapping[int, int]) -> bool:
-    """Whether the engine runs the channel-group kernel: out of place (the input is read
-    again later, or is a graph input) it always does; in place where opspec's cost rule
-    prefers it (the planner grants its buffer then). Matches every depthwise op of the
-    calibration networks."""
-    from tflite_converter import opspec
-
-    x = op.inputs[0]
-    return consumers.get(x, 0) > 1 or x in graph.inputs or opspec.depthwise_prefers_hwc(graph, op)
-
-
 def cost_class(graph: Graph, op: Op, consumers: Mapping[int, int] | None = None) -> str:
     """The cost class of `op` (a key of the table's coefficients; CLASS_FEATURES by family)."""
     k = op.kind
@@ -114,10 +109,12 @@ def cost_class(graph: Graph, op: Op, consumers: Mapping[int, int] | None = None)
         w = graph.tensors[op.inputs[1]].shape
         a = op.attrs
         stride = a.stride_h if isinstance(a, ConvAttrs) else 1
-        hwc = _depthwise_hwc(graph, op, _consumers(graph) if consumers is None else consumers)
+        if opspec.depthwise_single_channel(graph, op, False):
+            return "depthwise_c1"  # one input channel (out of place): the band / plane kernels
+        hwc = opspec.depthwise_runs_hwc(graph, op, _consumers(graph) if consumers is None else consumers)
         return f"depthwise_k{w[1]}_s{stride}_{'hwc' if hwc else 'plane'}"
     if k is OpKind.FULLY_CONNECTED:
-        return "fully_connected"
+        return "fully_connected" if _fc_offset_kernel(graph, op) else "fully_connected_plain"
     if k is OpKind.ADD:
         return "add"
     if k is OpKind.MEAN:
@@ -131,8 +128,26 @@ def cost_class(graph: Graph, op: Op, consumers: Mapping[int, int] | None = None)
     return "other"
 
 
+def _fc_offset_kernel(graph: Graph, op: Op) -> bool:
+    """Whether the engine runs FULLY_CONNECTED on its offset-byte kernel (the accumulator
+    bound of ``offset_kernel_exact`` holds) rather than the plain one. Without real weights
+    (the search's graphs) the offset kernel: trained classifiers of these sizes meet the bound."""
+    from tflite_converter.codegen.ops.fully_connected import offset_kernel_exact
+
+    w = graph.tensors[op.inputs[1]]
+    if w.data is None or tuple(w.data.shape) != tuple(w.shape) or len(w.shape) != 2:
+        return True
+    x = graph.tensors[op.inputs[0]]
+    zp_in = int(x.quant.zero_point.reshape(-1)[0]) if x.quant is not None else 0
+    rows = w.data.astype(np.int64)
+    bias = np.zeros(w.shape[0], dtype=np.int64)
+    if len(op.inputs) > 2 and op.inputs[2] >= 0 and graph.tensors[op.inputs[2]].data is not None:
+        bias = graph.tensors[op.inputs[2]].data.astype(np.int64).reshape(-1)
+    return offset_kernel_exact(bias - zp_in * rows.sum(axis=1), rows)
+
+
 def features_of(cls: str) -> tuple[str, ...]:
-    if cls.startswith("depthwise"):
+    if cls.startswith("depthwise_k"):
         return CLASS_FEATURES["depthwise_" + cls.rsplit("_", 1)[1]]
     return CLASS_FEATURES[cls]
 
@@ -180,9 +195,14 @@ def op_features(graph: Graph, op: Op) -> dict[str, float]:
                                    * _valid_taps(x[2], y[2], w[2], a.stride_w, a.dilation_w, p.left))
     elif op.kind is OpKind.FULLY_CONNECTED:
         w = t[op.inputs[1]].shape  # [units, depth]
-        macs = _prod(w) * max(1, out_elems // max(1, w[0]))
+        batches = max(1, out_elems // max(1, w[0]))
+        macs = _prod(w) * batches
+        block = batches * (w[0] // 4 * 4) * w[1] if w[1] % 4 == 0 else 0
+        f["fc_block_macs"], f["fc_tail_macs"] = float(block), float(macs - block)
     elif op.kind in _POOL_KINDS and isinstance(a, PoolAttrs):
         macs = out_elems * a.filter_h * a.filter_w
+    f.setdefault("fc_block_macs", 0.0)
+    f.setdefault("fc_tail_macs", 0.0)
     f["macs"], f["patch_elems"], f["padded_elems"] = float(macs), float(patch), float(padded)
     f["valid_macs"] = float(valid)
     return f
@@ -240,7 +260,7 @@ class LatencyModel:
     # ------------------------------------------------------------------ prediction
     def _coefficients(self, cls: str) -> dict[str, float]:
         coef = self.coefficients.get(cls)
-        if coef is None and cls.startswith("depthwise"):
+        if coef is None and cls.startswith("depthwise_k"):
             # a kernel size / stride never calibrated: the nearest calibrated one, scaled by
             # MACs through its own coefficients (the features carry the kernel size)
             coef = self.coefficients.get(_nearest_depthwise(cls, self.coefficients))

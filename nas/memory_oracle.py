@@ -18,11 +18,10 @@ Figures:
   the in-place depthwise channel buffer) in one arena -- the SRAM the engine's arena takes.
 - ``lower_bound_bytes``: the most bytes live at one step of that schedule (no placement can
   use less).
-- ``flash_estimate_bytes``: an ESTIMATE of the model's constant data in Flash: int8 weights,
-  int32 biases, and per output channel of every convolution / fully-connected layer an int32
-  requantization multiplier and an int32 shift, plus small constants (MEAN's axes). Code,
-  the runtime, alignment padding and the linker's layout are not counted: the exact Flash
-  figure is the linked image's ``.text + .rodata + .data``.
+- ``flash_estimate_bytes``: an ESTIMATE of the generated model object's Flash (weights in the
+  layouts the emitters write, their per-channel tables, and the code; :mod:`nas.flash_estimate`).
+  The C runtime and the application beside it are not counted (the MCU reserve covers them):
+  the exact figure is the model object's ``.text + .rodata + .data``.
 
 Results are cached by network (an :class:`ArchConfig` is first turned into its
 :class:`NetworkSpec`, so equal networks share one entry whatever their name).
@@ -37,15 +36,13 @@ from mcunet_tf.arch import ArchConfig
 from mcunet_tf.network import NetworkSpec
 from nas.arch_graph import network_to_graph
 from nas.fast_oracle import chain_memory
-from tflite_converter.ir import DType, Graph, OpKind
+from nas.flash_estimate import graph_flash_bytes, network_flash_bytes
+from tflite_converter.ir import Graph
 from tflite_converter.planner import plan_memory
 from tflite_converter.schedule import schedule
 
 Candidate = Union[NetworkSpec, ArchConfig]
 
-# per output channel of a quantized weight layer: int32 multiplier + int32 shift
-REQUANT_BYTES_PER_CHANNEL = 8
-_WEIGHT_LAYERS = frozenset({OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.FULLY_CONNECTED})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,47 +62,15 @@ class MemoryProfile:
         return cls(**dict(config))
 
 
-# element sizes keyed by member name (enum members hash through Python-level code)
-_ITEMSIZE = {d.name: d.itemsize for d in DType}
-
-
 def flash_estimate_bytes(graph: Graph) -> int:
-    """Constant bytes of `graph` plus the per-channel requantization parameters of its
-    weight layers. An estimate of the weights' share of Flash (see the module docstring)."""
-    total = 0
-    for t in graph.tensors:
-        if t.data is not None:
-            n = _ITEMSIZE[t.dtype._name_]
-            for d in t.shape:
-                n *= d
-            total += n
-    for op in graph.ops:
-        if op.kind in _WEIGHT_LAYERS:
-            out_channels = graph.tensors[op.outputs[0]].shape[-1]
-            total += REQUANT_BYTES_PER_CHANNEL * out_channels
-    return total
-
-
-_INT8, _INT32 = DType.INT8.itemsize, DType.INT32.itemsize
-_PER_CHANNEL = _INT32 + REQUANT_BYTES_PER_CHANNEL  # bias + requantization, per output channel
+    """The model object's Flash (weights in the emitters' layouts, tables, code) estimated
+    from `graph`: :func:`nas.flash_estimate.graph_flash_bytes`."""
+    return graph_flash_bytes(graph)
 
 
 def network_flash_estimate_bytes(spec: NetworkSpec) -> int:
-    """``flash_estimate_bytes(network_to_graph(spec))`` from the spec alone (the fast path):
-    per weight layer its int8 weights (the layout arch_graph gives them) plus an int32 bias
-    and the requantization parameters per output channel, and MEAN's int32[2] axes."""
-    stem = spec.first_conv
-    total = stem.out_channels * (_INT8 * stem.kernel * stem.kernel * spec.in_channels + _PER_CHANNEL)
-    for b in spec.blocks:
-        mid = b.mid_channels
-        if b.has_expansion:
-            total += mid * (_INT8 * b.in_channels + _PER_CHANNEL)
-        total += mid * (_INT8 * b.kernel_size * b.kernel_size + _PER_CHANNEL)
-        total += b.out_channels * (_INT8 * mid + _PER_CHANNEL)
-    fm = spec.feature_mix
-    if fm is not None:
-        total += fm.out_channels * (_INT8 * fm.kernel * fm.kernel * spec.last_block_channels + _PER_CHANNEL)
-    return total + 2 * _INT32 + spec.num_classes * (_INT8 * spec.feature_channels + _PER_CHANNEL)
+    """``flash_estimate_bytes(network_to_graph(spec))`` from the spec alone (the fast path)."""
+    return network_flash_bytes(spec)
 
 
 class MemoryOracle:

@@ -7,8 +7,14 @@ Figures and where they come from:
 - the network: MACs and parameters (MCUNet's analytic profile), the planner's arena (= the
   generated C's), the Flash estimate of weights, the latency model's estimate;
 - deployed: accuracies on the test split of the float model, the int8 ``.tflite`` and our C;
-  identical outputs to TFLite Micro; TFLM's arena for the same ``.tflite``; the linked
-  Cortex-M image's Flash and the QEMU instruction count; all against the limits, with margins.
+  identical outputs to TFLite Micro; TFLM's arena for the same ``.tflite``; the Flash of the
+  model's own object file and of the linked Cortex-M image; the QEMU instruction count.
+
+What "fits" checks: the limits are the network's (``--sram_kb`` / ``--flash_kb`` as given, or
+the part's memory less the reserve): its arena against the SRAM limit, its model object
+(weights, tables and code: what the search's Flash estimate stands for) against the Flash
+limit. The whole firmware (the linked image, whose harness and C library stand in for an
+application) is checked against the part itself: ``image_fits_part``.
 """
 from __future__ import annotations
 
@@ -60,7 +66,8 @@ def write_report(run: Any, arch: ArchConfig, evo: EvolutionResult, deployed: dic
     s = run.settings
     limits = s.limits
     arena = deployed.get("arena_bytes")
-    flash = deployed.get("flash_bytes_linked_image") or deployed.get("flash_bytes_model_object")
+    flash = deployed.get("flash_bytes_model_object")
+    image = deployed.get("flash_bytes_linked_image")
     report: dict[str, Any] = {
         "mcu": s.mcu.get_config(), "limits": limits.get_config(), "reserve": s.reserve.get_config(),
         "budget": s.budget.get_config(), "data": run.splits().summary(),
@@ -74,6 +81,9 @@ def write_report(run: Any, arch: ArchConfig, evo: EvolutionResult, deployed: dic
                     "flash_bytes": None if flash is None else limits.flash_bytes - flash},
         "fits": (arena is not None and arena <= limits.sram_bytes
                  and (flash is None or flash <= limits.flash_bytes)),
+        "image_fits_part": None if image is None else bool(
+            image <= s.mcu.flash_bytes and arena is not None
+            and arena + s.reserve.sram_bytes <= s.mcu.sram_bytes),
         "baseline": baseline,
         "stages": {k: v.get("seconds") for k, v in run.state["done"].items() if isinstance(v, dict)},
         "seconds": round(seconds, 1),
@@ -87,6 +97,7 @@ def _row(name: str, d: dict[str, Any], fit: dict[str, Any]) -> str:
     return (f"| {name} | {_pct(d.get('float_test_accuracy'))} | {_pct(d.get('int8_test_accuracy'))} | "
             f"{_pct(d.get('c_test_accuracy'))} | {d.get('tflm_identical', 'n/a')} | "
             f"{_kib(d.get('arena_bytes'))} | {_kib(d.get('tflm_arena_bytes'))} | "
+            f"{_kib(d.get('flash_bytes_model_object'))} ({_kib(fit.get('flash_estimate_bytes', fit.get('flash_bytes')))}) | "
             f"{_kib(d.get('flash_bytes_linked_image'))} | {fit.get('macs', 0) / 1e6:.2f} M | "
             f"{d.get('qemu_instructions', 'n/a')} |")
 
@@ -112,8 +123,8 @@ def render_markdown(r: dict[str, Any]) -> str:
         "(supernet, BN recalibrated; evolution_curve.png).",
         "",
         "| network | float test acc | int8 .tflite test acc | our C test acc | same bytes as TFLM | "
-        "our arena | TFLM arena | Flash (linked image) | MACs | Cortex-M instructions |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "our arena | TFLM arena | model Flash (estimate) | linked image | MACs | Cortex-M instructions |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
         _row("searched", d, r["network"]),
     ]
     if r.get("baseline"):
@@ -123,7 +134,10 @@ def render_markdown(r: dict[str, Any]) -> str:
     lines += [
         "",
         f"Margins: SRAM {_kib(r['margins']['sram_bytes'])}, Flash {_kib(r['margins']['flash_bytes'])}; "
-        f"fits: {'yes' if r['fits'] else 'NO'}.",
+        f"fits: {'yes' if r['fits'] else 'NO'} (arena vs the SRAM limit, the model object vs the Flash "
+        f"limit); the whole linked image with the SRAM reserve "
+        + {True: "fits", False: "does NOT fit", None: "was not built for"}[r.get("image_fits_part")]
+        + f" the {mcu['name']} itself.",
         f"Latency: model {lat['estimated_instructions']:,} instructions "
         f"({lat['estimated_ms']:.2f} ms at {mcu['clock_hz'] / 1e6:.0f} MHz, "
         f"{lat['cycles_per_instruction']:g} cycles per instruction assumed)"

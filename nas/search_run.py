@@ -173,8 +173,10 @@ class SearchRun:
 
         config = self.train_config(space)
         save_run_config(self.out / "supernet", config)
+        limits = self.settings.limits
         trainer = SupernetTrainer(config, make_strategy(self.settings.strategy),
-                                  checkpoint_dir=self.out / "supernet", space=space)
+                                  checkpoint_dir=self.out / "supernet", space=space,
+                                  subnet_filter=lambda cfg: self.meter.measure(cfg).within(limits))
         if self._done("supernet") is None:
             t0 = time.perf_counter()
             result = trainer.train(self.splits(), progress=self.progress)

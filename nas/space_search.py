@@ -8,6 +8,13 @@ if limited) and score the space by the mean MACs of the fitting ones. The space 
 highest mean wins; the MACs of each space's fitting networks are kept for the CDF plot
 (the paper's Figure 2).
 
+Only spaces where at least ``MIN_FIT_FRACTION`` of the samples fit are eligible. A space
+where one sample in a thousand fits can have the highest mean (that one network sits right
+at the limits) but is a poor space to specialise: the supernet's sampled sub-networks and
+evolution's population would be drawn from a sliver of it (measured on CIFAR-10 at 64 KiB /
+256 KiB: w0.4 r80 with 1/1000 fitting outranked w0.3 r80 with 252/1000). Where no space
+reaches the fraction, every space with a fitting network is eligible.
+
 Resumable: every profiled space is appended to a partial file, and each space draws its
 samples from its own seeded generator ``(seed, space index)``, so a stopped run that
 resumes reaches exactly the result of an unbroken one.
@@ -30,6 +37,7 @@ MCUNET_WIDTHS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 RESOLUTION_STEP = 16
 MIN_RESOLUTION = 32  # the backbone downsamples 32x: below it the last stages see 1x1 maps
 MAX_RESOLUTION = 224
+MIN_FIT_FRACTION = 0.05  # of a space's samples that must fit for it to be chosen
 
 
 def resolutions_for_images(image_size: int, max_resolution: int = MAX_RESOLUTION) -> tuple[int, ...]:
@@ -71,6 +79,10 @@ class SpaceStats:
     fitting_macs: tuple[int, ...]
     min_arena_bytes: int  # the smallest arena among the samples (fitting or not)
     min_flash_bytes: int
+
+    @property
+    def fitting_fraction(self) -> float:
+        return self.fitting / self.samples if self.samples else 0.0
 
     @property
     def fitting(self) -> int:
@@ -123,6 +135,10 @@ class Stage1Result:
     def chosen(self) -> SpaceStats:
         return self.stats[self.chosen_index]
 
+    def eligible(self) -> list[SpaceStats]:
+        """The spaces stage 1 may choose (and ``--space=random`` draws from)."""
+        return eligible_spaces(self.stats)
+
     def ranked(self) -> list[SpaceStats]:
         """Spaces by mean MACs of their fitting networks, best first (ties: grid order)."""
         order = sorted(range(len(self.stats)), key=lambda i: (-self.stats[i].mean_macs, i))
@@ -143,11 +159,20 @@ class Stage1Result:
         head = ("| width | resolution | fitting / sampled | mean MACs of fitting | max MACs |\n"
                 "|---|---|---|---|---|\n")
         rows = []
+        eligible = {id(s) for s in self.eligible()}
         for s in self.ranked():
-            mark = " **(chosen)**" if s is self.chosen else ""
+            mark = " **(chosen)**" if s is self.chosen else ("" if id(s) in eligible or not s.fitting
+                                                              else " (too few fit)")
             rows.append(f"| {s.width_mult:g} | {s.resolution} | {s.fitting} / {s.samples} | "
                         f"{s.mean_macs / 1e6:.2f} M{mark} | {max(s.fitting_macs, default=0) / 1e6:.2f} M |")
         return head + "\n".join(rows) + "\n"
+
+
+def eligible_spaces(stats: Sequence[SpaceStats]) -> list[SpaceStats]:
+    """Spaces with at least ``MIN_FIT_FRACTION`` of their samples fitting, or (when none has)
+    every space with a fitting sample."""
+    enough = [s for s in stats if s.fitting and s.fitting_fraction >= MIN_FIT_FRACTION]
+    return enough or [s for s in stats if s.fitting]
 
 
 class NothingFits(ValueError):
@@ -178,7 +203,7 @@ def optimise_spaces(grid: SpaceGrid, meter: CandidateMeter, limits: Limits, samp
             atomic_write_json(partial_path, {"grid": grid.get_config(), "samples": samples,
                                              "seed": seed, "limits": limits.get_config(),
                                              "stats": [s.get_config() for s in done]})
-        best = max(done, key=lambda s: s.mean_macs)
+        best = max(eligible_spaces(done) or done, key=lambda s: s.mean_macs)
         bar.set_postfix_str(f"w{space.width_mult:g} r{space.resolution}: {stats.fitting}/{samples} fit; "
                             f"best w{best.width_mult:g} r{best.resolution} {best.mean_macs / 1e6:.2f} MMACs")
         bar.update(1)
@@ -189,7 +214,9 @@ def optimise_spaces(grid: SpaceGrid, meter: CandidateMeter, limits: Limits, samp
         raise NothingFits(
             f"no sampled network fits {limits.describe()}: the smallest peak SRAM sampled is "
             f"{arena / 1024:.1f} KiB and the smallest Flash {flash / 1024:.1f} KiB")
-    chosen = max(range(len(done)), key=lambda i: (done[i].mean_macs, -i))
+    eligible = {id(s) for s in eligible_spaces(done)}
+    chosen = max((i for i in range(len(done)) if id(done[i]) in eligible),
+                 key=lambda i: (done[i].mean_macs, -i))
     return Stage1Result(grid, limits, tuple(done), chosen)
 
 
@@ -201,9 +228,9 @@ def smallest_reachable(grid: SpaceGrid, meter: CandidateMeter) -> tuple[int, int
 
 
 def random_space(stage1: Stage1Result, seed: int) -> SpaceStats:
-    """A space drawn uniformly among those with fitting networks (the control that shows
-    stage 1 matters)."""
-    candidates = [s for s in stage1.stats if s.fitting]
+    """A space drawn uniformly among the eligible ones (the control that shows stage 1's
+    choice matters: same rule of enough fitting networks, no MACs ranking)."""
+    candidates = stage1.eligible()
     return candidates[int(np.random.default_rng([seed, 7]).integers(len(candidates)))]
 
 

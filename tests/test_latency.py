@@ -113,3 +113,21 @@ def test_small_network_prediction_within_10_percent_of_qemu():
     assert abs(sum(ops.values()) - measured) <= 0.01 * measured
     # same outputs with and without the hook
     assert all(np.array_equal(a, b) for a, b in zip(plain.outputs[0], prof.outputs[0]))
+
+
+def test_kernel_specific_classes_of_real_models(shared_models):
+    from tflite_converter.pipeline import compile_model
+
+    speech = compile_model(shared_models / "tflm_micro_speech_quantized.tflite").graph
+    first_dw = next(op for op in speech.ops if op.kind.name == "DEPTHWISE_CONV_2D")
+    assert cost_class(speech, first_dw) == "depthwise_c1"  # one input channel: band / plane kernels
+
+    ad = compile_model(shared_models / "mlperf_tiny_ad01_int8.tflite").graph
+    fc = next(op for op in ad.ops if op.kind.name == "FULLY_CONNECTED")
+    assert cost_class(ad, fc) == "fully_connected"  # the offset-byte kernel's bound holds
+    w = ad.tensors[fc.inputs[1]]
+    assert w.shape[1] >= 600  # 128 * 127 * depth passes 2^23: the plain kernel runs
+    ad.tensors[fc.inputs[1]] = dataclasses.replace(w, data=np.full(w.shape, 127, np.int8))
+    assert cost_class(ad, fc) == "fully_connected_plain"
+    model = LatencyModel.load("cortex-m7")
+    assert {"depthwise_c1", "fully_connected_plain"} <= set(model.coefficients)

@@ -11,7 +11,8 @@ from mcunet_tf.arch import SearchSpace
 from nas.constraints import CandidateMeter, Fit, Limits
 from nas.evolution import Evolution, EvolutionConfig, network_key
 from nas.mcu import DEFAULT_RESERVE, get_profile
-from nas.space_search import (NothingFits, SpaceGrid, optimise_spaces, profile_space,
+from nas.space_search import (MIN_FIT_FRACTION, NothingFits, SpaceGrid, SpaceStats, Stage1Result,
+                              eligible_spaces, optimise_spaces, profile_space, random_space,
                               resolutions_for_images, smallest_reachable)
 
 KIB = 1024
@@ -51,7 +52,7 @@ def test_fit_checks_every_limit():
 
 def test_space_profile_keeps_exactly_the_fitting_networks(meter):
     space = SearchSpace(0.3, 48, num_classes=10)
-    limits = Limits(40 * KIB, 200 * KIB)
+    limits = Limits(28 * KIB, 300 * KIB)
     stats = profile_space(space, meter, limits, 60, np.random.default_rng(3))
     rng = np.random.default_rng(3)
     expected = []
@@ -83,6 +84,34 @@ def test_stage1_chooses_the_space_with_most_mean_macs_and_resumes(meter, tmp_pat
     assert [s.get_config() for s in resumed.stats] == [s.get_config() for s in full.stats]
     assert first.stats == full.stats[:3]
     assert "(chosen)" in full.table_markdown()
+
+
+def test_stage1_passes_over_spaces_where_too_few_networks_fit():
+    # One network in a thousand right at the limits has the highest mean, but a space where
+    # 252 fit is the one to specialise.
+    sliver = SpaceStats(0.4, 80, 1000, (8_900_000,), 60_000, 200_000)
+    broad = SpaceStats(0.3, 80, 1000, tuple(range(6_000_000, 6_000_000 + 252)), 30_000, 100_000)
+    small = SpaceStats(0.2, 48, 1000, tuple(range(1_000_000, 1_001_000)), 10_000, 50_000)
+    none = SpaceStats(0.5, 80, 1000, (), 90_000, 300_000)
+    assert sliver.fitting_fraction < MIN_FIT_FRACTION <= broad.fitting_fraction
+    assert eligible_spaces([sliver, broad, small, none]) == [broad, small]
+    # with no space above the fraction, every space that has a fitting network may be chosen
+    assert eligible_spaces([sliver, none]) == [sliver]
+    grid = SpaceGrid((0.2, 0.3, 0.4, 0.5), (48, 80), num_classes=10)
+    result = Stage1Result(grid, Limits(64 * KIB, 256 * KIB), (sliver, broad, small, none), 1)
+    assert result.eligible() == [broad, small]
+    assert "(too few fit)" in result.table_markdown()
+    assert {random_space(result, seed).width_mult for seed in range(20)} == {0.3, 0.2}
+
+
+def test_stage1_chooses_only_among_eligible_spaces(meter):
+    grid = SpaceGrid((0.2, 0.4, 0.6), (32, 48, 64), num_classes=10)
+    result = optimise_spaces(grid, meter, Limits(40 * KIB, 160 * KIB), 60, seed=2, progress=False)
+    eligible = result.eligible()
+    assert result.chosen in eligible
+    assert result.chosen.mean_macs == max(s.mean_macs for s in eligible)
+    if len(eligible) < sum(1 for s in result.stats if s.fitting):
+        assert all(s.fitting_fraction >= MIN_FIT_FRACTION for s in eligible)
 
 
 def test_stage1_refuses_limits_nothing_meets(meter):

@@ -176,6 +176,19 @@ def test_training_resumes_from_checkpoint(tmp_path):
     assert int(second.optimizer.iterations.numpy()) == 4
 
 
+def test_subnet_filter_restricts_the_sampled_subnetworks():
+    cfg = _small_train_config(num_subnets=4)
+    unfiltered = _TinyTrainer(cfg)
+    drawn = [c for step in range(10) for c in unfiltered.subnets_for_step(step)]
+    small_only = lambda c: max(c.kernel_sizes) <= 5 and c.depths[0] == 2  # noqa: E731
+    assert not all(small_only(c) for c in drawn)  # the filter has something to reject
+    filtered = SupernetTrainer(cfg, space=tiny_space(), subnet_filter=small_only)
+    for step in range(10):
+        picked = filtered.subnets_for_step(step)
+        assert len(picked) == 4 and all(small_only(c) for c in picked)
+        assert picked == filtered.subnets_for_step(step)  # a resumed run draws the same
+
+
 @pytest.mark.slow
 def test_mirrored_strategy_on_two_logical_cpus():
     # Logical devices must be configured before TensorFlow initialises its devices, so this

@@ -11,7 +11,7 @@ Nothing here imports anything heavy: it runs thousands of times a second inside 
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Optional
+from typing import Callable, Mapping, Optional
 
 from tflite_converter.ir import (
     Activation,
@@ -281,20 +281,28 @@ def _valid_taps(size: int, out: int, k: int, stride: int, dil: int, pad: int) ->
 
 def depthwise_prefers_hwc(graph: Graph, op: Op) -> bool:
     """Whether the channel-group kernel (valid taps only, four channels a tap) is expected to
-    run fewer instructions than the one-channel plane kernels (every tap of the padded window,
-    plus filling the plane). A model of the DSP build's cost per output element, fitted to
-    Cortex-M7 instruction counts of tinyengine_mcunet_vww's layers: the plane kernels cost
-    about 5 instructions a tap for 3x3 (two outputs share each word) and 4.5 for larger
-    kernels, plus ~1000 a channel (plane fill, set-up) spread over the channel's outputs; the
-    group kernel ~4.15 a valid tap plus ~68 (pixel set-up, four requantisations). It wins
-    where padding is most of the window: 3x3..7x7 kernels on maps of about 5x5 and below."""
+    run fewer instructions than the one-channel plane kernels: :func:`depthwise_prefers_hwc_shape`
+    on `op`'s shapes and attributes."""
     a = op.attrs
     assert isinstance(a, ConvAttrs)
-    if a.depth_multiplier != 1:
-        return False
     _, ih, iw, _ = graph.tensors[op.inputs[0]].shape
     _, kh, kw, _ = graph.tensors[op.inputs[1]].shape
     _, oh, ow, _ = graph.tensors[op.outputs[0]].shape
+    return depthwise_prefers_hwc_shape(ih, iw, kh, kw, oh, ow, a)
+
+
+def depthwise_prefers_hwc_shape(ih: int, iw: int, kh: int, kw: int, oh: int, ow: int,
+                                a: ConvAttrs) -> bool:
+    """The cost rule behind :func:`depthwise_prefers_hwc`, from shapes alone (the search's
+    size estimates use it without a graph). A model of the DSP build's cost per output
+    element, fitted to Cortex-M7 instruction counts of tinyengine_mcunet_vww's layers: the
+    plane kernels cost about 5 instructions a tap for 3x3 (two outputs share each word) and
+    4.5 for larger kernels, plus ~1000 a channel (plane fill, set-up) spread over the
+    channel's outputs; the group kernel ~4.15 a valid tap plus ~68 (pixel set-up, four
+    requantisations). It wins where padding is most of the window: 3x3..7x7 kernels on maps
+    of about 5x5 and below."""
+    if a.depth_multiplier != 1:
+        return False
     p = a.pads
     valid = (_valid_taps(ih, oh, kh, a.stride_h, a.dilation_h, p.top)
              * _valid_taps(iw, ow, kw, a.stride_w, a.dilation_w, p.left))
@@ -302,6 +310,14 @@ def depthwise_prefers_hwc(graph: Graph, op: Op) -> bool:
     per_tap = (5.0 if kh == kw == 3 else 4.5) if fitted else 8.0
     plane = per_tap * kh * kw + 1000.0 / (oh * ow)
     return 68.0 + 4.15 * valid < plane
+
+
+def depthwise_runs_hwc(graph: Graph, op: Op, consumers: Mapping[int, int]) -> bool:
+    """Whether the engine runs `op` with the channel-group kernel: out of place (its input is
+    read again later, or is a graph input) it always does; in place where the cost rule
+    prefers it (the planner grants its buffer then). `consumers`: readers per tensor."""
+    x = op.inputs[0]
+    return consumers.get(x, 0) > 1 or x in graph.inputs or depthwise_prefers_hwc(graph, op)
 
 
 def depthwise_preferred_scratch(graph: Graph, op: Op, inplace: bool) -> int:

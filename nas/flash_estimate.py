@@ -1,0 +1,176 @@
+"""The search's Flash figure: bytes of the generated model's own object file (weights in the
+layouts the emitters write, their per-channel tables, and the code), estimated from shapes.
+
+What the engine stores per weight layer (the emitters' layouts; ``tests/test_flash_estimate``
+checks these rules against the arrays ``generate`` writes, byte for byte):
+
+- CONV_2D 1x1 on the matrix product: the int8 weights and 16 bytes per output channel
+  (bias, multiplier, shift, rounding term: ``requant_table``);
+- CONV_2D 1x1 on the register kernel (input depth 8/16/24/32): weights widened to int16 (two
+  bytes each) in per-channel records, plus the same 16 bytes;
+- CONV_2D kxk (im2col): each output channel's k*k*Cin weights padded to a multiple of 4,
+  plus 16 bytes;
+- DEPTHWISE_CONV_2D: 12 bytes per channel (bias, multiplier, shift) and its k*k taps, each
+  kernel row padded to a multiple of 4 for the plane kernel, unpadded for the channel-group
+  kernel (which one runs: :func:`tflite_converter.opspec.depthwise_runs_hwc`);
+- FULLY_CONNECTED: depth padded to a multiple of 4 per unit, and 16 bytes per unit (the
+  offset kernel's start value, multiplier, shift, rounding term);
+- ADD and MEAN: a few bytes of parameters.
+
+Code (``.text``): per op a call with its literal arguments, plus the kernels the network
+instantiates. Fitted on the Cortex-M7 objects (arm-none-eabi-gcc, the engine's flags) of the
+latency calibration networks (``benchmarks/calibrate_latency.py``'s exports: 26 MCUNet-space
+networks, within 1.5 KiB each): ``CODE_BYTES_PER_OP`` per op, ``CODE_BYTES_IM2COL`` once for
+the im2col convolution every network's stem uses (with the shared helpers), and per distinct
+plane-depthwise kernel size its specialised copy. Other op kinds (graphs from elsewhere)
+count their constant bytes and the conv tables' 16 bytes per channel, no code.
+
+No TensorFlow, no code generation: thousands of candidates a second. The exact figure is the
+deployed model object's ``.text + .rodata + .data`` (``nas.deploy``'s
+``flash_bytes_model_object``), which every search report gives beside this estimate.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+from mcunet_tf.network import NetworkSpec
+from nas.arch_graph import _spatial_attrs
+from tflite_converter import opspec
+from tflite_converter.ir import Activation, ConvAttrs, DType, Graph, Op, OpKind
+
+CONV_TABLE_BYTES = 16  # per output channel of a convolution or fully-connected layer
+DEPTHWISE_TABLE_BYTES = 12  # per channel of a depthwise convolution
+ADD_BYTES = 52
+MEAN_BYTES = 64
+REG_1X1_DEPTHS = (8, 16, 24, 32)  # the register pointwise kernel's input depths
+CODE_BYTES_PER_OP = 67
+CODE_BYTES_IM2COL = 4519
+CODE_BYTES_DEPTHWISE_PLANE = {3: 2197, 5: 1961, 7: 1931}
+_CODE_BYTES_DEPTHWISE_PLANE_OTHER = 2200
+
+_ITEMSIZE = {d.name: d.itemsize for d in DType}
+
+
+def _ceil4(n: int) -> int:
+    return (n + 3) & ~3
+
+
+def conv_bytes(cout: int, kernel: int, cin: int) -> int:
+    """Constant bytes of a square CONV_2D (SAME padding, as the search's networks)."""
+    if kernel == 1:
+        per_weight = 2 if cin in REG_1X1_DEPTHS else 1
+        return cout * (per_weight * cin + CONV_TABLE_BYTES)
+    return cout * (_ceil4(kernel * kernel * cin) + CONV_TABLE_BYTES)
+
+
+def depthwise_bytes(channels: int, kernel_h: int, kernel_w: int, hwc: bool) -> int:
+    row = kernel_w if hwc else _ceil4(kernel_w)
+    return channels * (kernel_h * row + DEPTHWISE_TABLE_BYTES)
+
+
+def fully_connected_bytes(units: int, depth: int) -> int:
+    return units * (_ceil4(depth) + CONV_TABLE_BYTES)
+
+
+def code_bytes(ops: int, im2col: bool, plane_depthwise_kernels: set[int]) -> int:
+    total = CODE_BYTES_PER_OP * ops + (CODE_BYTES_IM2COL if im2col else 0)
+    return total + sum(CODE_BYTES_DEPTHWISE_PLANE.get(k, _CODE_BYTES_DEPTHWISE_PLANE_OTHER)
+                       for k in plane_depthwise_kernels)
+
+
+def _consumers(graph: Graph) -> dict[int, int]:
+    n: dict[int, int] = {}
+    for op in graph.ops:
+        for i in op.inputs:
+            n[i] = n.get(i, 0) + 1
+    return n
+
+
+def _other_op_bytes(graph: Graph, op: Op) -> int:
+    total = 0
+    for i in op.inputs:
+        t = graph.tensors[i] if i >= 0 else None
+        if t is not None and t.data is not None:
+            n = _ITEMSIZE[t.dtype._name_]
+            for d in t.shape:
+                n *= d
+            total += n
+    return total
+
+
+def op_const_bytes(graph: Graph, op: Op, consumers: Mapping[int, int]) -> int:
+    """Constant bytes the generated C holds for `op` (`consumers`: readers per tensor)."""
+    t = graph.tensors
+    if op.kind is OpKind.CONV_2D:
+        w = t[op.inputs[1]].shape  # [Cout, kh, kw, Cin]
+        if _pointwise(op, w):
+            return conv_bytes(w[0], 1, w[3])
+        return w[0] * (_ceil4(w[1] * w[2] * w[3]) + CONV_TABLE_BYTES)
+    if op.kind is OpKind.DEPTHWISE_CONV_2D:
+        w = t[op.inputs[1]].shape  # [1, kh, kw, C]
+        return depthwise_bytes(w[3], w[1], w[2], opspec.depthwise_runs_hwc(graph, op, consumers))
+    if op.kind is OpKind.FULLY_CONNECTED:
+        w = t[op.inputs[1]].shape  # [units, depth]
+        return fully_connected_bytes(w[0], w[1])
+    if op.kind is OpKind.ADD:
+        return ADD_BYTES
+    if op.kind is OpKind.MEAN:
+        return MEAN_BYTES
+    return _other_op_bytes(graph, op)
+
+
+def _pointwise(op: Op, w: tuple[int, ...]) -> bool:
+    a = op.attrs
+    pads = a.pads if isinstance(a, ConvAttrs) else None
+    return w[1] == w[2] == 1 and (pads is None or (pads.top, pads.bottom, pads.left,
+                                                     pads.right) == (0, 0, 0, 0))
+
+
+def graph_flash_bytes(graph: Graph) -> int:
+    """The estimate for a legalized graph (:func:`nas.arch_graph.network_to_graph`'s, or a
+    real model's)."""
+    consumers: Mapping[int, int] = _consumers(graph)
+    total, im2col, planes = 0, False, set()
+    for op in graph.ops:
+        total += op_const_bytes(graph, op, consumers)
+        if op.kind is OpKind.CONV_2D and not _pointwise(op, graph.tensors[op.inputs[1]].shape):
+            im2col = True
+        elif op.kind is OpKind.DEPTHWISE_CONV_2D and not opspec.depthwise_runs_hwc(graph, op, consumers):
+            planes.add(graph.tensors[op.inputs[1]].shape[1])
+    return total + code_bytes(len(graph.ops), im2col, planes)
+
+
+def network_flash_bytes(spec: NetworkSpec) -> int:
+    """``graph_flash_bytes(network_to_graph(spec))`` from the spec alone (the fast path)."""
+    stem = spec.first_conv
+    size = -(-spec.resolution // stem.stride)
+    total = conv_bytes(stem.out_channels, stem.kernel, spec.in_channels)
+    ops = 1
+    im2col = stem.kernel != 1
+    planes: set[int] = set()
+    for b in spec.blocks:
+        mid = b.mid_channels
+        if b.has_expansion:
+            total += conv_bytes(mid, 1, b.in_channels)
+            ops += 1
+        k, s = b.kernel_size, b.stride
+        out = -(-size // s)
+        residual = b.residual
+        # out of place (the channel-group kernel) when the block input also feeds the ADD
+        hwc = (not b.has_expansion and residual) or opspec.depthwise_prefers_hwc_shape(
+            size, size, k, k, out, out, _spatial_attrs(size, k, s, Activation.NONE, True))
+        if not hwc:
+            planes.add(k)
+        total += depthwise_bytes(mid, k, k, hwc) + conv_bytes(b.out_channels, 1, mid)
+        ops += 2
+        if residual:
+            total += ADD_BYTES
+            ops += 1
+        size = out
+    fm = spec.feature_mix
+    if fm is not None:
+        total += conv_bytes(fm.out_channels, fm.kernel, spec.last_block_channels)
+        im2col = im2col or fm.kernel != 1
+        ops += 1
+    total += MEAN_BYTES + fully_connected_bytes(spec.num_classes, spec.feature_channels)
+    return total + code_bytes(ops + 2, im2col, planes)
