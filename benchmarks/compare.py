@@ -28,8 +28,7 @@ from absl import app, flags
 from tqdm import tqdm
 
 from benchmarks import plots, report
-from benchmarks.measure import (BenchOptions, ModelResult, Status, load_baseline, machine_info,
-                                measure_model)
+from benchmarks.measure import BenchOptions, ModelResult, Status, load_baseline, machine_info, measure_model
 from engine import qemu
 from engine.cli_paths import resolve_user_path
 

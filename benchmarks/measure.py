@@ -300,25 +300,12 @@ def replicate_tflm_plan(graph: Graph) -> TflmPlanReplica:
     the later tensor first -- each at the lowest offset that overlaps no buffer live at the
     same time. Kernel scratch buffers are not modelled (TFLM's x86 reference kernels request
     almost none); the benchmark reports this replica's arena next to TFLM's recorded head so
-    any difference is visible. Lifetimes are `planner.lifetimes`, the same as our planner's.
+    any difference is visible. The greedy rule and the lifetimes are the planner's own
+    (`planner.tflm_greedy_plan`, the implementation its greedy baseline uses).
     """
-    order = list(range(len(graph.ops)))
-    first, last = planner.lifetimes(graph, order)
-    align = TFLM_BUFFER_ALIGNMENT
-    buffers = [(-(-graph.tensors[t].nbytes // align) * align, first[t], last[t], t) for t in first]
-    placed: list[tuple[int, int, int, int]] = []  # (offset, size, first, last)
-    arena = 0
-    for size, f, l, _ in sorted(buffers, key=lambda b: (-b[0], -b[3])):
-        busy = sorted((o, o + s) for o, s, pf, pl in placed if pf <= l and f <= pl and s)
-        offset = 0
-        for lo, hi in busy:
-            if lo >= offset + size:
-                break
-            offset = max(offset, hi)
-        placed.append((offset, size, f, l))
-        arena = max(arena, offset + size)
-    live = tuple(sum(s for s, f, l, _ in buffers if f <= step <= l) for step in range(len(order)))
-    return TflmPlanReplica(arena, live, tuple(op.kind.value for op in graph.ops))
+    plan = planner.tflm_greedy_plan(graph, alignment=TFLM_BUFFER_ALIGNMENT, tie_break=planner.TieBreak.LATER_TENSOR,
+                                    buffers=planner.GreedyBuffers.TENSORS)
+    return TflmPlanReplica(plan.arena_bytes, plan.live_bytes, tuple(op.kind.value for op in graph.ops))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -569,17 +556,19 @@ def measure_model(path: Path, work_dir: Path, options: BenchOptions = BenchOptio
             result.correctness.append(_refused(Reference.LITERT, kind, len(samples), litert_refusal or "?"))
 
     if real is not None and real.labels is not None and InputSet.REAL in ours_out:
+        labels = real.labels
+
         def correct(outs: list[list[np.ndarray]]) -> int:
-            return sum(int(np.argmax(o[0])) == lab for o, lab in zip(outs, real.labels))
-        result.labels = LabelScore(len(real.labels), correct(ours_out[InputSet.REAL]),
+            return sum(int(np.argmax(o[0])) == lab for o, lab in zip(outs, labels))
+        result.labels = LabelScore(len(labels), correct(ours_out[InputSet.REAL]),
                                    correct(tflm_out[InputSet.REAL]) if InputSet.REAL in tflm_out else None)
 
     # --- host latency
     if host is not None and timing is not None and options.host_repeats > 0:
         progress("host timing")
         try:
-            t_tflm, t_ours, batch = host_latency(timing, host, random_samples[0] if random_samples
-                                                 else real.samples[0], options.host_repeats)
+            first = random_samples[0] if random_samples or real is None else real.samples[0]
+            t_tflm, t_ours, batch = host_latency(timing, host, first, options.host_repeats)
             result.latency.host_tflm_seconds, result.latency.host_ours_seconds = t_tflm, t_ours
             result.latency.host_rounds, result.latency.host_batch = options.host_repeats, batch
         except STAGE_ERRORS as e:

@@ -30,10 +30,15 @@ import numpy as np
 class InputSpec(Protocol):
     """What a loader needs to know about a model input (the generated model's IoTensor)."""
 
-    shape: tuple[int, ...]
-    dtype: str
-    scale: Optional[float]
-    zero_point: Optional[int]
+    # read-only members, so that frozen dataclasses (IoTensor) satisfy the protocol
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+    @property
+    def dtype(self) -> str: ...
+    @property
+    def scale(self) -> Optional[float]: ...
+    @property
+    def zero_point(self) -> Optional[int]: ...
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
-from benchmarks.measure import (Agreement, InputSet, ModelResult, Reference, Status)
+from benchmarks.measure import Agreement, InputSet, ModelResult, Reference, Status
 
 RESULTS_JSON = "results.json"
 RESULTS_MD = "results.md"
@@ -202,6 +202,7 @@ def markdown(doc: dict[str, Any], results: Sequence[ModelResult]) -> str:
     rows = []
     for r in ok:
         s = r.sram
+        assert s is not None  # every measured (OK) model has its SRAM figures
         rows.append([r.model, _n(s.tflm_recorded_bytes), _n(s.tflm_head_bytes), _n(s.tflm_tail_bytes),
                      _n(s.tflm_smallest_bytes), _n(s.tflm_arena_32bit_baseline),
                      _n(s.tflm_replica_arena_bytes), _n(s.ours_arena_bytes),
@@ -218,6 +219,7 @@ def markdown(doc: dict[str, Any], results: Sequence[ModelResult]) -> str:
     rows = []
     for r in ok:
         f = r.flash
+        assert f is not None
         rows.append([r.model, _n(f.tflite_bytes), _n(f.ours_model_text), _n(f.ours_model_rodata),
                      _n(f.ours_model_data), _n(f.ours_model_bytes), _n(f.ours_image_bytes),
                      _n(f.tflm_code_baseline), _n(f.tflm_estimate_bytes), _x(f.ratio)])
@@ -233,6 +235,7 @@ def markdown(doc: dict[str, Any], results: Sequence[ModelResult]) -> str:
     rows = []
     for r in ok:
         lat = r.latency
+        assert lat is not None
         rows.append([r.model, _us(lat.host_tflm_seconds), _us(lat.host_ours_seconds), _x(lat.host_ratio),
                      _n(_qemu_instr(r, "cortex-m7", False)), _n(_qemu_instr(r, "cortex-m7", True)),
                      _n(_qemu_instr(r, "cortex-m4", False)), _n(_qemu_instr(r, "cortex-m4", True)),

@@ -53,7 +53,7 @@ def measure(width_mult: float, resolution: int, batch_size: int, num_subnets: in
     report = {"config": config.get_config()}
     boundaries = {"largest": (0, warmup, warmup + steps),
                   "elastic": (warmup + steps, 2 * warmup + steps, 2 * (warmup + steps))}
-    for phase, (start, timed_from, end) in boundaries.items():
+    for phase, (_start, timed_from, end) in boundaries.items():
         t0 = time.perf_counter()
         trainer.train(splits, stop_at=timed_from, progress=False)
         trace_seconds = time.perf_counter() - t0

@@ -100,7 +100,7 @@ def sub_params(s1: float, zp1: int, s2: float, zp2: int, so: float, zpo: int) ->
     The sub_common.cc revision in public source (2023 revert of tflite-micro PR #1501) divides
     in float32 and only then widens to double; the tflite-micro wheel the project is pinned
     to (built from commit 8f6596d) matches the double form on every int8 input pair we
-    checked (tests/test_sub_exact.py), and the float32 form misses it by one LSB on ties
+    checked (tests/test_kernel_add.py), and the float32 form misses it by one LSB on ties
     (225 of 65,536 pairs for scales 0.05 / 0.02 -> 0.06). The kernel arithmetic itself
     (reference/sub.h: offset, << 20, SRDHM + RoundingDivideByPOT per input, subtract, the
     same rescale to the output) is ADD's with a minus sign."""

@@ -26,6 +26,7 @@ the converter's passes and code generator import both (engine never imports the 
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Sequence, Union
 
@@ -202,6 +203,117 @@ def requantize(acc: ArrayLike, multiplier: ArrayLike, shift: ArrayLike, out_zp: 
     """int32 accumulator -> int8 output, as every conv-like TFLite kernel ends."""
     v = multiply_by_quantized_multiplier(acc, multiplier, shift).astype(np.int64) + out_zp
     return np.clip(v, act_min, act_max).astype(np.int8)
+
+
+# ---------------------------------------------------------------------------------------------
+# The one-pass ("fast") requantisation of the kernels (mcu_common.h mcu_requant_fast): its
+# rounding constant, its exactness proof, and a numpy model of what the C computes
+
+# |acc| must stay within this (inclusive below, exclusive above) for 2 * acc to fit int32.
+FAST_REQUANT_ACC_LIMIT = 1 << 30
+
+
+def fast_requant_rnd(rs: ArrayLike, out_zp: ArrayLike) -> np.ndarray:
+    """The fast form's rounding constant 2^(rs-1) + out_zp * 2^rs (int64, not wrapped), for a
+    right shift rs >= 1; mcu_common.h mcu_requant_rnd computes the same modulo 2^32."""
+    rs64 = np.asarray(rs, dtype=np.int64)
+    return (np.int64(1) << (rs64 - 1)) + np.asarray(out_zp, dtype=np.int64) * (np.int64(1) << rs64)
+
+
+@dataclasses.dataclass(frozen=True)
+class FastRequant:
+    """`fast_requant`'s verdict per channel: where mcu_requant_fast is exact, and the two
+    constants the C takes there (`rs`, `rnd`; rnd is 0 where rs is not in [1, 31])."""
+
+    exact: np.ndarray  # bool[C]
+    rs: np.ndarray     # int64[C]: the right shift, -shift
+    rnd: np.ndarray    # int64[C]: fast_requant_rnd(rs, zp), inside int32 wherever exact
+
+    @property
+    def all_exact(self) -> bool:
+        """True when there is at least one channel and the fast form is exact on every one
+        (a kernel takes one requantisation mode for a whole layer)."""
+        return bool(self.exact.size) and bool(np.all(self.exact))
+
+
+def fast_requant(multiplier: ArrayLike, shift: ArrayLike, out_zp: ArrayLike, acc_lo: ArrayLike,
+                 acc_hi: ArrayLike) -> FastRequant:
+    """Decide, per channel, whether the kernels' one-pass requantisation
+
+        mcu_requant_fast(2 acc, acc, M, rnd, rs) = (SMMLAR(2 acc, M, rnd - [acc < 0])) >> rs
+                   (or its SMMULR spelling: x = SMMULR(2 acc, M), (x + rnd - [x < 0]) >> rs)
+
+    with rs = -shift and rnd = fast_requant_rnd(rs, out_zp), equals TFLite's
+    MultiplyByQuantizedMultiplier(acc, M, shift) + out_zp for every int32 accumulator
+    acc_lo <= acc <= acc_hi. All arguments broadcast to one shape (per channel); out_zp may be
+    a per-channel array (CONV_2D folds a constant channel's value into it).
+
+    The proof. SMMLAR(a, b, c) is floor((a * b + 2^31) / 2^32) + c modulo 2^32 (SMMULR the
+    same with c = 0); x = SaturatingRoundingDoublingHighMul(acc, M).
+
+    1. |2 acc| fits int32 (acc in [-2^30, 2^30)): the doubled operand is exact, and acc is
+       never INT32_MIN, so SRDHM's one saturating case cannot occur. SRDHM adds the nudge
+       2^30 (product >= 0) or 1 - 2^30 (product < 0) and divides by 2^31 truncating; for a
+       negative product p, trunc((p + 1 - 2^30) / 2^31) = ceil((p + 1 - 2^30) / 2^31) =
+       floor((p + 2^30) / 2^31), which is the non-negative case's formula, so
+       x = floor((acc M + 2^30) / 2^31) = floor((2 acc M + 2^31) / 2^32) for either sign:
+       the high word SMMLAR / SMMULR round from 2 acc and M.
+    2. rs in [1, 31]: TFLite then computes RoundingDivideByPOT(x, rs) (a right shift; shift
+       >= 0 is a left shift before the multiply, with no one-pass form). With x = q 2^rs + r,
+       0 <= r < 2^rs, gemmlowp's result is q + [r > 2^(rs-1) - 1 + [x < 0]], which is
+       floor((x + 2^(rs-1) - [x < 0]) / 2^rs); the zero point joins as zp 2^rs inside the
+       floor, so the result plus zp is floor((x + rnd - [x < 0]) / 2^rs): one arithmetic
+       shift of x + rnd - [x < 0].
+    3. 0 <= M <= INT32_MAX: acc >= 0 gives x >= 0, acc < 0 gives 2 acc M <= 0 and x <= 0, so
+       [acc < 0] differs from [x < 0] only where x = 0, and there floor((rnd - 1) / 2^rs) =
+       floor(rnd / 2^rs) = zp (rs >= 1: 0 <= 2^(rs-1) - 1 < 2^(rs-1) < 2^rs). SMMLAR may
+       therefore add rnd - [acc < 0] (known before the multiply) to the high word; the
+       integer sum moves inside the floor exactly. (The SMMULR spelling uses x's own sign and
+       needs no such step.) A negative M breaks this: acc > 0 with x = -1 rounds differently.
+    4. The sum is taken modulo 2^32, so the shift sees the true x + rnd - [acc < 0] only if it
+       lies in int32 for every acc in range; it is non-decreasing in acc (x is, for M >= 0,
+       and so is -[acc < 0]), so checking acc_lo and acc_hi covers the range. rnd itself, and
+       rnd - 1 (the C's int32 rnd + (acc >> 31)), must lie in int32 too.
+
+    No other condition is needed; each one is necessary for some accumulator (tests/
+    test_quantization.py builds counterexamples). Callers pass the tightest accumulator
+    bounds they know (bias plus the extreme sums of w * x over int8 inputs); kernels that
+    choose at run time (depthwise_conv2d.c mcu_dw_rqs_usable: rs <= 22, |acc| < 2^29,
+    int8 zero points) check a sufficient subset."""
+    m, sh, zp, lo, hi = np.broadcast_arrays(*(np.asarray(v, dtype=np.int64) for v in
+                                              (multiplier, shift, out_zp, acc_lo, acc_hi)))
+    rs = -sh
+    shift_ok = (rs >= 1) & (rs <= 31)
+    rnd = np.where(shift_ok,
+                   fast_requant_rnd(np.where(shift_ok, rs, 1), np.where(shift_ok, zp, 0)), 0)
+    ok = (shift_ok & (m >= 0) & (m <= INT32_MAX)
+          & (lo >= -FAST_REQUANT_ACC_LIMIT) & (hi < FAST_REQUANT_ACC_LIMIT)
+          & (rnd - 1 >= INT32_MIN) & (rnd <= INT32_MAX))
+    # step 4 at both ends (inputs zeroed where already refused, so the int32 helpers apply)
+    m_ok, lo_ok, hi_ok = (np.where(ok, v, 0) for v in (m, lo, hi))
+    x_lo = saturating_rounding_doubling_high_mul(lo_ok, m_ok).astype(np.int64)
+    x_hi = saturating_rounding_doubling_high_mul(hi_ok, m_ok).astype(np.int64)
+    sum_lo = x_lo + rnd - (lo_ok < 0)
+    sum_hi = x_hi + rnd - (hi_ok < 0)
+    ok &= (sum_lo >= INT32_MIN) & (sum_hi <= INT32_MAX)
+    return FastRequant(exact=np.asarray(ok, dtype=bool), rs=rs.astype(np.int64),
+                       rnd=rnd.astype(np.int64))
+
+
+def _wrap32(x: ArrayLike) -> np.ndarray:
+    return ((np.asarray(x, dtype=np.int64) + (1 << 31)) % (1 << 32)) - (1 << 31)
+
+
+def fast_requant_eval(acc2: ArrayLike, acc: ArrayLike, multiplier: ArrayLike, rnd: ArrayLike,
+                      rs: ArrayLike) -> np.ndarray:
+    """mcu_requant_fast (MCU_RQF_FUSED) exactly as the DSP build computes it, int32 wrap
+    included: SMMLAR(acc2, M, rnd + (acc >> 31)) >> rs, acc2 the (int32) doubled accumulator
+    and acc a value with the accumulator's sign. Returns int64 (the value before any clamp);
+    equals TFLite's requantisation plus zp only where `fast_requant` says so."""
+    a2 = _wrap32(acc2)
+    c = _wrap32(np.asarray(rnd, dtype=np.int64) + (np.asarray(acc, dtype=np.int64) >> 31))
+    high = (a2 * np.asarray(multiplier, dtype=np.int64) + (1 << 31)) >> 32
+    return _wrap32(high + c) >> np.asarray(rs, dtype=np.int64)
 
 
 # ---------------------------------------------------------------------------------------------

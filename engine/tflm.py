@@ -13,7 +13,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -55,18 +55,17 @@ class TflmModel:
 
         self._runtime = runtime
         self.model_bytes = _model_bytes(model)
+        err: Optional[RuntimeError] = None
         with capture_c_output() as log:
             try:
                 self._interp = runtime.Interpreter.from_bytes(self.model_bytes, arena_size=arena_size)
             except RuntimeError as e:
                 err = e
-            else:
-                err = None
         if err is not None:
             raise RuntimeError(f"TFLM could not prepare the model: {err}\n{''.join(log).strip()}")
         with capture_c_output():  # the probe past the last index logs an error line
-            self.num_inputs = self._count(self._interp.get_input_details)
-            self.num_outputs = self._count(self._interp.get_output_details)
+            self.num_inputs: int = self._count(self._interp.get_input_details)
+            self.num_outputs: int = self._count(self._interp.get_output_details)
 
     @staticmethod
     def _count(details) -> int:

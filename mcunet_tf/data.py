@@ -76,7 +76,8 @@ class ImageDataset:
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+        h, w, c = self.images.shape[1:]
+        return int(h), int(w), int(c)
 
     def subset(self, indices: np.ndarray | slice) -> "ImageDataset":
         return ImageDataset(self.images[indices], self.labels[indices], self.class_names)
@@ -247,7 +248,7 @@ def _decode_image(data: bytes, image_size: int | None, channels: int | None) -> 
         elif channels == 3 or img.mode not in ("L", "RGB"):
             img = img.convert("RGB")
         if image_size is not None and img.size != (image_size, image_size):
-            img = img.resize((image_size, image_size), Image.BILINEAR)
+            img = img.resize((image_size, image_size), Image.Resampling.BILINEAR)
         array = np.asarray(img, dtype=np.uint8)
     return array[..., None] if array.ndim == 2 else array
 

@@ -22,8 +22,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from mcunet_tf.network import (Activation, BlockSpec, ConvSpec, LayerRole, NetworkSpec,
-                               conv_layer_name)
+from mcunet_tf.network import Activation, BlockSpec, ConvSpec, LayerRole, NetworkSpec, conv_layer_name
 from mcunet_tf.tf_env import keras
 
 # MCUNet trains with PyTorch BN momentum 0.1 (Keras 0.9) and eps 1e-5.

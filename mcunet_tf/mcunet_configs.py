@@ -30,8 +30,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from mcunet_tf.arch import ArchConfig, SearchSpace, is_arch_config, make_divisible
-from mcunet_tf.network import (Activation, BlockSpec, ConvSpec, NetworkSpec,
-                               is_network_spec_config)
+from mcunet_tf.network import Activation, BlockSpec, ConvSpec, NetworkSpec, is_network_spec_config
 
 CONFIGS_DIR_ENV = "MCUNET_CONFIGS_DIR"
 

@@ -36,8 +36,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from mcunet_tf.network import (BlockSpec, LayerRole, NetworkSpec, conv_layer_name,
-                               conv_output_size)
+from mcunet_tf.network import BlockSpec, LayerRole, NetworkSpec, conv_layer_name, conv_output_size
 
 
 class LayerKind(str, enum.Enum):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 from absl import app, flags, logging
 
@@ -39,7 +40,7 @@ def main(argv: list[str]) -> int:
         print(f"mcunet-profile: cannot read {path}: {err}", file=sys.stderr)
         return 1
     result = profile(loaded.spec, activation_bits=FLAGS.activation_bits)
-    out = {"config": str(path), "name": loaded.spec.name, "format": loaded.format.value,
+    out: dict[str, Any] = {"config": str(path), "name": loaded.spec.name, "format": loaded.format.value,
            "resolution": loaded.spec.resolution}
     out.update(result.to_dict(per_layer=FLAGS.per_layer))
     if loaded.arch is not None:

@@ -67,7 +67,7 @@ class FoldedDepthwiseConv2D(keras.layers.DepthwiseConv2D):
     """A DepthwiseConv2D carrying a folded BatchNorm; see :class:`FoldedConv2D`."""
 
 
-_FOLDED_CLASS = {keras.layers.Conv2D: FoldedConv2D,
+_FOLDED_CLASS: dict[type, Any] = {keras.layers.Conv2D: FoldedConv2D,
                  keras.layers.DepthwiseConv2D: FoldedDepthwiseConv2D}
 CUSTOM_OBJECTS = {"FoldedConv2D": FoldedConv2D, "FoldedDepthwiseConv2D": FoldedDepthwiseConv2D}
 
@@ -146,8 +146,8 @@ def _tfmot() -> Any:
 def _depthwise_config_classes() -> tuple[type, type]:
     """The quantizer / QuantizeConfig classes (defined lazily: TF-MOT imports are slow)."""
     tfmot = _tfmot()
-    quantizers = tfmot.quantization.keras.quantizers
-    QuantizeConfig = tfmot.quantization.keras.QuantizeConfig
+    quantizers: Any = tfmot.quantization.keras.quantizers
+    QuantizeConfig: Any = tfmot.quantization.keras.QuantizeConfig
 
     class DepthwisePerChannelWeightsQuantizer(quantizers.LastValueQuantizer):
         """Symmetric narrow-range int8 per output channel of a ``[k, k, C, m]`` kernel."""
@@ -223,8 +223,7 @@ def _depthwise_config_classes() -> tuple[type, type]:
 
 
 def _default_conv_weights_quantizer() -> Any:
-    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import \
-        default_8bit_quantizers
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import default_8bit_quantizers
 
     return default_8bit_quantizers.Default8BitConvWeightsQuantizer()
 
@@ -282,10 +281,10 @@ def calibrate_activation_ranges(qat: keras.Model, folded: keras.Model, images: n
             continue
         pairs = []
         for prefix in _RANGE_VARIABLES:
-            lo = [v for v in wrapper.weights if v.name.endswith(f"/{prefix}_min:0")]
-            hi = [v for v in wrapper.weights if v.name.endswith(f"/{prefix}_max:0")]
-            if lo and hi:
-                pairs.append((lo[0], hi[0]))
+            mins = [v for v in wrapper.weights if v.name.endswith(f"/{prefix}_min:0")]
+            maxs = [v for v in wrapper.weights if v.name.endswith(f"/{prefix}_max:0")]
+            if mins and maxs:
+                pairs.append((mins[0], maxs[0]))
         if pairs:
             try:
                 targets.append((folded.get_layer(inner.name).output, pairs))

@@ -54,8 +54,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from mcunet_tf.arch import ArchConfig, SearchSpace
-from mcunet_tf.data import Augmentation, DataSplits, Preprocessing, make_pipeline, \
-    prepare_dataset
+from mcunet_tf.data import Augmentation, DataSplits, Preprocessing, make_pipeline, prepare_dataset
 from mcunet_tf.supernet import ArchTensors, Supernet, SupernetOptions
 from mcunet_tf.tf_env import keras, tf
 
@@ -461,29 +460,23 @@ def run_supernet_pipeline(config: TrainConfig, splits: DataSplits,
 def main(argv: Sequence[str]) -> None:  # pragma: no cover - exercised by the done-when run
     from absl import flags, logging
 
+    from engine.cli_paths import resolve_user_path
     from mcunet_tf.data import load_dataset
 
     del argv
     f = flags.FLAGS
     logging.set_verbosity(logging.INFO)
-    splits = load_dataset(f.dataset, _resolve(f.data_dir), seed=f.seed)
+    splits = load_dataset(f.dataset, str(resolve_user_path(f.data_dir)) if f.data_dir else None,
+                          seed=f.seed)
     config = TrainConfig(
         width_mult=f.width_mult, resolution=f.resolution, num_classes=splits.num_classes,
         batch_size=f.batch_size, largest_steps=f.largest_steps,
         elastic_steps=f.elastic_steps, num_subnets=f.num_subnets, distill=f.distill,
         learning_rate=f.learning_rate, seed=f.seed)
-    report = run_supernet_pipeline(config, splits, _resolve(f.out_dir),
+    report = run_supernet_pipeline(config, splits, resolve_user_path(f.out_dir),
                                    strategy=make_strategy(f.strategy),
                                    num_random_subnets=f.eval_subnets, qat_steps=f.qat_steps)
     print(json.dumps(report, indent=2))
-
-
-def _resolve(path: str | None) -> str | None:
-    """Relative paths are relative to where the user ran ``bazel run`` from."""
-    if not path:
-        return path
-    base = os.environ.get("BUILD_WORKING_DIRECTORY")
-    return os.path.join(base, path) if base and not os.path.isabs(path) else path
 
 
 def _define_flags() -> None:  # pragma: no cover

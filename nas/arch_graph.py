@@ -20,8 +20,9 @@ What the exporter produces, per layer of :class:`~mcunet_tf.network.NetworkSpec`
 
 Constants carry the right dtype and shape but no real values: the planner never reads them
 and weights do not exist before training. Their ``data`` is a read-only all-zero view of
-a single element, shared between graphs of the same shape, so building a graph stays cheap. Quantization parameters only exist after calibration, so tensors carry none
-(``quant=None``): this graph is for planning and size estimates, not for code generation.
+a single element, shared between graphs of the same shape, so building a graph stays cheap.
+Quantization parameters only exist after calibration, so tensors carry none (``quant=None``):
+this graph is for planning and size estimates, not for code generation.
 """
 from __future__ import annotations
 

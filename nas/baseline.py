@@ -105,7 +105,7 @@ class BaselineChoice:
 def choose_baseline(num_classes: int, in_channels: int, resolutions: Sequence[int], *,
                     sram_bytes: int, flash_bytes: int, latency_ms: Optional[float] = None,
                     oracle: Optional[MemoryOracle] = None,
-                    latency: Optional[Callable[[NetworkSpec], float]] = None,
+                    latency: Optional[Callable[[NetworkSpec], Optional[float]]] = None,
                     widths: Sequence[float] = WIDTH_PATH) -> BaselineChoice:
     """The largest MobileNetV2 on the compound path (see the module docstring) whose planned
     arena fits ``sram_bytes``, whose weights estimate fits ``flash_bytes`` and, when
@@ -123,7 +123,11 @@ def choose_baseline(num_classes: int, in_channels: int, resolutions: Sequence[in
         ms = None
         # Latency is measured only past the memory check: it is the expensive figure.
         if fits and latency_ms is not None:
-            ms = float(latency(spec))
+            if latency is None:
+                raise ValueError("a latency limit needs a latency model")
+            ms = latency(spec)
+            if ms is None:
+                raise ValueError(f"the latency model gives no estimate for {spec.name}")
             fits = ms <= latency_ms
         point = PathPoint(width, resolution, mem.arena_bytes, mem.flash_estimate_bytes, ms, fits)
         tried.append(point)

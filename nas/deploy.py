@@ -222,8 +222,7 @@ def deploy_model(model: Any, splits: Any, resolution: int, out_dir: str | Path, 
     (see the module docstring). ``mcu``: a :class:`nas.mcu.McuProfile` (its QEMU CPU)."""
     from engine.host import HostModel
     from engine.tflm import TflmModel
-    from mcunet_tf.data import Preprocessing, prepare_dataset
-    from mcunet_tf.data import to_float
+    from mcunet_tf.data import Preprocessing, prepare_dataset, to_float
     from mcunet_tf.quantize import keras_accuracy, tflite_accuracy, tflite_predict
     from tflite_converter.codegen.generate import convert_model
 
@@ -254,8 +253,11 @@ def deploy_model(model: Any, splits: Any, resolution: int, out_dir: str | Path, 
 
     generated = convert_model(flatbuffer, out / "c", name)
     io = generated.inputs[0]
+    if io.scale is None or io.zero_point is None:
+        raise ValueError(f"{name}: the exported model's input is not per-tensor quantized int8")
+    in_scale, in_zero_point = io.scale, io.zero_point
     host = HostModel(generated.output_dir, name)
-    x_test = quantize_input(test.images, io.scale, io.zero_point)
+    x_test = quantize_input(test.images, in_scale, in_zero_point)
     c_out = run_host(host, x_test, progress, f"{name}: our C on the test split")
     c_pred = np.array([int(np.argmax(o.reshape(-1))) for o in c_out])
     c_acc = float(np.mean(c_pred == test.labels))
@@ -264,7 +266,7 @@ def deploy_model(model: Any, splits: Any, resolution: int, out_dir: str | Path, 
 
     # Bit-exact check on held-out inputs the network was never trained on.
     n = min(int(verify_images), len(holdout))
-    x_hold = quantize_input(holdout.images[:n], io.scale, io.zero_point)
+    x_hold = quantize_input(holdout.images[:n], in_scale, in_zero_point)
     ours = run_host(host, x_hold, progress, f"{name}: our C on held-out inputs")
     tflm = TflmModel(flatbuffer)
     theirs = run_tflm(tflm, x_hold, progress, f"{name}: TFLite Micro on held-out inputs")

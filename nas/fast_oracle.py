@@ -7,7 +7,7 @@ graph -- a chain (stem conv, MBConv blocks, optional feature mix, MEAN, FULLY_CO
 only branch is the identity shortcut of a block -- so what the planner does with it can be
 followed step by step without the Graph:
 
-1. **Layout** (the planner's ``_build_layout``). Lifetimes follow the chain; a block input
+1. **Layout** (the planner's ``build_layout``). Lifetimes follow the chain; a block input
    with a shortcut lives until its ADD. The planner's in-place rules come out the same on every
    such graph: the ADD always writes over its block input (it dies there, nothing else of its
    group is still needed, no extra scratch), so a run of residual blocks is one buffer; the
@@ -203,15 +203,15 @@ def _two_ended_fits(seq: list, cap: int) -> bool:
         # that size; with every member at offset 0 the largest conflicting one covers the rest
         ivs = []
         if len(members) == 1:
-            _, f, l = members[0]
+            _, f, last = members[0]
             for lo, hi, bf, _ in live:
-                if bf <= l:  # buffers in `live` are alive at s <= f
+                if bf <= last:  # buffers in `live` are alive at s <= f
                     ivs.append((lo - ext, hi))
         else:
             for lo, hi, bf, bl in live:
                 m = 0
-                for sz, f, l in members:
-                    if f <= bl and bf <= l and sz > m:
+                for sz, f, last in members:
+                    if f <= bl and bf <= last and sz > m:
                         m = sz
                 if m:
                     ivs.append((lo - m, hi))
@@ -232,8 +232,8 @@ def _two_ended_fits(seq: list, cap: int) -> bool:
                     b = top
         if b + ext > cap:
             return False
-        for sz, f, l in members:
-            live.append((b, b + sz, f, l))
+        for sz, f, last in members:
+            live.append((b, b + sz, f, last))
     return True
 
 

@@ -36,7 +36,7 @@ from typing import Mapping
 from mcunet_tf.network import NetworkSpec
 from nas.arch_graph import _spatial_attrs
 from tflite_converter import opspec
-from tflite_converter.ir import Activation, ConvAttrs, DType, Graph, Op, OpKind
+from tflite_converter.ir import Activation, ConvAttrs, Graph, Op, OpKind
 
 CONV_TABLE_BYTES = 16  # per output channel of a convolution or fully-connected layer
 DEPTHWISE_TABLE_BYTES = 12  # per channel of a depthwise convolution
@@ -47,9 +47,6 @@ CODE_BYTES_PER_OP = 67
 CODE_BYTES_IM2COL = 4519
 CODE_BYTES_DEPTHWISE_PLANE = {3: 2197, 5: 1961, 7: 1931}
 _CODE_BYTES_DEPTHWISE_PLANE_OTHER = 2200
-
-_ITEMSIZE = {d.name: d.itemsize for d in DType}
-
 
 def _ceil4(n: int) -> int:
     return (n + 3) & ~3
@@ -91,10 +88,7 @@ def _other_op_bytes(graph: Graph, op: Op) -> int:
     for i in op.inputs:
         t = graph.tensors[i] if i >= 0 else None
         if t is not None and t.data is not None:
-            n = _ITEMSIZE[t.dtype._name_]
-            for d in t.shape:
-                n *= d
-            total += n
+            total += t.nbytes
     return total
 
 

@@ -139,10 +139,13 @@ def _fc_offset_kernel(graph: Graph, op: Op) -> bool:
         return True
     x = graph.tensors[op.inputs[0]]
     zp_in = int(x.quant.zero_point.reshape(-1)[0]) if x.quant is not None else 0
+    if w.data is None:
+        raise ValueError(f"{op}: the weights are not constant")
     rows = w.data.astype(np.int64)
     bias = np.zeros(w.shape[0], dtype=np.int64)
-    if len(op.inputs) > 2 and op.inputs[2] >= 0 and graph.tensors[op.inputs[2]].data is not None:
-        bias = graph.tensors[op.inputs[2]].data.astype(np.int64).reshape(-1)
+    bias_data = graph.tensors[op.inputs[2]].data if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
+    if bias_data is not None:
+        bias = bias_data.astype(np.int64).reshape(-1)
     return offset_kernel_exact(bias - zp_in * rows.sum(axis=1), rows)
 
 
@@ -263,7 +266,8 @@ class LatencyModel:
         if coef is None and cls.startswith("depthwise_k"):
             # a kernel size / stride never calibrated: the nearest calibrated one, scaled by
             # MACs through its own coefficients (the features carry the kernel size)
-            coef = self.coefficients.get(_nearest_depthwise(cls, self.coefficients))
+            nearest = _nearest_depthwise(cls, self.coefficients)
+            coef = self.coefficients.get(nearest) if nearest is not None else None
         if coef is None:
             coef = self.coefficients.get("other", {})
         return coef

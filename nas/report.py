@@ -18,7 +18,6 @@ application) is checked against the part itself: ``image_fits_part``.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Optional
 
 from mcunet_tf.arch import ArchConfig
@@ -97,7 +96,8 @@ def _row(name: str, d: dict[str, Any], fit: dict[str, Any]) -> str:
     return (f"| {name} | {_pct(d.get('float_test_accuracy'))} | {_pct(d.get('int8_test_accuracy'))} | "
             f"{_pct(d.get('c_test_accuracy'))} | {d.get('tflm_identical', 'n/a')} | "
             f"{_kib(d.get('arena_bytes'))} | {_kib(d.get('tflm_arena_bytes'))} | "
-            f"{_kib(d.get('flash_bytes_model_object'))} ({_kib(fit.get('flash_estimate_bytes', fit.get('flash_bytes')))}) | "
+            f"{_kib(d.get('flash_bytes_model_object'))} "
+            f"({_kib(fit.get('flash_estimate_bytes', fit.get('flash_bytes')))}) | "
             f"{_kib(d.get('flash_bytes_linked_image'))} | {fit.get('macs', 0) / 1e6:.2f} M | "
             f"{d.get('qemu_instructions', 'n/a')} |")
 

@@ -28,8 +28,15 @@ from nas.evolution import Evolution, EvolutionConfig, EvolutionResult
 from nas.memory_oracle import MemoryOracle
 from nas.run_files import atomic_write_json, atomic_write_text, read_json
 from nas.settings import SearchInputError, SearchSettings
-from nas.space_search import (NothingFits, SpaceGrid, Stage1Result, chosen_space, optimise_spaces,
-                              parse_space, random_space, resolutions_for_images, smallest_reachable)
+from nas.space_search import (
+    NothingFits,
+    SpaceGrid,
+    optimise_spaces,
+    parse_space,
+    random_space,
+    resolutions_for_images,
+    smallest_reachable,
+)
 
 STAGES = ("stage1", "supernet", "evolution", "finetune", "deploy", "baseline", "report")
 
@@ -139,9 +146,9 @@ class SearchRun:
                 picked = random_space(result, settings.seed)
             else:
                 width, res = parse_space(settings.space)
-                picked = next((s for s in result.stats if (s.width_mult, s.resolution) == (width, res)), None)
-                if picked is None:
-                    picked = dataclasses.replace(result.chosen, width_mult=width, resolution=res)
+                given = next((s for s in result.stats if (s.width_mult, s.resolution) == (width, res)), None)
+                picked = (given if given is not None
+                          else dataclasses.replace(result.chosen, width_mult=width, resolution=res))
             atomic_write_json(self.out / "stage1.json", result.get_config())
             atomic_write_text(self.out / "spaces.md", result.table_markdown())
             from nas import plots

@@ -9,9 +9,13 @@ import numpy as np
 import pytest
 
 from mcunet_tf.arch import ArchConfig, SearchSpace, make_divisible
-from mcunet_tf.mcunet_configs import (PUBLISHED, arch_config_from_network,
-                                      builtin_published_spec, load_mcunet_config,
-                                      load_published)
+from mcunet_tf.mcunet_configs import (
+    PUBLISHED,
+    arch_config_from_network,
+    builtin_published_spec,
+    load_mcunet_config,
+    load_published,
+)
 from mcunet_tf.network import BlockSpec, NetworkSpec
 
 CONFIGS = Path(__file__).resolve().parents[1].parent / "shared" / "mcunet_configs"

@@ -8,8 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from nas.baseline import (WIDTH_PATH, BaselineChoice, choose_baseline, compound_path,
-                          mobilenet_v2_network)
+from nas.baseline import WIDTH_PATH, BaselineChoice, choose_baseline, compound_path, mobilenet_v2_network
 from nas.memory_oracle import MemoryOracle
 
 RESOLUTIONS = (32, 48, 64, 80, 96)

@@ -10,10 +10,10 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO_ROOT
 
-pytestmark = pytest.mark.skipif(shutil.which("bazel") is None, reason="bazel not installed (scripts/setup.sh installs it)")
+pytestmark = pytest.mark.skipif(shutil.which("bazel") is None,
+                                reason="bazel not installed (scripts/setup.sh installs it)")
 
 
 def _bazel(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,8 +21,17 @@ from tflite_converter.codegen.api import EMITTERS
 from tflite_converter.codegen.context import CodegenContext
 from tflite_converter.codegen.generate import GeneratedModel, PlanView, convert_model, generate
 from tflite_converter.errors import ConversionError
-from tflite_converter.ir import (Activation, DType, ElementwiseAttrs, Graph, Op, OpKind,
-                                 Quantization, ReshapeAttrs, Tensor)
+from tflite_converter.ir import (
+    Activation,
+    DType,
+    ElementwiseAttrs,
+    Graph,
+    Op,
+    OpKind,
+    Quantization,
+    ReshapeAttrs,
+    Tensor,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tflite_builder import TensorSpec, build_model, build_single_op_model  # noqa: E402

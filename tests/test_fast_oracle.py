@@ -19,12 +19,12 @@ import pytest
 from mcunet_tf.arch import ArchConfig, SearchSpace
 from mcunet_tf.mcunet_configs import PUBLISHED, published_spec
 from mcunet_tf.network import BlockSpec, ConvSpec, NetworkSpec
-from nas.arch_graph import network_to_graph
 from nas import fast_oracle
+from nas.arch_graph import network_to_graph
 from nas.fast_oracle import chain_memory
-from nas.memory_oracle import MemoryOracle, network_flash_estimate_bytes, flash_estimate_bytes
-from tflite_converter.ir import OpKind
+from nas.memory_oracle import MemoryOracle, flash_estimate_bytes, network_flash_estimate_bytes
 from tflite_converter import planner
+from tflite_converter.ir import OpKind
 from tflite_converter.planner import plan_memory
 
 WIDTHS = (0.2, 0.35, 0.5, 0.75, 1.0)
@@ -177,28 +177,28 @@ def _merged(members):
     """(size, first, last) of a group's members, all at offset 0, with consecutive members of
     one size merged: the same bytes over one unbroken lifetime conflict exactly as one buffer."""
     out = []
-    for size, f, l in sorted(members, key=lambda m: m[1]):
-        if out and out[-1][0] == size and out[-1][2] == f:
-            out[-1] = (size, out[-1][1], l)
+    for size, first, last in sorted(members, key=lambda m: m[1]):
+        if out and out[-1][0] == size and out[-1][2] == first:
+            out[-1] = (size, out[-1][1], last)
         else:
-            out.append((size, f, l))
+            out.append((size, first, last))
     return out
 
 
 def _check_layout(spec, alignment):
     graph = network_to_graph(spec)
     order = list(range(len(graph.ops)))
-    layout = planner._build_layout(graph, order, alignment, True, False)
+    layout = planner.build_layout(graph, order, alignment, True, False)
     items = layout.items
     theirs = []
     for i in sorted(range(len(items)), key=lambda i: (items[i][0], -items[i][2], i)):  # two_ended's order
         first, _, extent, members = items[i]
         assert all(rel == 0 for rel, *_ in members)  # what the replay relies on
-        theirs.append((first, extent, _merged([(size, f, l) for _, size, f, l, _ in members])))
+        theirs.append((first, extent, _merged([(size, f, last) for _, size, f, last, _ in members])))
     seq, lower_bound = fast_oracle._layout(spec, alignment)
     ours = [(step, extent, _merged(members)) for step, extent, members in seq]
     assert ours == theirs, spec.to_json()
-    assert lower_bound == max(planner._live_bytes(layout))
+    assert lower_bound == max(planner.live_bytes(layout))
 
 
 def test_layout_is_the_planners():

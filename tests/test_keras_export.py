@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from ai_edge_litert.interpreter import Interpreter, OpResolverType  # noqa: E402
+from tflite_micro.python.tflite_micro import runtime as tflm  # noqa: E402
 
 from mcunet_tf.arch import SearchSpace
-from mcunet_tf.export import (build_reference_model, calibration_data, export_int8_tflite,
-                              randomize_weights, reference_model_path)
-from mcunet_tf.keras_builder import (build_keras_model, keras_layer_macs,
-                                     keras_trainable_params)
+from mcunet_tf.export import (
+    build_reference_model,
+    calibration_data,
+    export_int8_tflite,
+    randomize_weights,
+    reference_model_path,
+)
+from mcunet_tf.keras_builder import build_keras_model, keras_layer_macs, keras_trainable_params
 from mcunet_tf.mcunet_configs import published_spec
 from mcunet_tf.profile import profile
 from mcunet_tf.tf_env import keras
-
-from ai_edge_litert.interpreter import Interpreter, OpResolverType  # noqa: E402
-from tflite_micro.python.tflite_micro import runtime as tflm  # noqa: E402
 
 NETWORKS = ["mcunet-in0", "mcunet-in1", "mbv2-w0.35"]
 TFLM_ARENA_BYTES = 2 * 1024 * 1024

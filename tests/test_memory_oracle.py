@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import mcunet_reference_model
+
 from mcunet_tf.arch import SearchSpace
 from mcunet_tf.mcunet_configs import published_spec
 from nas.arch_graph import network_to_graph

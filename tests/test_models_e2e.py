@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import mcunet_reference_model
+
 from engine import qemu
 from engine.host import HostModel
 from tflite_converter.codegen.generate import convert_model

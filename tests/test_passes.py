@@ -6,8 +6,8 @@ import pathlib
 
 import numpy as np
 import pytest
-
 from tflite_builder import ModelBuilder, TensorSpec, build_single_op_model
+
 from tflite_converter import passes
 from tflite_converter.errors import ConversionError
 from tflite_converter.ir import Activation, DType, OpKind, Pads, Quantization

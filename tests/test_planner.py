@@ -63,9 +63,9 @@ class GraphBuilder:
         self.tensors.append(Tensor(i, f"t{i}", tuple(shape), dtype, self.q, data))
         return i
 
-    def op(self, kind: OpKind, inputs, out_shape, attrs=NoAttrs()) -> int:
+    def op(self, kind: OpKind, inputs, out_shape, attrs=None) -> int:
         out = self.tensor(out_shape)
-        self.ops.append(Op(len(self.ops), kind, list(inputs), [out], attrs))
+        self.ops.append(Op(len(self.ops), kind, list(inputs), [out], attrs or NoAttrs()))
         return out
 
     def shape(self, t: int):
@@ -484,3 +484,138 @@ def test_scratch_records_minimum_and_granted():
     assert plan.scratch[0].bytes > plan.scratch[0].min_bytes
     rows = {r["position"]: r for r in plan_to_json(g, plan)["scratch"]}
     assert (rows[0]["min_bytes"], rows[0]["bytes"]) == (plan.scratch[0].min_bytes, plan.scratch[0].bytes)
+
+
+# ---------------------------------------------------------------------------------------------
+# The one TFLM-greedy implementation, its two callers' figures on the shared models
+
+# (greedy_arena_bytes on the legalized model in its schedule, alignment 4: the baseline
+# plan_memory is never worse than; benchmarks/measure.py's replicate_tflm_plan on the file as
+# read, one 16-byte buffer per tensor, TFLM's tie-break: (arena, peak live bytes))
+GREEDY_BASELINE = {
+    "mlperf_tiny_ad01_int8": 768,
+    "mlperf_tiny_ad_toycar_fullint_floatio": 3200,
+    "mlperf_tiny_ic_resnet_quant": 50160,
+    "mlperf_tiny_kws_ref_model_int8": 16384,
+    "mlperf_tiny_vww_96_int8": 64512,
+    "tflm_hello_world_int8": 32,
+    "tflm_micro_speech_quantized": 6420,
+    "tflm_person_detect": 55344,
+    "tinyengine_mcunet_vww": 96000,
+    "tinymaix_cifar10_q": 12640,
+    "tinymaix_mnist_resnet_q": 4284,
+}
+TFLM_REPLICA = {
+    "mlperf_tiny_ad01_int8": (768, 768),
+    "mlperf_tiny_ad_toycar_fullint_floatio": (3200, 3200),
+    "mlperf_tiny_ic_resnet_quant": (49152, 49152),
+    "mlperf_tiny_kws_ref_model_int8": (16000, 16000),
+    "mlperf_tiny_vww_96_int8": (73728, 55296),
+    "tflm_hello_world_int8": (32, 32),
+    "tflm_micro_speech_quantized": (5968, 5968),
+    "tflm_person_detect": (55296, 55296),
+    "tinyengine_mcunet_vww": (161472, 161472),
+    "tinymaix_cifar10_q": (11264, 11264),
+    "tinymaix_mnist_resnet_q": (3552, 3552),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GREEDY_BASELINE))
+def test_greedy_figures_on_shared_models(name):
+    from tflite_converter import planner
+    from tflite_converter.schedule import schedule
+
+    g = _load(name)
+    assert greedy_arena_bytes(g, schedule(g)) == GREEDY_BASELINE[name]
+    raw = pytest.importorskip("tflite_converter.reader").load_tflite(str(MODELS / f"{name}.tflite"))
+    rep = planner.tflm_greedy_plan(raw, alignment=16, tie_break=planner.TieBreak.LATER_TENSOR,
+                                   buffers=planner.GreedyBuffers.TENSORS)
+    assert (rep.arena_bytes, max(rep.live_bytes)) == TFLM_REPLICA[name]
+
+
+def test_replica_is_the_planner_greedy():
+    """benchmarks/measure.py's replica of TFLM's plan is tflm_greedy_plan with TFLM's buffer
+    alignment and tie-break, on one buffer per tensor."""
+    measure = pytest.importorskip("benchmarks.measure")
+    from tflite_converter import planner
+
+    for seed in range(20):
+        g = random_dag(seed)
+        rep = measure.replicate_tflm_plan(g)
+        mine = planner.tflm_greedy_plan(g, alignment=measure.TFLM_BUFFER_ALIGNMENT,
+                                        tie_break=planner.TieBreak.LATER_TENSOR,
+                                        buffers=planner.GreedyBuffers.TENSORS)
+        assert (rep.arena_bytes, rep.live_bytes) == (mine.arena_bytes, mine.live_bytes)
+
+
+def test_greedy_tie_break():
+    """Equal extents: this planner places the one live first, TFLM the later tensor first;
+    larger extents go first either way."""
+    from tflite_converter.planner import TieBreak, greedy_order
+
+    items = [(0, 1, 16, [(0, 16, 0, 1, 0)]), (1, 2, 16, [(0, 16, 1, 2, 1)]),
+             (2, 2, 16, [(0, 16, 2, 2, 2)]), (1, 1, 32, [(0, 32, 1, 1, 3)])]
+    assert greedy_order(items, TieBreak.EARLIER_START) == [3, 0, 1, 2]
+    assert greedy_order(items, TieBreak.LATER_TENSOR) == [3, 2, 1, 0]
+
+
+def test_greedy_tensor_buffers_ignore_reshape_aliases_and_scratch():
+    """One buffer per tensor: a reshape output is a buffer of its own (TFLM copies nothing
+    but plans it anyway), kernel scratch is not planned."""
+    from tflite_converter import planner
+
+    b = GraphBuilder()
+    x = b.tensor((1, 4, 4, 8))
+    y = b.conv(x, 8, 3)  # needs im2col scratch
+    r = b.reshape(y, (1, 128))
+    g = b.graph([x], [r])
+    own = planner.tflm_greedy_plan(g, alignment=4, buffers=planner.GreedyBuffers.TENSORS)
+    assert own.arena_bytes == 128 + 128  # x and y at step 0, y and r at step 1
+    assert own.live_bytes == (256, 256)
+    ours = planner.tflm_greedy_plan(g, alignment=4)
+    assert ours.arena_bytes == greedy_arena_bytes(g) > 128  # r shares y's bytes; scratch too
+
+
+# ---------------------------------------------------------------------------------------------
+# Alias chains, alignment, element sizes
+
+
+def test_alias_root_walks_chains_and_stops_on_cycles():
+    from tflite_converter.planner import alias_root
+
+    assert alias_root(5, {}) == 5
+    assert alias_root(3, {3: 2, 2: 1}) == 1
+    assert alias_root(1, {3: 2, 2: 1}) == 1
+    assert alias_root(1, {1: 2, 2: 1}) in (1, 2)  # a corrupted plan: no hang
+
+
+def test_reshape_chain_is_one_buffer_in_verify():
+    b = GraphBuilder()
+    x = b.tensor((1, 4, 4, 8))
+    a = b.relu(x)
+    r1 = b.reshape(a, (1, 128))
+    r2 = b.reshape(r1, (1, 16, 8))
+    y = b.relu(r2)
+    g = b.graph([x], [y])
+    plan = plan_memory(g)
+    assert plan.tensors[r2].role is Role.ALIAS and plan.tensors[r2].alias_of == r1
+    assert plan.tensors[r2].offset == plan.tensors[a].offset
+    assert verify_plan(g, plan) == []
+
+
+def test_offset_alignment_divides_the_arena_base_alignment():
+    """The plan aligns offsets in the arena, the generator the arena's base address: every
+    buffer is aligned to the offset alignment only while the base's is a multiple of it."""
+    from tflite_converter.codegen.generate import ARENA_ALIGN
+    from tflite_converter.planner import OFFSET_ALIGNMENT
+
+    assert ARENA_ALIGN % OFFSET_ALIGNMENT == 0
+    assert plan_memory(mbv2_like(2)).alignment == OFFSET_ALIGNMENT
+
+
+def test_tensor_nbytes_and_itemsize():
+    for d in DType:
+        assert d.itemsize == np.dtype(d.value).itemsize
+    assert Tensor(0, "s", (), DType.INT32).nbytes == 4
+    assert Tensor(0, "t", (1, 3, 5), DType.INT16).nbytes == 30
+    assert Tensor(0, "z", (2, 0), DType.FLOAT32).nbytes == 0

@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mcunet_tf import quantize
 from mcunet_tf.arch import SearchSpace
 from mcunet_tf.data import Preprocessing, load_digits, prepare_dataset, to_float
 from mcunet_tf.keras_builder import build_keras_model
 from mcunet_tf.tf_env import keras
-from mcunet_tf import quantize
 
 
 def _space() -> SearchSpace:
@@ -39,7 +39,7 @@ def float_model(digits):
 def test_fold_batchnorm_is_exact(float_model, digits):
     _, test = digits
     folded = quantize.fold_batchnorm(float_model)
-    assert not any(isinstance(l, keras.layers.BatchNormalization) for l in folded.layers)
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in folded.layers)
     x = to_float(test.images[:32])
     ref = float_model(x, training=False).numpy()
     np.testing.assert_allclose(folded(x).numpy(), ref, atol=1e-4 * max(1, np.abs(ref).max()))
@@ -47,7 +47,7 @@ def test_fold_batchnorm_is_exact(float_model, digits):
 
 def test_quantize_model_quantizes_every_conv_per_channel(float_model):
     qat = quantize.quantize_model(float_model)
-    wrapped = {l.layer.name: l for l in qat.layers if hasattr(l, "layer")}
+    wrapped = {w.layer.name: w for w in qat.layers if hasattr(w, "layer")}
     for layer in float_model.layers:
         if isinstance(layer, keras.layers.DepthwiseConv2D):
             weights = {w.name.split("/")[-1]: w for w in wrapped[layer.name].weights}

@@ -5,12 +5,16 @@ import pathlib
 
 import numpy as np
 import pytest
-
 from tflite_builder import ModelBuilder, TensorSpec, build_model, build_single_op_model
+
 from tflite_converter import schema
 from tflite_converter.errors import ConversionError
 from tflite_converter.ir import (
-    Activation, DType, OpKind, Padding, Pads,
+    Activation,
+    DType,
+    OpKind,
+    Padding,
+    Pads,
 )
 from tflite_converter.reader import load_tflite, read_tflite
 
@@ -30,8 +34,10 @@ ACCEPTED = {
     "tinymaix_cifar10_q.tflite": 6,
 }
 REFUSED = {
-    "tflm_hello_world_float.tflite": "op 0 FULLY_CONNECTED, tensor 'serving_default_dense_input:0': float32 arithmetic not supported",
-    "mlperf_tiny_kws_ref_model_float32.tflite": "op 0 CONV_2D, tensor 'input_1': hybrid model (float32 activations with int8 weights) not supported",
+    "tflm_hello_world_float.tflite":
+        "op 0 FULLY_CONNECTED, tensor 'serving_default_dense_input:0': float32 arithmetic not supported",
+    "mlperf_tiny_kws_ref_model_float32.tflite":
+        "op 0 CONV_2D, tensor 'input_1': hybrid model (float32 activations with int8 weights) not supported",
     "coral_keras_lstm_mnist_ptq.tflite": "op 1 UNIDIRECTIONAL_SEQUENCE_LSTM: not supported",
 }
 

@@ -9,8 +9,8 @@ import time
 
 import numpy as np
 import pytest
-
 from tflite_builder import ModelBuilder, TensorSpec, build_single_op_model
+
 from tflite_converter.errors import ConversionError
 from tflite_converter.reader import read_tflite
 

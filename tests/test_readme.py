@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 
-import tflite_converter.codegen.ops  # noqa: F401  (registers the emitters)
 from conftest import REPO_ROOT
+
+import tflite_converter.codegen.ops  # noqa: F401  (registers the emitters)
 from tflite_converter.codegen.api import EMITTERS
 from tflite_converter.ir import OpKind
 

@@ -5,6 +5,7 @@ import random
 import time
 
 from test_planner import GraphBuilder, mbv2_like, random_dag
+
 from tflite_converter.planner import check_order, lower_bound_bytes, plan_memory, verify_plan
 from tflite_converter.schedule import has_unique_order, schedule
 

@@ -11,9 +11,19 @@ from mcunet_tf.arch import SearchSpace
 from nas.constraints import CandidateMeter, Fit, Limits
 from nas.evolution import Evolution, EvolutionConfig, network_key
 from nas.mcu import DEFAULT_RESERVE, get_profile
-from nas.space_search import (MIN_FIT_FRACTION, NothingFits, SpaceGrid, SpaceStats, Stage1Result,
-                              eligible_spaces, optimise_spaces, profile_space, random_space,
-                              resolutions_for_images, smallest_reachable)
+from nas.space_search import (
+    MIN_FIT_FRACTION,
+    NothingFits,
+    SpaceGrid,
+    SpaceStats,
+    Stage1Result,
+    eligible_spaces,
+    optimise_spaces,
+    profile_space,
+    random_space,
+    resolutions_for_images,
+    smallest_reachable,
+)
 
 KIB = 1024
 

@@ -8,10 +8,10 @@ import textwrap
 import numpy as np
 import pytest
 
-from mcunet_tf.arch import SearchSpace
-from mcunet_tf.tf_env import keras, tf
 from mcunet_tf import subnet
+from mcunet_tf.arch import SearchSpace
 from mcunet_tf.supernet import SupernetOptions, make_supernet
+from mcunet_tf.tf_env import keras, tf
 from mcunet_tf.train import SupernetTrainer, TrainConfig
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import Optional, Sequence
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,8 +27,7 @@ class Problem:
 class ConversionError(Exception):
     """Raised with every problem found at once; str() is one line per problem."""
 
-    def __init__(self, problems: list[Problem] | Problem | str):
-        if isinstance(problems, (Problem, str)):
-            problems = [problems]
-        self.problems = [p if isinstance(p, Problem) else Problem(p) for p in problems]
+    def __init__(self, problems: Sequence[Problem | str] | Problem | str):
+        listed = [problems] if isinstance(problems, (Problem, str)) else list(problems)
+        self.problems = [p if isinstance(p, Problem) else Problem(p) for p in listed]
         super().__init__("\n".join(str(p) for p in self.problems))

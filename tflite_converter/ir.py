@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Optional, Sequence
+import math
+from typing import Optional, Sequence, TypeVar
 
 import numpy as np
 
@@ -30,13 +31,15 @@ class DType(enum.Enum):
     INT64 = "int64"
     BOOL = "bool"
 
+    def __init__(self, value: str) -> None:
+        # bytes per element, a plain attribute of each member: reading it costs one attribute
+        # lookup (a property would build a numpy dtype per call), and the planner and the NAS
+        # read it for every tensor of every candidate
+        self.itemsize: int = np.dtype(value).itemsize
+
     @property
     def np(self) -> np.dtype:
         return np.dtype(self.value)
-
-    @property
-    def itemsize(self) -> int:
-        return self.np.itemsize
 
     @property
     def c_type(self) -> str:
@@ -141,6 +144,15 @@ class Quantization:
         return int(self.zero_point[0])
 
 
+def same_quantization(a: Optional[Quantization], b: Optional[Quantization]) -> bool:
+    """The same real value for every stored value: equal scales, zero points and axis (two
+    unquantized tensors count as the same; one quantized and one not, as different)."""
+    if a is None or b is None:
+        return a is None and b is None
+    return (a.axis == b.axis and np.array_equal(a.scale, b.scale)
+            and np.array_equal(a.zero_point, b.zero_point))
+
+
 @dataclasses.dataclass
 class Tensor:
     index: int
@@ -156,14 +168,13 @@ class Tensor:
 
     @property
     def num_elements(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
+        return math.prod(self.shape)
 
     @property
     def nbytes(self) -> int:
-        return self.num_elements * self.dtype.itemsize
+        """Bytes of the tensor's elements. Cheap (the planner calls it for every tensor of
+        every plan); computed on each call, as the reader may still change `shape`."""
+        return math.prod(self.shape, start=self.dtype.itemsize)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -299,6 +310,8 @@ class ReshapeAttrs:
 # ---------------------------------------------------------------------------------------------
 # Ops and graphs
 
+AttrsT = TypeVar("AttrsT")
+
 
 @dataclasses.dataclass
 class Op:
@@ -307,6 +320,13 @@ class Op:
     inputs: list[int]  # tensor indices, -1 = absent optional input
     outputs: list[int]
     attrs: object = NoAttrs()
+
+    def attrs_as(self, cls: type[AttrsT]) -> AttrsT:
+        """The attributes, typed: the reader built them for this op's kind, so a mismatch is
+        a bug in the converter, not in the model."""
+        if not isinstance(self.attrs, cls):
+            raise TypeError(f"{self}: attributes are {type(self.attrs).__name__}, not {cls.__name__}")
+        return self.attrs
 
     def __str__(self) -> str:
         return f"op {self.index} {self.kind.value}"

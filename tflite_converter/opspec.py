@@ -17,7 +17,6 @@ from tflite_converter.ir import (
     Activation,
     ConcatAttrs,
     ConvAttrs,
-    DType,
     Graph,
     Op,
     OpKind,
@@ -338,12 +337,9 @@ def depthwise_preferred_scratch(graph: Graph, op: Op, inplace: bool) -> int:
 # have been read, whatever the kernel's loop order within that rule.
 
 
-_ITEMSIZE = {d.name: d.itemsize for d in DType}  # by name: see _BY_NAME below
-
-
 def _same_layout(graph: Graph, a: int, b: int) -> bool:
     ta, tb = graph.tensors[a], graph.tensors[b]
-    return ta.shape == tb.shape and _ITEMSIZE[ta.dtype._name_] == _ITEMSIZE[tb.dtype._name_]
+    return ta.shape == tb.shape and ta.dtype.itemsize == tb.dtype.itemsize
 
 
 def elementwise_unary_inplace(graph: Graph, op: Op) -> tuple[int, ...]:
@@ -384,7 +380,7 @@ def depthwise_inplace(graph: Graph, op: Op) -> tuple[int, ...]:
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     if len(x.shape) != 4 or len(y.shape) != 4 or x.shape[0] != 1 or y.shape[0] != 1:
         return ()
-    if x.shape[3] != y.shape[3] or _ITEMSIZE[x.dtype._name_] != 1 or _ITEMSIZE[y.dtype._name_] != 1:
+    if x.shape[3] != y.shape[3] or x.dtype.itemsize != 1 or y.dtype.itemsize != 1:
         return ()
     return (0,)
 
@@ -401,7 +397,7 @@ class OpSpec:
     macs: MacsFn = _zero_macs
     scratch: ScratchFn = _no_scratch
     # more scratch the kernel runs faster with (>= `scratch`); None: the minimum is all it uses.
-    # The planner grants up to this much where the arena has the room (planner._grant_scratch).
+    # The planner grants up to this much where the arena has the room (planner.scratch.grant_scratch).
     preferred_scratch: Optional[ScratchFn] = None
     inplace: InplaceFn = _never_inplace
     alias: bool = False

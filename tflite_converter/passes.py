@@ -28,8 +28,21 @@ import numpy as np
 from engine import quantization
 from tflite_converter.errors import ConversionError
 from tflite_converter.ir import (
-    Activation, ConvAttrs, DType, Graph, Op, OpKind, Pads, Quantization, ReduceAttrs,
-    ReshapeAttrs, Tensor, TransposeAttrs,
+    Activation,
+    ConvAttrs,
+    DType,
+    Graph,
+    Op,
+    OpKind,
+    PackAttrs,
+    PadAttrs,
+    Pads,
+    Quantization,
+    ReduceAttrs,
+    ReshapeAttrs,
+    Tensor,
+    TransposeAttrs,
+    same_quantization,
 )
 from tflite_converter.validate import check_structure
 
@@ -78,13 +91,6 @@ def _add_tensor(graph: Graph, like: Tensor, name: str, shape: tuple[int, ...]) -
     return index
 
 
-def _same_quant(a: Optional[Quantization], b: Optional[Quantization]) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    return (a.axis == b.axis and np.array_equal(a.scale, b.scale)
-            and np.array_equal(a.zero_point, b.zero_point))
-
-
 def _sole_consumer(graph: Graph, tensor: int) -> Optional[Op]:
     """The only op reading `tensor` (once), if it is not also a model output."""
     if tensor in graph.outputs:
@@ -99,12 +105,20 @@ def _sole_consumer(graph: Graph, tensor: int) -> Optional[Op]:
 # 1. Constant folding
 
 
+def _const(graph: Graph, index: int) -> np.ndarray:
+    """The values of a constant tensor (folding runs only on ops whose inputs are constant)."""
+    data = graph.tensors[index].data
+    if data is None:
+        raise ValueError(f"tensor {index} is not constant")
+    return data
+
+
 def _fold_shape(graph: Graph, op: Op) -> Optional[np.ndarray]:
     return np.asarray(graph.tensors[op.inputs[0]].shape)
 
 
 def _fold_pack(graph: Graph, op: Op) -> Optional[np.ndarray]:
-    return np.stack([graph.tensors[i].data for i in op.inputs], axis=op.attrs.axis)
+    return np.stack([_const(graph, i) for i in op.inputs], axis=op.attrs_as(PackAttrs).axis)
 
 
 def _fold_reshape(graph: Graph, op: Op) -> Optional[np.ndarray]:
@@ -112,13 +126,13 @@ def _fold_reshape(graph: Graph, op: Op) -> Optional[np.ndarray]:
 
 
 def _fold_transpose(graph: Graph, op: Op) -> Optional[np.ndarray]:
-    return np.transpose(graph.tensors[op.inputs[0]].data, op.attrs.perm)
+    return np.transpose(_const(graph, op.inputs[0]), op.attrs_as(TransposeAttrs).perm)
 
 
 def _fold_dequantize(graph: Graph, op: Op) -> Optional[np.ndarray]:
-    x = graph.tensors[op.inputs[0]]
+    x, data = graph.tensors[op.inputs[0]], _const(graph, op.inputs[0])
     if x.dtype is DType.FLOAT16:
-        return x.data.astype(np.float32)
+        return data.astype(np.float32)
     if x.quant is None:
         return None
     scale, zp = x.quant.scale.astype(np.float32), x.quant.zero_point
@@ -126,7 +140,7 @@ def _fold_dequantize(graph: Graph, op: Op) -> Optional[np.ndarray]:
         bshape = [1] * len(x.shape)
         bshape[x.quant.axis] = -1
         scale, zp = scale.reshape(bshape), zp.reshape(bshape)
-    return ((x.data.astype(np.int64) - zp).astype(np.float32) * scale).astype(np.float32)
+    return ((data.astype(np.int64) - zp).astype(np.float32) * scale).astype(np.float32)
 
 
 # Which inputs must be constant for the op to fold (None: all of them).
@@ -228,14 +242,15 @@ def fold_pads(graph: Graph) -> Graph:
         source = g.tensors[pad.inputs[0]]
         if _sole_consumer(g, padded.index) is not conv or padded.quant is None:
             continue
-        if len(pad.attrs.paddings) != 4 or pad.attrs.paddings[0] != (0, 0) or pad.attrs.paddings[3] != (0, 0):
+        pa = pad.attrs_as(PadAttrs)
+        if len(pa.paddings) != 4 or pa.paddings[0] != (0, 0) or pa.paddings[3] != (0, 0):
             continue
-        if not _same_quant(source.quant, padded.quant) or padded.quant.scale.size != 1:
+        if not same_quantization(source.quant, padded.quant) or padded.quant.scale.size != 1:
             continue
-        if pad.attrs.pad_value != int(padded.quant.zero_point[0]):
+        if pa.pad_value != int(padded.quant.zero_point[0]):
             continue
-        (pt, pb), (pl, pr) = pad.attrs.paddings[1], pad.attrs.paddings[2]
-        a: ConvAttrs = conv.attrs
+        (pt, pb), (pl, pr) = pa.paddings[1], pa.paddings[2]
+        a = conv.attrs_as(ConvAttrs)
         p = a.pads
         conv.attrs = dataclasses.replace(a, pads=Pads(p.top + pt, p.bottom + pb, p.left + pl, p.right + pr))
         conv.inputs[0] = source.index
@@ -270,6 +285,14 @@ def _int8_requantize(graph: Graph, op: Op) -> bool:
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     return (x.dtype is DType.INT8 and y.dtype is DType.INT8 and x.quant is not None
             and y.quant is not None and x.quant.scale.size == 1 and y.quant.scale.size == 1)
+
+
+def _quant(graph: Graph, index: int) -> Quantization:
+    """The parameters of a tensor `_int8_requantize` has checked to be quantized."""
+    q = graph.tensors[index].quant
+    if q is None:
+        raise ValueError(f"tensor {index} is not quantized")
+    return q
 
 
 def _equal_under_both_roundings(chain: list[tuple[Quantization, Quantization]],
@@ -309,7 +332,7 @@ def remove_quantize_noops(graph: Graph) -> Graph:
             if not _int8_requantize(g, op):
                 continue
             a, b = op.inputs[0], op.outputs[0]
-            qa, qb = g.tensors[a].quant, g.tensors[b].quant
+            qa, qb = _quant(g, a), _quant(g, b)
             if _equal_under_both_roundings([(qa, qb)], None) and _can_bypass(g, a, b):
                 g.ops.remove(op)
                 _rewire(g, b, a)
@@ -319,9 +342,9 @@ def remove_quantize_noops(graph: Graph) -> Graph:
             if nxt is None or not _int8_requantize(g, nxt):
                 continue
             c = nxt.outputs[0]
-            qc = g.tensors[c].quant
+            qc = _quant(g, c)
             chain = [(qa, qb), (qb, qc)]
-            if _same_quant(qa, qc) and _equal_under_both_roundings(chain, None) and _can_bypass(g, a, c):
+            if same_quantization(qa, qc) and _equal_under_both_roundings(chain, None) and _can_bypass(g, a, c):
                 g.ops.remove(op)
                 g.ops.remove(nxt)
                 _rewire(g, c, a)
@@ -380,10 +403,10 @@ def push_transpose_through_reduce(graph: Graph) -> Graph:
             t_idx = red.inputs[0]
             x = g.tensors[tr.inputs[0]]
             t = g.tensors[t_idx]
-            if _sole_consumer(g, t_idx) is not red or not _same_quant(x.quant, t.quant):
+            if _sole_consumer(g, t_idx) is not red or not same_quantization(x.quant, t.quant):
                 continue
-            perm = tr.attrs.perm
-            a: ReduceAttrs = red.attrs
+            perm = tr.attrs_as(TransposeAttrs).perm
+            a = red.attrs_as(ReduceAttrs)
             new_axes = tuple(sorted(perm[ax] for ax in a.axes))
             kept_t = [ax for ax in range(len(perm)) if a.keep_dims or ax not in a.axes]
             kept_x = [ax for ax in range(len(perm)) if a.keep_dims or ax not in new_axes]

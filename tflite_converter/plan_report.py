@@ -28,7 +28,7 @@ def plan_to_json(graph: Graph, plan: MemoryPlan) -> dict[str, Any]:
     """A JSON-ready dict: arena and lower bound, every placed tensor and scratch buffer, and
     per op (in schedule order) its shapes, live bytes, MACs and scratch."""
     if isinstance(graph, MemoryPlan):  # tolerate (plan, graph) as the code generator calls it
-        graph, plan = plan, graph  # type: ignore[assignment]
+        graph, plan = plan, graph
     ops = graph.ops
     step_op = [ops[p].index for p in plan.order]
     tensors = []

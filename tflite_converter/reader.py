@@ -17,31 +17,54 @@ graph must be a DAG in file order with every tensor produced once.
 from __future__ import annotations
 
 import math
+import os
 import pathlib
 import struct
-from typing import Callable, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 import numpy as np
 
 from tflite_converter import schema
 from tflite_converter.errors import ConversionError, Problem
-from tflite_converter.validate import check_structure
 from tflite_converter.ir import (
-    ConcatAttrs, ConvAttrs, DType, ElementwiseAttrs, FullyConnectedAttrs, Graph, LeakyReluAttrs,
-    NoAttrs, Op, OpKind, PackAttrs, PadAttrs, Padding, Pads, PoolAttrs, Quantization,
-    ReduceAttrs, ReshapeAttrs, ResizeAttrs, SoftmaxAttrs, SplitAttrs, StridedSliceAttrs, Tensor,
-    TransposeAttrs, same_pads,
+    ConcatAttrs,
+    ConvAttrs,
+    DType,
+    ElementwiseAttrs,
+    FullyConnectedAttrs,
+    Graph,
+    LeakyReluAttrs,
+    NoAttrs,
+    Op,
+    OpKind,
+    PackAttrs,
+    PadAttrs,
+    Padding,
+    Pads,
+    PoolAttrs,
+    Quantization,
+    ReduceAttrs,
+    ReshapeAttrs,
+    ResizeAttrs,
+    SoftmaxAttrs,
+    SplitAttrs,
+    StridedSliceAttrs,
+    Tensor,
+    TransposeAttrs,
+    same_pads,
 )
+from tflite_converter.schema import S  # noqa: E402  (the binding, by its usual name)
+from tflite_converter.validate import check_structure
 
-S = schema.S
 B = schema.BuiltinOperator
+OptionsT = TypeVar("OptionsT")  # a schema options class (S.Conv2DOptionsT, ...)
 
 MAX_TENSOR_BYTES = 64 * 1024 * 1024  # no microcontroller model has a bigger tensor
 MAX_RANK = 8
 MAX_FILE_BYTES = 1 << 31  # a flatbuffer proper addresses at most 2 GiB
 
 
-def load_tflite(path: str | pathlib.Path, name: Optional[str] = None) -> Graph:
+def load_tflite(path: str | os.PathLike[str], name: Optional[str] = None) -> Graph:
     """Read a .tflite file; the graph is named after the file unless `name` is given."""
     path = pathlib.Path(path)
     try:
@@ -128,7 +151,7 @@ def _unpack_model(data: bytes) -> "S.ModelT":
         raise ConversionError(f"malformed TFLite file ({type(e).__name__} while parsing)") from None
 
 
-def _as_ints(values: object, what: str) -> list[int]:
+def _as_ints(values: Any, what: str) -> list[int]:
     if values is None:
         return []
     try:
@@ -351,7 +374,7 @@ class _OpContext:
         self.inputs, self.outputs, self.raw_options = inputs, outputs, options
         self.blame: Optional[str] = None
 
-    def options(self, cls: type) -> object:
+    def options(self, cls: type[OptionsT]) -> OptionsT:
         """The op's options table, or the schema defaults when the file has none."""
         if self.raw_options is None:
             return cls()
@@ -460,7 +483,7 @@ def _read_fully_connected(ctx: _OpContext):
                                                        bool(o.keepNumDims))
 
 
-def _elementwise(kind: OpKind, cls: type):
+def _elementwise(kind: OpKind, cls: Any):
     def read(ctx: _OpContext):
         o = ctx.options(cls)
         return kind, ElementwiseAttrs(_activation(o.fusedActivationFunction))
@@ -568,7 +591,7 @@ def _read_strided_slice(ctx: _OpContext):
             raise _OpProblem(f"shrink_axis_mask with a negative stride on dimension {i} not supported")
         lo, hi = (0, dim) if s > 0 else (-1, dim - 1)
 
-        def clamp(v: int) -> int:
+        def clamp(v: int, dim: int = dim, lo: int = lo, hi: int = hi) -> int:
             v = v + dim if v < 0 else v
             return min(max(v, lo), hi)
 
@@ -579,11 +602,13 @@ def _read_strided_slice(ctx: _OpContext):
             e = dim if s > 0 else -1
         else:
             e = clamp(begin[i] + end[i] if o.offset else end[i])
-        rb.append(b), re_.append(e), rs.append(s)
+        rb.append(b)
+        re_.append(e)
+        rs.append(s)
     return OpKind.STRIDED_SLICE, StridedSliceAttrs(tuple(rb), tuple(re_), tuple(rs))
 
 
-def _resize(kind: OpKind, cls: type):
+def _resize(kind: OpKind, cls: Any):
     def read(ctx: _OpContext):
         o = ctx.options(cls)
         size = ctx.const(1, "size").reshape(-1)

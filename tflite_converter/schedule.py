@@ -14,7 +14,7 @@ from typing import Optional
 
 from tflite_converter import opspec
 from tflite_converter.ir import Graph
-from tflite_converter.planner import lower_bound_bytes
+from tflite_converter.planner import alias_root, lower_bound_bytes
 
 DEFAULT_BUDGET = 128
 
@@ -48,9 +48,7 @@ def _search(graph: Graph, budget: int, alignment: int = 4) -> Optional[list[int]
             alias_src[op.outputs[0]] = op.inputs[0]
 
     def root(t: int) -> int:
-        while t in alias_src:
-            t = alias_src[t]
-        return t
+        return alias_root(t, alias_src)
 
     size: dict[int, int] = {}
     readers: dict[int, int] = {}

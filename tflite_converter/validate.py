@@ -18,7 +18,24 @@ import numpy as np
 
 from tflite_converter.errors import ConversionError, Problem
 from tflite_converter.ir import (
-    Activation, ConvAttrs, DType, Graph, Op, OpKind, PoolAttrs, Tensor,
+    Activation,
+    ConcatAttrs,
+    ConvAttrs,
+    DType,
+    ElementwiseAttrs,
+    FullyConnectedAttrs,
+    Graph,
+    Op,
+    OpKind,
+    PadAttrs,
+    PoolAttrs,
+    ReduceAttrs,
+    SoftmaxAttrs,
+    SplitAttrs,
+    StridedSliceAttrs,
+    Tensor,
+    TransposeAttrs,
+    same_quantization,
 )
 
 # Ops the IR knows but that must have been folded to constants before the engine sees them.
@@ -70,8 +87,16 @@ def check_graph(graph: Graph, *, structural_ok: bool = True,
 # Tensor rules
 
 
-def _ins(g: Graph, op: Op) -> list[Optional[Tensor]]:
-    return [g.tensors[i] if i >= 0 else None for i in op.inputs]
+def _ins(g: Graph, op: Op) -> list[Tensor]:
+    """The inputs, all present (ops whose inputs are all required, after their arity check)."""
+    if any(i < 0 for i in op.inputs):
+        raise _Refuse("a required input is absent")
+    return [g.tensors[i] for i in op.inputs]
+
+
+def _optional_in(g: Graph, op: Op, k: int) -> Optional[Tensor]:
+    """Input `k`, or None where the model leaves it out (an optional bias)."""
+    return g.tensors[op.inputs[k]] if k < len(op.inputs) and op.inputs[k] >= 0 else None
 
 
 def _outs(g: Graph, op: Op) -> list[Tensor]:
@@ -87,7 +112,8 @@ def _arity(g: Graph, op: Op, n_in: tuple[int, int], n_out: int = 1) -> None:
 
 
 def _has_int8_weights(g: Graph, op: Op) -> bool:
-    return any(t is not None and t.is_constant and t.dtype is DType.INT8 for t in _ins(g, op))
+    return any(g.tensors[i].is_constant and g.tensors[i].dtype is DType.INT8
+               for i in op.inputs if i >= 0)
 
 
 def _int8_io(g: Graph, op: Op, n_in: tuple[int, int], data: int = 0) -> tuple[Tensor, Tensor]:
@@ -129,6 +155,8 @@ def _per_tensor(t: Tensor) -> None:
 
 
 def _scales_ok(t: Tensor) -> None:
+    if t.quant is None:
+        raise _Refuse("quantized tensor without quantization parameters", t)
     s = t.quant.scale
     if not np.all(np.isfinite(s)) or not np.all(s > 0):
         raise _Refuse("quantization scale must be finite and positive", t)
@@ -173,9 +201,7 @@ def _shape(t: Tensor, expected: tuple[int, ...]) -> None:
 
 
 def _same_quant(a: Tensor, b: Tensor) -> None:
-    if a.quant is None or b.quant is None or (
-            not np.array_equal(a.quant.scale, b.quant.scale)
-            or not np.array_equal(a.quant.zero_point, b.quant.zero_point)):
+    if a.quant is None or not same_quantization(a.quant, b.quant):
         raise _Refuse("input and output quantization must be identical for this op", b)
 
 
@@ -209,9 +235,8 @@ def _check_spatial(x: Tensor, y: Tensor, kh: int, kw: int, a: ConvAttrs | PoolAt
 
 def _conv(g: Graph, op: Op) -> None:
     x, y = _int8_io(g, op, (2, 3))
-    _, w, *rest = _ins(g, op)
-    b = rest[0] if rest else None
-    a: ConvAttrs = op.attrs
+    w, b = g.tensors[op.inputs[1]], _optional_in(g, op, 2)
+    a = op.attrs_as(ConvAttrs)
     _clamp(a.activation)
     _rank(x, 4)
     _rank(w, 4)
@@ -232,9 +257,9 @@ def _conv(g: Graph, op: Op) -> None:
 
 def _fully_connected(g: Graph, op: Op) -> None:
     x, y = _int8_io(g, op, (2, 3))
-    _, w, *rest = _ins(g, op)
-    b = rest[0] if rest else None
-    _clamp(op.attrs.activation)
+    w, b = g.tensors[op.inputs[1]], _optional_in(g, op, 2)
+    a = op.attrs_as(FullyConnectedAttrs)
+    _clamp(a.activation)
     _rank(w, 2)
     units, depth = w.shape
     _weights(w, 0, units)
@@ -242,8 +267,8 @@ def _fully_connected(g: Graph, op: Op) -> None:
     if depth == 0 or x.num_elements % depth:
         raise _Refuse(f"input of {x.num_elements} values does not fit weights {list(w.shape)}", x)
     batch = x.num_elements // depth
-    expected = tuple(x.shape[:-1]) + (units,) if op.attrs.keep_num_dims else (batch, units)
-    if op.attrs.keep_num_dims and x.shape[-1] != depth:
+    expected = tuple(x.shape[:-1]) + (units,) if a.keep_num_dims else (batch, units)
+    if a.keep_num_dims and x.shape[-1] != depth:
         raise _Refuse(f"keep_num_dims needs the last input dimension {depth}", x)
     _shape(y, expected)
 
@@ -268,7 +293,7 @@ def _two_int8_inputs(g: Graph, op: Op) -> tuple[Tensor, Tensor, Tensor]:
 def _binary(g: Graph, op: Op) -> None:
     x1, x2, y = _two_int8_inputs(g, op)
     if op.kind in (OpKind.ADD, OpKind.SUB, OpKind.MUL):
-        _clamp(op.attrs.activation)
+        _clamp(op.attrs_as(ElementwiseAttrs).activation)
     else:  # MAXIMUM / MINIMUM compare the stored int8 values: one scale for all three
         _same_quant(x1, y)
         _same_quant(x2, y)
@@ -278,7 +303,7 @@ def _binary(g: Graph, op: Op) -> None:
 def _pool(g: Graph, op: Op) -> None:
     x, y = _int8_io(g, op, (1, 1))
     _rank(x, 4)
-    a: PoolAttrs = op.attrs
+    a = op.attrs_as(PoolAttrs)
     _clamp(a.activation)
     _same_quant(x, y)
     _check_spatial(x, y, a.filter_h, a.filter_w, a, x.shape[3])
@@ -286,8 +311,9 @@ def _pool(g: Graph, op: Op) -> None:
 
 def _reduce(g: Graph, op: Op) -> None:
     x, y = _int8_io(g, op, (2, 2))
-    axes = set(op.attrs.axes)
-    if op.attrs.keep_dims:
+    a = op.attrs_as(ReduceAttrs)
+    axes = set(a.axes)
+    if a.keep_dims:
         expected = tuple(1 if i in axes else d for i, d in enumerate(x.shape))
     else:
         expected = tuple(d for i, d in enumerate(x.shape) if i not in axes)
@@ -319,9 +345,10 @@ def _prelu(g: Graph, op: Op) -> None:
 def _pad(g: Graph, op: Op) -> None:
     x, y = _int8_io(g, op, (2, 3) if op.kind is OpKind.PADV2 else (2, 2))
     _same_quant(x, y)
-    if not -128 <= op.attrs.pad_value <= 127:
-        raise _Refuse(f"pad value {op.attrs.pad_value} outside the int8 range")
-    _shape(y, tuple(d + a + b for d, (a, b) in zip(x.shape, op.attrs.paddings)))
+    a = op.attrs_as(PadAttrs)
+    if not -128 <= a.pad_value <= 127:
+        raise _Refuse(f"pad value {a.pad_value} outside the int8 range")
+    _shape(y, tuple(d + before + after for d, (before, after) in zip(x.shape, a.paddings)))
 
 
 def _concat(g: Graph, op: Op) -> None:
@@ -330,8 +357,9 @@ def _concat(g: Graph, op: Op) -> None:
     xs, (y,) = _ins(g, op), _outs(g, op)
     for t in xs + [y]:
         _int8_act(g, op, t)
-    _clamp(op.attrs.activation)
-    axis = op.attrs.axis
+    a = op.attrs_as(ConcatAttrs)
+    _clamp(a.activation)
+    axis = a.axis
     for t in xs:
         if len(t.shape) != len(y.shape) or any(
                 d != e for i, (d, e) in enumerate(zip(t.shape, y.shape)) if i != axis):
@@ -345,7 +373,8 @@ def _split(g: Graph, op: Op) -> None:
     _arity(g, op, (2, 2), len(op.outputs))
     x = g.tensors[op.inputs[1]]
     _int8_act(g, op, x)
-    axis, n = op.attrs.axis, op.attrs.num_splits
+    a = op.attrs_as(SplitAttrs)
+    axis, n = a.axis, a.num_splits
     if n < 1 or x.shape[axis] % n:
         raise _Refuse(f"dimension {x.shape[axis]} does not split in {n}", x)
     expected = tuple(d // n if i == axis else d for i, d in enumerate(x.shape))
@@ -358,13 +387,13 @@ def _split(g: Graph, op: Op) -> None:
 def _transpose(g: Graph, op: Op) -> None:
     x, y = _int8_io(g, op, (2, 2))
     _same_quant(x, y)
-    _shape(y, tuple(x.shape[p] for p in op.attrs.perm))
+    _shape(y, tuple(x.shape[p] for p in op.attrs_as(TransposeAttrs).perm))
 
 
 def _strided_slice(g: Graph, op: Op) -> None:
     x, y = _int8_io(g, op, (4, 4))
     _same_quant(x, y)
-    a = op.attrs
+    a = op.attrs_as(StridedSliceAttrs)
     count = math.prod(max(0, -(-(e - b) // s)) for b, e, s in zip(a.begin, a.end, a.strides))
     if count != y.num_elements:
         raise _Refuse(f"the slice has {count} elements, the output shape {list(y.shape)} "
@@ -383,8 +412,9 @@ def _resize(g: Graph, op: Op) -> None:
 
 def _softmax(g: Graph, op: Op) -> None:
     _unary_same_shape(g, op)
-    if not op.attrs.beta > 0 or not math.isfinite(op.attrs.beta):
-        raise _Refuse(f"softmax beta {op.attrs.beta} not supported")
+    beta = op.attrs_as(SoftmaxAttrs).beta
+    if not beta > 0 or not math.isfinite(beta):
+        raise _Refuse(f"softmax beta {beta} not supported")
 
 
 def _quantize(g: Graph, op: Op) -> None:

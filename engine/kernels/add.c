@@ -50,11 +50,12 @@ MCU_KERNEL void mcu_sub_s8(const int8_t *a, const int8_t *b, int8_t *out, const 
 
 /* ---------------------------------------------------------------------------------------
  * Same-shape ADD / SUB in one rounding pass per stage (engine/quant_ops.py AddFastParams
- * proves it equal to the code above; the generator checks its preconditions). Per input:
- * t = (x + offset) * 2^21 in one ADD with shifted operand, s = SMMLAR(t, mult, rnd - [t < 0])
- * >> rs, or for the identity-scaled input (the one with the larger scale) just
- * x * 2^19 + offset * 2^19; the output stage is the same form with the zero point folded into
- * its rounding constant. */
+ * proves it equal to the code above with engine/quantization.py fast_requant). Per input:
+ * t = (x + offset) * 2^21 in one ADD with shifted operand (2 * TFLite's x' * 2^20, the doubled
+ * accumulator), s = mcu_requant_fast of t (mcu_common.h: SMMLAR, ASR), or for the
+ * identity-scaled input (the one with the larger scale) just x * 2^19 + offset * 2^19; the
+ * output stage is mcu_requant_fast of 2 * raw with the zero point folded into its rounding
+ * constant. */
 enum {
     MCU_ADDF_O1, MCU_ADDF_M1, MCU_ADDF_RND1, MCU_ADDF_RS1,
     MCU_ADDF_O2, MCU_ADDF_M2, MCU_ADDF_RND2, MCU_ADDF_RS2,
@@ -81,18 +82,18 @@ MCU_INLINE void mcu_addf_loop(const int8_t *a, const int8_t *b,
         int32_t s1x2, s2x2, raw2, v;
         if (variant & MCU_ADDF_R1) {
             const int32_t t1 = (int32_t)((uint32_t)(int32_t)a[i] << 21) + o1;
-            s1x2 = (mcu_smmlar(t1, m1, rnd1 + (t1 >> 31)) >> rs1) * 2;
+            s1x2 = mcu_requant_fast(t1, t1, m1, rnd1, rs1, MCU_RQF_FUSED) * 2;
         } else {
             s1x2 = (int32_t)((uint32_t)(int32_t)a[i] << 20) + o1;
         }
         if (variant & MCU_ADDF_R2) {
             const int32_t t2 = (int32_t)((uint32_t)(int32_t)b[i] << 21) + o2;
-            s2x2 = (mcu_smmlar(t2, m2, rnd2 + (t2 >> 31)) >> rs2) * 2;
+            s2x2 = mcu_requant_fast(t2, t2, m2, rnd2, rs2, MCU_RQF_FUSED) * 2;
         } else {
             s2x2 = (int32_t)((uint32_t)(int32_t)b[i] << 20) + o2;
         }
         raw2 = sign > 0 ? s1x2 + s2x2 : s1x2 - s2x2;
-        v = mcu_smmlar(raw2, mo, rndo + (raw2 >> 31)) >> rso;
+        v = mcu_requant_fast(raw2, raw2, mo, rndo, rso, MCU_RQF_FUSED);
         out[i] = (int8_t)((variant & MCU_ADDF_FULL) ? mcu_ssat8(v)
                                                     : mcu_clamp_i32(v, lo, hi));
     }

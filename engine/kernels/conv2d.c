@@ -263,7 +263,8 @@ MCU_KERNEL void mcu_conv2d_px1_s8(const int8_t *input, int in_h, int in_w, int i
  * weights; here one pixel's K inputs are loaded and widened once into K/2 registers, and
  * every output channel's record (_conv_common.py conv1x1_register_records: {2 bias, K/2
  * words of doubled, pre-widened weights, multiplier, rnd, rs}) streams by in LDMs. Because
- * the accumulator is already 2 acc, the requantisation is ADD (sign), SMMLAR, ASR, SSAT:
+ * the accumulator is already 2 acc, the requantisation is ADD (sign), SMMLAR, ASR, SSAT
+ * (mcu_common.h mcu_requant_fast, MCU_RQF_FUSED, which the assembly loops below spell out):
  * about K/2 + 10 instructions per output. No scratch.
  */
 /* One output channel of a record of K taps (any multiple of 4), in C: pair word j = 2g + b of
@@ -276,7 +277,7 @@ MCU_INLINE int8_t mcu_1x1_rec_one(const int8_t *in, int K, const int32_t *pw) {
                (int32_t)(int16_t)((uint32_t)pw[1 + j] >> 16) * in[t + 2];
     }
     const int32_t *q = pw + 1 + K / 2;
-    return (int8_t)mcu_ssat8(mcu_smmlar(acc, q[0], q[1] + (acc >> 31)) >> q[2]);
+    return (int8_t)mcu_ssat8(mcu_requant_fast(acc, acc, q[0], q[1], q[2], MCU_RQF_FUSED));
 }
 
 #if MCU_USE_DSP
@@ -529,7 +530,8 @@ MCU_INLINE int8_t *mcu_1x1_reg_portable(const int8_t *in, int K, const int32_t *
             MCU_1X1_PAIR(1, x1, x3);
             MCU_1X1_PAIR(2, x4, x6);
             MCU_1X1_PAIR(3, x5, x7);
-            *po = (int8_t)mcu_ssat8(mcu_smmlar(acc, pw[5], pw[6] + (acc >> 31)) >> pw[7]);
+            *po = (int8_t)mcu_ssat8(
+                mcu_requant_fast(acc, acc, pw[5], pw[6], pw[7], MCU_RQF_FUSED));
         }
         return po;
     }
@@ -545,7 +547,8 @@ MCU_INLINE int8_t *mcu_1x1_reg_portable(const int8_t *in, int K, const int32_t *
         MCU_1X1_PAIR(5, x9, x11);
         MCU_1X1_PAIR(6, x12, x14);
         MCU_1X1_PAIR(7, x13, x15);
-        *po = (int8_t)mcu_ssat8(mcu_smmlar(acc, pw[9], pw[10] + (acc >> 31)) >> pw[11]);
+        *po = (int8_t)mcu_ssat8(
+            mcu_requant_fast(acc, acc, pw[9], pw[10], pw[11], MCU_RQF_FUSED));
     }
     return po;
 }

@@ -271,20 +271,17 @@ MCU_INLINE int32_t mcu_dw_plane_dot(const int8_t *r, int plane_w, const int8_t *
 /* ---------------------------------------------------------------------------------------
  * Short requantisation for the 3x3 plane loops: five instructions an output (DSP).
  *
- * With m >= 0 and e = -shift >= 1, TFLite's SaturatingRoundingDoublingHighMul(acc, m) is
- * floor((2*acc*m + 2^31) / 2^32), exactly what SMMLAR computes from 2*acc and m (it rounds
- * the 64-bit product's high word by adding 2^31), and SMMLAR's accumulator adds a 32-bit
- * value to that high word for free. RoundingDivideByPOT(s, e) is
- * floor((s + 2^(e-1) - [s < 0]) / 2^e), the output zero point can join the sum before the
- * shift as zp * 2^e, and [s < 0] may be [acc < 0] (they differ only when s = 0, where both
- * give 0), which is -(acc >> 31). So
- *     out = (SMMLAR(2*acc, m, add + (acc >> 31))) >> e,   add = zp * 2^e + 2^(e-1),
- * then saturated to int8 (SSAT) and clamped to the activation range. Exact only without
- * overflow: mcu_dw_rqs_usable demands |acc| < 2^29 (bounded from the bias and the tap count:
- * |w*x| <= 2^14) and e <= 22, so 2*acc and every sum above stay inside int32. */
+ * mcu_requant_fast (mcu_common.h: SMMLAR of 2*acc with add + (acc >> 31), then >> e; the
+ * proof is engine/quantization.py fast_requant's) with add = mcu_requant_rnd(e, zp_out) =
+ * zp_out * 2^e + 2^(e-1), then saturated to int8 (SSAT) and clamped to the activation range.
+ * The generator does not bound this kernel's accumulators, so the preconditions are checked
+ * here per channel, conservatively: mcu_dw_rqs_usable demands a right shift e in [1, 22] and
+ * |acc| < 2^29 (bounded from the bias and the tap count: |w*x| <= 2^14), so 2*acc and
+ * x + add - 1 (|x| <= |acc|, |add| < 2^29 + 2^21) stay inside int32; TFLite's multipliers
+ * are >= 0 (the generator refuses others). */
 typedef struct {
     int32_t mult;
-    int32_t add; /* zp_out * 2^e + 2^(e-1) */
+    int32_t add; /* mcu_requant_rnd(e, zp_out) */
     int32_t e;
 } mcu_dw_rqs;
 
@@ -299,13 +296,13 @@ MCU_INLINE mcu_dw_rqs mcu_dw_rqs_make(int32_t mult, int32_t shift, int32_t out_z
     mcu_dw_rqs q;
     q.mult = mult;
     q.e = -shift;
-    q.add = (int32_t)((uint32_t)out_zp << q.e) + ((int32_t)1 << (q.e - 1));
+    q.add = mcu_requant_rnd(q.e, out_zp);
     return q;
 }
 
 /* The requantised value before the activation clamp (any int32). */
 MCU_INLINE int32_t mcu_dw_rqs_apply(int32_t acc, mcu_dw_rqs q) {
-    return mcu_smmlar(acc * 2, q.mult, q.add + (acc >> 31)) >> q.e;
+    return mcu_requant_fast(acc * 2, acc, q.mult, q.add, q.e, MCU_RQF_FUSED);
 }
 
 /* Clamp to the activation range; `full` (a literal at each call site): the range is all of

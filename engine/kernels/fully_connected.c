@@ -238,7 +238,7 @@ MCU_INLINE void mcu_fco_rows4_asm(const int8_t *px, int G, const int8_t *pw, uin
 MCU_INLINE int8_t mcu_fco_out(uint32_t acc, const int32_t *e, int fast, int32_t out_zp,
                               int32_t act_min, int32_t act_max) {
     const int32_t v = (int32_t)acc >> 8; /* exact: the low 8 bits are zero */
-    const int32_t y = fast ? mcu_requant_fast(v, e[1], e[2], e[3])
+    const int32_t y = fast ? mcu_requant_fast(v * 2, v, e[1], e[3], e[2], MCU_RQF_AFTER)
                            : mcu_multiply_by_quantized_multiplier(v, e[1], (int)e[2]) + out_zp;
     return (int8_t)mcu_clamp_i32(y, act_min, act_max);
 }
@@ -276,12 +276,11 @@ MCU_INLINE void mcu_fco_block(const int8_t *MCU_RESTRICT x, int depth, const int
 
 #if MCU_USE_DSP
 /* The fused-range fast output of a DSP build straight from the raw accumulator:
- * (acc >> 7) is exactly 2 * (acc >> 8) since the low 8 bits are zero, so the doubling SMMULR
- * operand costs one shift, and the clamp to [-128, 127] is one SSAT. */
+ * (acc >> 7) is exactly 2 * (acc >> 8) since the low 8 bits are zero, so the doubled
+ * mcu_requant_fast operand costs one shift, and the clamp to [-128, 127] is one SSAT. */
 MCU_INLINE int8_t mcu_fco_out_sat(uint32_t acc, int32_t mult, int32_t rs, int32_t rnd) {
-    int32_t x;
-    __asm__("smmulr %0, %1, %2" : "=r"(x) : "r"((int32_t)acc >> 7), "r"(mult));
-    return (int8_t)mcu_ssat8((x + rnd + (x >> 31)) >> rs);
+    return (int8_t)mcu_ssat8(mcu_requant_fast((int32_t)acc >> 7, (int32_t)acc >> 8, mult, rnd,
+                                              rs, MCU_RQF_AFTER));
 }
 
 /* Every whole 4-row block of a row of G >= 1 groups (depth == 4 * G), fast requantisation

@@ -90,8 +90,8 @@ MCU_INLINE int32_t mcu_clamp_i32(int32_t x, int32_t lo, int32_t hi) {
     return x < lo ? lo : (x > hi ? hi : x);
 }
 
-/* floor((a * b + 2^31) / 2^32) + c: SMMLAR on the DSP build. The one-pass requantisations of
- * the conv, depthwise and ADD kernels are built on it (each proves its sum fits int32). */
+/* floor((a * b + 2^31) / 2^32) + c: SMMLAR on the DSP build (the sum wraps modulo 2^32).
+ * The one-pass requantisation mcu_requant_fast below is built on it. */
 MCU_INLINE int32_t mcu_smmlar(int32_t a, int32_t b, int32_t c) {
 #if MCU_USE_DSP
     int32_t r;
@@ -111,6 +111,58 @@ MCU_INLINE int32_t mcu_ssat8(int32_t v) {
 #else
     return mcu_clamp_i32(v, -128, 127);
 #endif
+}
+
+/* ---------------------------------------------------------------------------------------
+ * The one-pass ("fast") requantisation, shared by CONV_2D, FULLY_CONNECTED, DEPTHWISE_CONV_2D
+ * and ADD / SUB:
+ *
+ *     mcu_requant_fast(2 * acc, acc, mult, mcu_requant_rnd(rs, zp), rs, form)
+ *         == mcu_multiply_by_quantized_multiplier(acc, mult, -rs) + zp
+ *
+ * i.e. x = SaturatingRoundingDoublingHighMul(acc, mult) = floor((2 acc mult + 2^31) / 2^32)
+ * (SMMLAR / SMMULR of the doubled accumulator), then RoundingDivideByPOT(x, rs) + zp =
+ * (x + rnd - [x < 0]) >> rs in one add and one shift. It is exact only under preconditions
+ * the generator proves per (multiplier, shift, zero point, accumulator range) in
+ * engine/quantization.py fast_requant, whose docstring holds the proof: multiplier >= 0,
+ * right shift rs in [1, 31], 2 * acc inside int32, rnd and x + rnd - [acc < 0] inside int32
+ * for every accumulator in range. Kernels that decide at run time (depthwise_conv2d.c
+ * mcu_dw_rqs_usable) check a sufficient subset of the same conditions. The hand-written
+ * assembly loops of conv2d.c spell out MCU_RQF_FUSED's three instructions themselves. */
+
+/* The rounding constant 2^(rs-1) + zp * 2^rs (modulo 2^32, as the generator stores it). */
+MCU_INLINE int32_t mcu_requant_rnd(int32_t rs, int32_t out_zp) {
+    return (int32_t)(((uint32_t)out_zp << rs) + ((uint32_t)1 << (rs - 1)));
+}
+
+/* Instruction selections of mcu_requant_fast (`form` is a literal at every call; both give
+ * the same value under the proved preconditions). */
+/* rnd + [sign] joins SMMLAR's accumulator: (LSL,) ADD asr #31, SMMLAR, ASR. [acc < 0] stands
+ * in for [x < 0]: with mult >= 0 they differ only where x = 0, and there both give zp. */
+#define MCU_RQF_FUSED 0
+/* SMMULR first, then ADD rnd, ADD asr #31 (x's own sign), ASR: one instruction more, but no
+ * register holds rnd + sign across the multiply, which FULLY_CONNECTED's output epilogues
+ * need (the fused form makes GCC spill there: more instructions, not fewer). */
+#define MCU_RQF_AFTER 1
+
+/* acc2 = 2 * acc, the doubled accumulator (what the multiply takes); acc = the accumulator
+ * (MCU_RQF_FUSED only needs its sign, so the doubled value may stand in for it where that is
+ * all a kernel has; MCU_RQF_AFTER's portable build multiplies acc itself). rnd =
+ * mcu_requant_rnd(rs, zp). Returns the requantised value plus zp, before any clamp. */
+MCU_INLINE int32_t mcu_requant_fast(int32_t acc2, int32_t acc, int32_t mult, int32_t rnd,
+                                    int32_t rs, int form) {
+    if (form == MCU_RQF_FUSED) {
+        return mcu_smmlar(acc2, mult, rnd + (acc >> 31)) >> rs;
+    }
+#if MCU_USE_DSP
+    int32_t x;
+    (void)acc;
+    __asm__("smmulr %0, %1, %2" : "=r"(x) : "r"(acc2), "r"(mult));
+#else
+    const int32_t x = (int32_t)(((int64_t)acc * mult + ((int64_t)1 << 30)) >> 31);
+    (void)acc2;
+#endif
+    return (x + rnd + (x >> 31)) >> rs;
 }
 
 MCU_INLINE int8_t mcu_clamp_s8(int32_t x) {

@@ -15,7 +15,7 @@
  *
  * Per-channel table `rq`: three int32 per output channel {bias, multiplier, shift}, where the
  * shift is TFLite's (negative = right) for the exact generic requantisation, or the right
- * shift rs >= 1 for the fast one (see mcu_requant_fast), as the generator decided.
+ * shift rs >= 1 for the fast one (mcu_common.h mcu_requant_fast), as the generator decided.
  *
  * Columns (conv) are int16 in groups of 4 per pixel, NP pixels interleaved: [K4/4][NP][4]
  * (mcu_col_put_s8 writes one pixel). The DSP build stores a group x0..x3 as x0,x2,x1,x3, the
@@ -50,36 +50,12 @@ MCU_INLINE uint32_t mcu_mm_sxtb16_hi(uint32_t x) {
  * Requantisation
  */
 
-/* round((2a) * b / 2^32) with ties up: SMMULR. With a = acc this is TFLite's
- * SaturatingRoundingDoublingHighMul for |acc| < 2^30 (its nudge 1 - 2^30 for negative
- * products and truncating division give the same integer as adding 2^30 and flooring). */
-MCU_INLINE int32_t mcu_doubling_high_mul_fast(int32_t acc, int32_t mult) {
-#if MCU_USE_DSP
-    int32_t r;
-    __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(acc * 2), "r"(mult));
-    return r;
-#else
-    return (int32_t)(((int64_t)acc * mult + ((int64_t)1 << 30)) >> 31);
-#endif
-}
-
-/* TFLite's MultiplyByQuantizedMultiplier + output zero point, for a right shift rs in
- * [1, 31] and accumulators the generator proved small enough: |acc| < 2^30 and no overflow
- * of x + rnd below. rnd = 2^(rs-1) + zp_out * 2^rs, so one add, one add of the sign (ties
- * away from zero for negative values) and one arithmetic shift round and offset at once. */
-MCU_INLINE int32_t mcu_requant_fast(int32_t acc, int32_t mult, int32_t rs, int32_t rnd) {
-    const int32_t x = mcu_doubling_high_mul_fast(acc, mult);
-    return (x + rnd + (x >> 31)) >> rs;
-}
-
-MCU_INLINE int32_t mcu_requant_rnd(int32_t rs, int32_t out_zp) {
-    return (int32_t)(((uint32_t)1 << (rs - 1)) + ((uint32_t)out_zp << rs));
-}
-
-/* One output value from the per-channel table entry rq = {bias, mult, shift}. */
+/* One output value from the per-channel table entry rq = {bias, mult, shift}: `fast`, the
+ * shift column holds the right shift rs and rnd = mcu_requant_rnd(rs, out_zp) (the generator
+ * proved mcu_requant_fast exact for every row); otherwise TFLite's arithmetic. */
 MCU_INLINE int8_t mcu_requant_entry(int32_t acc, const int32_t *rq, int32_t rnd, int fast,
                                     int32_t out_zp, int32_t act_min, int32_t act_max) {
-    const int32_t v = fast ? mcu_requant_fast(acc, rq[1], rq[2], rnd)
+    const int32_t v = fast ? mcu_requant_fast(acc * 2, acc, rq[1], rnd, rq[2], MCU_RQF_AFTER)
                            : mcu_multiply_by_quantized_multiplier(acc, rq[1], (int)rq[2]) + out_zp;
     return (int8_t)mcu_clamp_i32(v, act_min, act_max);
 }
@@ -326,18 +302,9 @@ MCU_INLINE void mcu_mm_rows1(const int16_t *MCU_RESTRICT px, int G, int rows,
 /* The same where the activation range is all of int8: one SSAT clamps. */
 #define MCU_RQ_FAST_FULL 2
 
-/* TFLite's requantisation + output zero point for a right shift rs >= 1, multiplier M >= 0,
- * |acc| < 2^30 and rnd = 2^(rs-1) + zp_out * 2^rs (the generator checks all of it):
- *   x = SRDHM(acc, M) = floor((2 acc M + 2^31) / 2^32)
- *   RoundingDivideByPOT(x, rs) + zp = floor((x + rnd - [x < 0]) / 2^rs).
- * SMMLAR adds rnd - [acc < 0] inside the first floor (the sum is an integer, so it moves in
- * exactly), which leaves one shift. [acc < 0] may differ from [x < 0] only when x = 0
- * (M >= 0), and then both give floor((rnd - {0,1}) / 2^rs) = zp for rs >= 1. So 4
- * instructions (LSL, ADD asr #31, SMMLAR, ASR) instead of 5 plus the rounding constant's
- * computation. */
-MCU_INLINE int32_t mcu_mm_requant_fast(int32_t acc, int32_t mult, int32_t rnd, int32_t rs) {
-    return mcu_smmlar(acc * 2, mult, rnd + (acc >> 31)) >> rs;
-}
+/* The fast modes are mcu_requant_fast (mcu_common.h) on 2 acc: LSL, ADD asr #31, SMMLAR, ASR
+ * with the table's rnd = 2^(rs-1) + zp_out * 2^rs, which the generator proved exact for every
+ * channel (engine/quantization.py fast_requant). */
 
 /* Requantise accumulator acc of table entry e into *o. `mode` is a literal at every call. */
 MCU_INLINE void mcu_mm_store(int8_t *o, int32_t acc, const int32_t *e, int mode,
@@ -347,9 +314,10 @@ MCU_INLINE void mcu_mm_store(int8_t *o, int32_t acc, const int32_t *e, int mode,
         v = mcu_clamp_i32(mcu_multiply_by_quantized_multiplier(acc, e[1], (int)e[2]) + out_zp,
                           act_min, act_max);
     } else if (mode == MCU_RQ_FAST_FULL) {
-        v = mcu_ssat8(mcu_mm_requant_fast(acc, e[1], e[2], e[3]));
+        v = mcu_ssat8(mcu_requant_fast(acc * 2, acc, e[1], e[2], e[3], MCU_RQF_FUSED));
     } else {
-        v = mcu_clamp_i32(mcu_mm_requant_fast(acc, e[1], e[2], e[3]), act_min, act_max);
+        v = mcu_clamp_i32(mcu_requant_fast(acc * 2, acc, e[1], e[2], e[3], MCU_RQF_FUSED),
+                          act_min, act_max);
     }
     *o = (int8_t)v;
 }

@@ -43,6 +43,17 @@ class EmitContext(Protocol):
         """Define a `static const` array (Flash) with these values, return its C name.
         Identical arrays are defined once."""
 
+    # Plan facts some emitters need.
+
+    def scratch_bytes(self, op: Op) -> int:
+        """Size of the op's planned scratch buffer (0 if none)."""
+
+    def inplace(self, op: Op) -> bool:
+        """True if the plan runs this op in place (its output shares its input's bytes)."""
+
+    def offset(self, index: int) -> int:
+        """The arena offset of an activation tensor."""
+
 
 EmitFn = Callable[[EmitContext, Op], KernelCall]
 EMITTERS: dict[OpKind, EmitFn] = {}

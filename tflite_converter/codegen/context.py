@@ -104,7 +104,7 @@ class CodegenContext:
         self._by_content[key] = arr_def
         return name
 
-    # -- beyond the EmitContext protocol: plan facts some emitters need ----------------------
+    # -- plan facts some emitters need -------------------------------------------------------
 
     def scratch_bytes(self, op: Op) -> int:
         """Size of the op's planned scratch buffer (0 if none)."""
@@ -122,8 +122,6 @@ class CodegenContext:
             self._positions = {id(o): i for i, o in enumerate(self.graph.ops)}
         return self._positions[id(op)]
 
-    # -- generator side ----------------------------------------------------------------------
-
     def offset(self, index: int) -> int:
         try:
             return self.plan.tensor_offsets[index]
@@ -131,6 +129,8 @@ class CodegenContext:
             t = self.graph.tensors[index]
             raise ConversionError(Problem("the memory plan gives this tensor no arena offset",
                                           tensor=t.name)) from None
+
+    # -- generator side ----------------------------------------------------------------------
 
     def arrays(self) -> list[ConstArray]:
         return list(self._arrays)

@@ -141,11 +141,10 @@ def _io_tensor(graph: Graph, ctx: CodegenContext, index: int, role: str) -> IoTe
     if offset % t.dtype.itemsize:
         raise ConversionError(Problem(f"graph {role} at arena offset {offset} is not aligned to its "
                                       f"{t.dtype.itemsize}-byte elements", tensor=t.name))
-    q = t.quant
-    per_tensor = q is not None and q.scale.size == 1
+    q = t.quant if t.quant is not None and t.quant.scale.size == 1 else None
     return IoTensor(t.name, tuple(int(d) for d in t.shape), t.dtype.value,
-                    float(q.scale[0]) if per_tensor else None,
-                    int(q.zero_point[0]) if per_tensor else None,
+                    float(q.scale[0]) if q is not None else None,
+                    int(q.zero_point[0]) if q is not None else None,
                     offset, t.nbytes)
 
 

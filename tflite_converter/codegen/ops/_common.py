@@ -148,6 +148,6 @@ def same_offset(ctx: EmitContext, a: int, b: int, byte_offset: int = 0) -> bool:
     """True when the plan put tensor a exactly at tensor b's offset + byte_offset (a copy
     between them is then a no-op, e.g. a concatenation input written in place)."""
     ta, tb = ctx.tensor(a), ctx.tensor(b)
-    if ta.is_constant or tb.is_constant or not hasattr(ctx, "offset"):
+    if ta.is_constant or tb.is_constant:
         return False
     return ctx.offset(a) == ctx.offset(b) + byte_offset

@@ -140,30 +140,29 @@ def pack_wide_weight_rows(rows: np.ndarray, block: int = WIDE_ROW_BLOCK) -> np.n
     return pack_weight_rows(padded[:, order.reshape(-1)], block).astype(np.int16)
 
 
-# The fast requantisation (mcu_matmul_s8.h mcu_requant_fast) doubles the accumulator and adds
-# rnd = 2^(rs-1) + zp_out * 2^rs in int32; it is used only where neither can overflow.
-_FAST_ACC_LIMIT = 1 << 30
+def requant_values(bias: np.ndarray, weight_rows: np.ndarray, mult: np.ndarray,
+                   shift: np.ndarray, zp_out: int) -> tuple[np.ndarray, int]:
+    """The {bias, multiplier, shift} int32 table per output channel that the matrix kernels
+    read ([channels][3]), and fast. fast = 1 when engine.quantization.fast_requant proves the
+    one-pass requantisation (mcu_common.h mcu_requant_fast) exactly TFLite's on every channel
+    over its accumulator range (bias + sum w * x over int8 inputs); the shift column then
+    holds the right shift. Otherwise fast = 0 and the column holds TFLite's shift for the
+    generic arithmetic."""
+    n = bias.size
+    mult = np.broadcast_to(np.asarray(mult, dtype=np.int64), (n,))
+    shift = np.broadcast_to(np.asarray(shift, dtype=np.int64), (n,))
+    lo, hi = _accumulator_range(bias, weight_rows)
+    proof = quantization.fast_requant(mult, shift, zp_out, lo, hi)
+    fast = proof.all_exact
+    table = np.stack([bias.astype(np.int64), mult, proof.rs if fast else shift], axis=1)
+    return table.astype(np.int32), int(fast)
 
 
 def requant_table(ctx: EmitContext, op: Op, bias: np.ndarray, weight_rows: np.ndarray,
                   mult: np.ndarray, shift: np.ndarray, zp_out: int) -> tuple[str, int]:
-    """Define the {bias, multiplier, shift} int32 table per output channel that the matrix
-    kernels read, and return (its C name, fast). fast = 1 when every channel has a right shift
-    in [1, 31] and accumulators bounded (|bias| + 128 * sum|w| over any int8 input) so that
-    the fast requantisation is exactly TFLite's; the shift column then holds the right shift.
-    Otherwise fast = 0 and the column holds TFLite's shift for the generic arithmetic."""
-    n = bias.size
-    mult = np.broadcast_to(np.asarray(mult, dtype=np.int64), (n,))
-    shift = np.broadcast_to(np.asarray(shift, dtype=np.int64), (n,))
-    bound = np.abs(bias.astype(np.int64)) + 128 * np.abs(weight_rows.astype(np.int64)).sum(axis=1)
-    rs = -shift
-    fast = bool(n) and bool(np.all((rs >= 1) & (rs <= 31)))
-    if fast:
-        rnd = (np.int64(1) << (rs - 1)) + np.int64(zp_out) * (np.int64(1) << rs)
-        fast = bool(np.all(bound < _FAST_ACC_LIMIT)
-                    and np.all(bound + 2 + np.abs(rnd) <= quantization.INT32_MAX))
-    table = np.stack([bias.astype(np.int64), mult, rs if fast else shift], axis=1)
-    return ctx.const_array(f"op{op.index}_rq", table.astype(np.int32), "int32_t"), int(fast)
+    """Define requant_values' table as op<index>_rq; return (its C name, fast)."""
+    table, fast = requant_values(bias, weight_rows, mult, shift, zp_out)
+    return ctx.const_array(f"op{op.index}_rq", table, "int32_t"), fast
 
 
 class ConvRequantMode(enum.IntEnum):
@@ -208,15 +207,15 @@ def conv_requant_values(bias: np.ndarray, weight_rows: np.ndarray, mult: np.ndar
     """CONV_2D's table of CONV_RQ_STRIDE int32 per output channel ([channels][4] int32) and
     the requantisation mode it is exact in.
 
-    Fast modes: {bias, multiplier, rnd = 2^(rs-1) + zp_out * 2^rs, rs} where every channel has
-    a non-negative multiplier, a right shift rs in [1, 31], accumulators |acc| < 2^30 and
-    rnd within int32 with room for the SMMLAR sum (mcu_mm_requant_fast's preconditions).
+    Fast modes: {bias, multiplier, rnd = 2^(rs-1) + zp_out * 2^rs, rs} where
+    engine.quantization.fast_requant proves the one-pass requantisation (mcu_common.h
+    mcu_requant_fast) exact on every channel over its accumulator range.
     TFLite's requantisation is monotonic in the accumulator, so a channel whose smallest and
     largest possible accumulators give the same output c is constant; it becomes
-    {0, 0, 2c + 1, 1}, which the fast formula maps to c for any accumulator (trained models
-    carry such dead channels, with huge biases or zero multipliers, that would otherwise
-    force the generic arithmetic on the whole layer). Generic mode: {bias, multiplier,
-    TFLite shift, 0}."""
+    {0, 0, 2c + 1, 1}: multiplier 0, right shift 1 and zero point c, whose rounding constant
+    is 2c + 1 and whose fast result is c for any accumulator (trained models carry such dead
+    channels, with huge biases or zero multipliers, that would otherwise force the generic
+    arithmetic on the whole layer). Generic mode: {bias, multiplier, TFLite shift, 0}."""
     n = bias.size
     mult = np.broadcast_to(np.asarray(mult, dtype=np.int64), (n,)).copy()
     shift = np.broadcast_to(np.asarray(shift, dtype=np.int64), (n,)).copy()
@@ -227,17 +226,14 @@ def conv_requant_values(bias: np.ndarray, weight_rows: np.ndarray, mult: np.ndar
     # monotonic only without TFLite's int32 wrap: no left shift (or a zero multiplier)
     constant = (out_lo == out_hi) & (mult >= 0) & ((shift <= 0) | (mult == 0)) \
         & (lo >= quantization.INT32_MIN) & (hi <= quantization.INT32_MAX)
-    f_bias, f_mult, rs = bias64.copy(), mult.copy(), -shift
-    f_bias[constant], f_mult[constant], rs[constant] = 0, 0, 1
-    rnd = np.zeros(n, dtype=np.int64)
-    ok_shift = (rs >= 1) & (rs <= 31)
-    rnd[ok_shift] = (np.int64(1) << (rs[ok_shift] - 1)) + np.int64(zp_out) * (np.int64(1) << rs[ok_shift])
-    rnd[constant] = 2 * out_lo[constant].astype(np.int64) + 1
-    bound = np.abs(f_bias) + 128 * np.abs(weight_rows.astype(np.int64)).sum(axis=1)
-    fast = bool(n) and bool(np.all(ok_shift & (f_mult >= 0) & (bound < _FAST_ACC_LIMIT)
-                                   & (np.abs(rnd) + _FAST_ACC_LIMIT + 2 <= quantization.INT32_MAX)))
+    f_bias, f_mult, f_shift = bias64.copy(), mult.copy(), shift.copy()
+    f_bias[constant], f_mult[constant], f_shift[constant] = 0, 0, -1
+    f_zp = np.where(constant, out_lo.astype(np.int64), np.int64(zp_out))
+    f_lo, f_hi = _accumulator_range(f_bias, weight_rows)
+    proof = quantization.fast_requant(f_mult, f_shift, f_zp, f_lo, f_hi)
+    fast = proof.all_exact
     if fast:
-        table = np.stack([f_bias, f_mult, rnd, rs], axis=1)
+        table = np.stack([f_bias, f_mult, proof.rnd, proof.rs], axis=1)
         mode = ConvRequantMode.FAST_FULL if (act_min, act_max) == (-128, 127) \
             else ConvRequantMode.FAST
     else:
@@ -314,6 +310,8 @@ def optional_input(op: Op, i: int) -> int:
 
 __all__ = ["CONV_RQ_STRIDE", "ConvRequant", "ConvRequantMode", "conv_requant_table",
            "conv_requant_values", "conv1x1_register_records", "REG_1X1_DEPTHS",
-           "WIDE_ROW_BLOCK", "pack_wide_weight_rows", "CONV_ROW_BLOCK", "FC_ROW_BLOCK", "pack_weight_rows", "requant_table", "refuse", "int8_activation", "int8_weights", "bias_values", "folded_bias", "Requant",
+           "WIDE_ROW_BLOCK", "pack_wide_weight_rows", "CONV_ROW_BLOCK", "FC_ROW_BLOCK",
+           "pack_weight_rows", "requant_table", "requant_values", "refuse", "int8_activation",
+           "int8_weights", "bias_values", "folded_bias", "Requant",
            "requant_arrays", "output_clamp", "offset_ptr", "spatial_out", "scalar_zero_point",
            "filter_scales", "optional_input"]

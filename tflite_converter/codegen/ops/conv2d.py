@@ -19,15 +19,15 @@ from __future__ import annotations
 from engine import quantization
 from tflite_converter.codegen.api import EmitContext, KernelCall, emitter
 from tflite_converter.codegen.ops._conv_common import (
-    bias_values,
-    filter_scales,
-    folded_bias,
-    conv_operands,
     CONV_ROW_BLOCK,
     REG_1X1_DEPTHS,
     ConvRequantMode,
+    bias_values,
     conv1x1_register_records,
+    conv_operands,
     conv_requant_values,
+    filter_scales,
+    folded_bias,
     offset_ptr,
     optional_input,
     output_clamp,
@@ -58,7 +58,7 @@ def emit_conv2d(ctx: EmitContext, op: Op) -> KernelCall:
     spatial_out(op, in_h, p.top, p.bottom, k_h, a.stride_h, a.dilation_h, out_h, "height")
     spatial_out(op, in_w, p.left, p.right, k_w, a.stride_w, a.dilation_w, out_w, "width")
 
-    assert x.quant is not None and y.quant is not None
+    assert x.quant is not None and y.quant is not None and w.data is not None
     mult, shift = quantization.conv_multipliers(x.quant.scalar_scale, filter_scales(w),
                                                 y.quant.scalar_scale, out_c)
     zp_in, zp_out = scalar_zero_point(x), scalar_zero_point(y)

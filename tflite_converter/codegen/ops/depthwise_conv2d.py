@@ -23,12 +23,13 @@ import enum
 import numpy as np
 
 from engine import quantization
+from tflite_converter import opspec
 from tflite_converter.codegen.api import EmitContext, KernelCall, emitter
 from tflite_converter.codegen.ops._conv_common import (
     bias_values,
+    conv_operands,
     filter_scales,
     folded_bias,
-    conv_operands,
     offset_ptr,
     optional_input,
     output_clamp,
@@ -37,7 +38,6 @@ from tflite_converter.codegen.ops._conv_common import (
     scalar_zero_point,
     spatial_out,
 )
-from tflite_converter import opspec
 from tflite_converter.ir import ConvAttrs, Op, OpKind
 
 # taps per stored kernel row are a multiple of this (MCU_DW_ROW in the kernel)

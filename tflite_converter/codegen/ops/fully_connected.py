@@ -20,21 +20,21 @@ import numpy as np
 from engine import quantization
 from tflite_converter.codegen.api import EmitContext, KernelCall, emitter
 from tflite_converter.codegen.ops._conv_common import (
+    FC_ROW_BLOCK,
     bias_values,
     filter_scales,
     folded_bias,
     int8_activation,
     int8_weights,
-    FC_ROW_BLOCK,
     optional_input,
     output_clamp,
     pack_weight_rows,
     refuse,
     requant_table,
+    requant_values,
     scalar_zero_point,
 )
 from tflite_converter.ir import FullyConnectedAttrs, Op, OpKind
-
 
 # mcu_fc_offset_s8 keeps 256 * (bias + sum w*x) in an int32: exact below this bound.
 OFFSET_ACC_LIMIT = 1 << 23
@@ -67,7 +67,7 @@ def offset_start_values(bias: np.ndarray, weight_rows: np.ndarray) -> np.ndarray
 
 def offset_table(rq3: np.ndarray, bias: np.ndarray, weight_rows: np.ndarray, fast: int,
                  zp_out: int) -> np.ndarray:
-    """requant_table's {bias, multiplier, shift} rows as mcu_fc_offset_s8's {start value,
+    """requant_values' {bias, multiplier, shift} rows as mcu_fc_offset_s8's {start value,
     multiplier, shift, rnd}: rnd = 2^(rs-1) + zp_out * 2^rs (wrapped to int32 as the C
     computes it) when fast, else 0."""
     t3 = np.asarray(rq3, dtype=np.int64).reshape(-1, 3)
@@ -78,17 +78,6 @@ def offset_table(rq3: np.ndarray, bias: np.ndarray, weight_rows: np.ndarray, fas
         rnd = np.where(rnd >= 1 << 31, rnd - (1 << 32), rnd)
     table = np.stack([offset_start_values(bias, weight_rows), t3[:, 1], t3[:, 2], rnd], axis=1)
     return table.astype(np.int32)
-
-
-class _TableCapture:
-    """Stands in for the EmitContext in requant_table, keeping the table it would define, so
-    the start values can replace its bias column before the one array is defined."""
-
-    values: np.ndarray
-
-    def const_array(self, hint: str, values: np.ndarray, c_type: str | None = None) -> str:
-        self.values = np.asarray(values)
-        return hint
 
 
 @emitter(OpKind.FULLY_CONNECTED)
@@ -123,17 +112,18 @@ def emit_fully_connected(ctx: EmitContext, op: Op) -> KernelCall:
         mult, shift = np.array([m], dtype=np.int32), np.array([s], dtype=np.int32)
     zp_in, zp_out = scalar_zero_point(x), scalar_zero_point(y)
     act_min, act_max = output_clamp(op, a.activation, y)
-    bias = folded_bias(op, bias_values(ctx, op, optional_input(op, 2), units), w.data, zp_in)
-    if offset_kernel_exact(bias, w.data):
-        capture = _TableCapture()
-        _, fast = requant_table(capture, op, bias, w.data, mult, shift, zp_out)
-        rq = ctx.const_array(f"op{op.index}_rq",
-                             offset_table(capture.values, bias, w.data, fast, zp_out), "int32_t")
-        weights = ctx.const_array(f"op{op.index}_wpk", pack_offset_weights(w.data), "int8_t")
+    assert w.data is not None  # int8_weights refuses non-constant weights
+    rows = w.data
+    bias = folded_bias(op, bias_values(ctx, op, optional_input(op, 2), units), rows, zp_in)
+    if offset_kernel_exact(bias, rows):
+        table, fast = requant_values(bias, rows, mult, shift, zp_out)
+        rq = ctx.const_array(f"op{op.index}_rq", offset_table(table, bias, rows, fast, zp_out),
+                             "int32_t")
+        weights = ctx.const_array(f"op{op.index}_wpk", pack_offset_weights(rows), "int8_t")
         kernel = "mcu_fc_offset_s8"
     else:
-        rq, fast = requant_table(ctx, op, bias, w.data, mult, shift, zp_out)
-        weights = ctx.const_array(f"op{op.index}_wpk", pack_weight_rows(w.data, FC_ROW_BLOCK),
+        rq, fast = requant_table(ctx, op, bias, rows, mult, shift, zp_out)
+        weights = ctx.const_array(f"op{op.index}_wpk", pack_weight_rows(rows, FC_ROW_BLOCK),
                                   "int8_t")
         kernel = "mcu_fully_connected_s8"
     code = (f"{kernel}({ctx.ptr(op.inputs[0])}, {batches}, {depth}, {weights}, "

@@ -30,8 +30,9 @@ def _int8_table(fn: Callable[..., np.ndarray]) -> TableFn:
 def _leaky_relu(op: Op, x: Tensor, y: Tensor) -> np.ndarray:
     if not isinstance(op.attrs, LeakyReluAttrs):
         refuse(op, "missing alpha")
+    alpha = op.attrs.alpha
     return _int8_table(lambda si, zi, so, zo: quant_ops.leaky_relu_table(
-        si, zi, so, zo, op.attrs.alpha))(op, x, y)
+        si, zi, so, zo, alpha))(op, x, y)
 
 
 def _requantize(op: Op, x: Tensor, y: Tensor) -> np.ndarray:
