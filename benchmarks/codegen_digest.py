@@ -5,8 +5,8 @@
 
 For each `.tflite` under ../shared/models and build/models (the MCUNet networks the tests
 export with `mcunet_tf.export`), or each of --models, converts it and records the SHA-256
-of the generated model files (`NAME.c`, `NAME.h`, `io.json`, `plan.json`) and, separately, of
-the copied kernel folder. A refactor of the converter must leave the model digests unchanged;
+of the generated code (`NAME.c`, `NAME.h`, `io.json`), of the plan report (`plan.json`) and of
+the copied kernel folder. A refactor of the converter must leave the code digests unchanged;
 one of the kernels may change the kernel digest only (its instruction counts are then checked
 with `benchmarks.kernel_speed`). Models the converter refuses are recorded with their refusal.
 """
@@ -32,7 +32,10 @@ flags.DEFINE_list("models", None, "The .tflite files (default: every one under .
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL_DIRS = (REPO.parent / "shared" / "models", REPO / "build" / "models")
-MODEL_FILES = ("model.c", "model.h", "io.json", "plan.json")
+# what the program runs (the C and its I/O description) and the planner's report beside it:
+# a planner change may add to plan.json while the code stays byte for byte the same
+CODE_FILES = ("model.c", "model.h", "io.json")
+PLAN_FILES = ("plan.json",)
 
 
 def _sha(paths: Sequence[Path]) -> str:
@@ -43,7 +46,8 @@ def _sha(paths: Sequence[Path]) -> str:
 
 
 def digest(tflite: Path) -> dict[str, str]:
-    """{'model': sha, 'kernels': sha} of the generated folder, or {'refused': reasons}."""
+    """{'code': sha, 'plan': sha, 'kernels': sha} of the generated folder, or
+    {'refused': reasons}."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         try:
@@ -51,7 +55,8 @@ def digest(tflite: Path) -> dict[str, str]:
         except ConversionError as e:
             return {"refused": "; ".join(str(p) for p in e.problems)}
         kernels = sorted((out / "kernels").iterdir())
-        return {"model": _sha([out / f for f in MODEL_FILES]), "kernels": _sha(kernels)}
+        return {"code": _sha([out / f for f in CODE_FILES]), "plan": _sha([out / f for f in PLAN_FILES]),
+                "kernels": _sha(kernels)}
 
 
 def all_digests(models: Sequence[Path]) -> dict[str, dict[str, str]]:
@@ -81,7 +86,8 @@ def main(argv: Sequence[str]) -> Optional[int]:
         return 2
     digests = all_digests(models)
     for name, d in digests.items():
-        print(f"{name:45s} " + ("refused" if "refused" in d else f"{d['model'][:16]} {d['kernels'][:16]}"))
+        shas = "refused" if "refused" in d else " ".join(d[k][:16] for k in ("code", "plan", "kernels"))
+        print(f"{name:45s} {shas}")
     if FLAGS.save:
         Path(FLAGS.save).parent.mkdir(parents=True, exist_ok=True)
         Path(FLAGS.save).write_text(json.dumps(digests, indent=1, sort_keys=True))

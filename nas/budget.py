@@ -9,6 +9,10 @@ Training budget: the searched network gets ``supernet_steps`` steps of supernet 
 (plus the sub-networks trained inside each elastic step) and then ``finetune_steps`` steps
 of its own; the ``--baseline`` MobileNetV2 is trained from scratch for the same number of
 steps of the same batch size (``training_steps``), i.e. it sees as many images.
+At ``default``'s one epoch or so, more than half of the steps go to the chosen network's own
+fine-tuning: the supernet only has to rank candidates, and on Fashion-MNIST 200 + 200 supernet
+steps and 500 of fine-tuning gave 82.9% where 300 + 300 and 300 gave 81.3% (same total, same
+machine, both at the fine-tune's lr 0.05).
 """
 from __future__ import annotations
 
@@ -69,9 +73,9 @@ BUDGETS: dict[str, Budget] = {b.name: b for b in (
            population=16, generations=3, calibration_images=64, eval_images=200,
            finetune_steps=40, qat_steps=20, verify_images=50, qemu_images=2),
     Budget("default", samples_per_space=1000, widths=(0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
-           max_resolution=96, batch_size=64, largest_steps=300, elastic_steps=300, num_subnets=3,
+           max_resolution=96, batch_size=64, largest_steps=200, elastic_steps=200, num_subnets=3,
            population=100, generations=6, calibration_images=200, eval_images=500,
-           finetune_steps=300, qat_steps=150, verify_images=200, qemu_images=5),
+           finetune_steps=500, qat_steps=150, verify_images=200, qemu_images=5),
     Budget("full", samples_per_space=1000, widths=(0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
            max_resolution=224, batch_size=256, largest_steps=20000, elastic_steps=40000,
            num_subnets=4, population=100, generations=30, calibration_images=2000,

@@ -47,7 +47,7 @@ def test_grant_uses_free_room_without_growing_the_arena(monkeypatch):
     assert verify_plan(g, plan) == []
     sp = plan.scratch[0]
     assert (sp.min_bytes, sp.bytes) == (minimum, preferred)
-    assert opspec.conv2d_pixel_block_for(g, op, sp.bytes) == 3
+    assert plan.variants[0] == opspec.conv2d_variant(g, op, False, sp.bytes) == "px3"
     _without_preferences(monkeypatch)
     base = plan_memory(g)
     # the arena, every tensor and the ungranted scratch are the minimum-scratch plan's
@@ -65,7 +65,7 @@ def test_no_room_means_the_minimum():
     sp = plan.scratch[0]
     assert sp.bytes == sp.min_bytes == opspec.scratch_bytes(g, g.ops[0], False)
     assert plan.arena_bytes == plan.lower_bound_bytes
-    assert opspec.conv2d_pixel_block_for(g, g.ops[0], sp.bytes) == 1
+    assert plan.variants[0] == opspec.conv2d_variant(g, g.ops[0], False, sp.bytes) == "px1"
 
 
 def test_verify_plan_checks_granted_scratch():
@@ -85,10 +85,13 @@ def test_verify_plan_checks_granted_scratch():
     assert any("overlaps" in p for p in verify_plan(g, over_input))
 
 
-def test_pixel_block_for_refuses_too_little_scratch():
+def test_no_variant_in_too_little_scratch_and_the_verifier_checks_the_recorded_one():
     g = _roomy_graph()
-    with pytest.raises(ValueError, match="no pixel block"):
-        opspec.conv2d_pixel_block_for(g, g.ops[0], 100)
+    assert opspec.conv2d_variant(g, g.ops[0], False, 100) is None
+    plan = plan_memory(g)
+    assert verify_plan(g, plan) == []
+    wrong = dataclasses.replace(plan, variants={**plan.variants, 0: "px1"})
+    assert any("kernel variant recorded as px1" in p for p in verify_plan(g, wrong))
 
 
 def _cifar10():
@@ -108,7 +111,7 @@ def test_cifar10_plan_grants_a_wider_block_within_tflm_arena():
     for p in granted:
         op = m.graph.ops[p]
         assert opspec.conv2d_pixel_block(m.graph, op) == 1
-        assert opspec.conv2d_pixel_block_for(m.graph, op, m.plan.scratch[p].bytes) == 3
+        assert m.plan.variants[p] == "px3"
     assert m.plan.arena_bytes <= 15_588  # TFLM's arena (../shared/models/README.md)
 
 

@@ -500,3 +500,45 @@ def test_depthwise_stack_is_sanitizer_clean(tmp_path):
     rng = seeded_rng("dw_stack_san")
     model, shape = _dw_stack_model(rng)
     assert_host_sanitizer_clean(model, tmp_path, rng, shape, "dws")
+
+
+# ---------------------------------------------------------------------------------------------
+# The kernel is chosen once: the plan records it, the generated C calls it
+
+_KERNEL_OF_VARIANT = {"plane": PLANE_KERNEL, "hwc": HWC_KERNEL, "direct": DIRECT_KERNEL,
+                      "band": "mcu_depthwise_conv2d_c1_s8(", "band4": "mcu_depthwise_conv2d_c1g4_s8("}
+
+
+@pytest.mark.parametrize("stem", ["tinyengine_mcunet_vww", "tflm_person_detect", "tflm_micro_speech_quantized"])
+def test_plan_records_the_depthwise_kernel_the_code_calls(stem, tmp_path):
+    """Every DEPTHWISE_CONV_2D of a shared model has its variant in the plan (and plan.json),
+    the variant the rule gives for its in-place flag and granted scratch, and the generated C
+    calls that kernel for that op (the MCUNet model runs several variants)."""
+    import json
+    from pathlib import Path
+
+    from tflite_converter.codegen.generate import convert_model
+    from tflite_converter.codegen.ops.depthwise_conv2d import DwKernel
+    from tflite_converter.ir import OpKind
+    from tflite_converter.pipeline import compile_model
+
+    path = Path(__file__).resolve().parents[2] / "shared" / "models" / f"{stem}.tflite"
+    if not path.exists():
+        pytest.skip(f"{path} not found (the shared models live in <repo>/../shared)")
+    m = compile_model(path)
+    dw = [p for p, op in enumerate(m.graph.ops) if op.kind is OpKind.DEPTHWISE_CONV_2D]
+    assert dw
+    seen = set()
+    for p in dw:
+        op, sp = m.graph.ops[p], m.plan.scratch.get(p)
+        v = m.plan.variants[p]
+        assert v == opspec.kernel_variant(m.graph, op, p in m.plan.inplace_ops, sp.bytes if sp else 0)
+        seen.add(DwKernel(v))
+    convert_model(path, tmp_path, name="model")
+    rows = {r["position"]: r for r in json.loads((tmp_path / "plan.json").read_text())["ops"]}
+    src = (tmp_path / "model.c").read_text()
+    for p in dw:
+        assert rows[p]["variant"] == m.plan.variants[p]
+        assert _KERNEL_OF_VARIANT[m.plan.variants[p]] in src
+    if stem == "tinyengine_mcunet_vww":
+        assert {DwKernel.PLANE, DwKernel.HWC} <= seen

@@ -27,6 +27,9 @@ from tflite_converter.ir import (
 MacsFn = Callable[[Graph, Op], int]
 ScratchFn = Callable[[Graph, Op, bool], int]
 InplaceFn = Callable[[Graph, Op], tuple[int, ...]]
+# (graph, op, runs in place, scratch bytes granted) -> the kernel variant's name, or None when
+# no variant runs in that scratch (only a hand-made plan can do that)
+VariantFn = Callable[[Graph, Op, bool, int], Optional[str]]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -170,15 +173,6 @@ def conv2d_pixel_block(graph: Graph, op: Op) -> int:
     )
 
 
-def conv2d_pixel_block_for(graph: Graph, op: Op, scratch: int) -> int:
-    """The widest pixel block whose scratch fits in `scratch` bytes (what the plan granted);
-    the emitter's choice."""
-    for pixels in CONV_PIXEL_BLOCKS:
-        if conv2d_block_scratch(graph, op, pixels) <= scratch:
-            return pixels
-    raise ValueError(f"{op}: {scratch} bytes of scratch hold no pixel block")
-
-
 def conv2d_scratch(graph: Graph, op: Op, inplace: bool) -> int:
     """The minimum: the columns of conv2d_pixel_block pixels."""
     return conv2d_block_scratch(graph, op, conv2d_pixel_block(graph, op))
@@ -188,6 +182,20 @@ def conv2d_preferred_scratch(graph: Graph, op: Op, inplace: bool) -> int:
     """The widest block's columns: ~30% fewer instructions than one pixel at a time on a kxk
     layer, used where the plan has that room free at the op's step."""
     return conv2d_block_scratch(graph, op, CONV_PIXEL_BLOCKS[0])
+
+
+def conv2d_variant(graph: Graph, op: Op, inplace: bool, scratch: int) -> Optional[str]:
+    """CONV_2D's kernel variant for `scratch` granted bytes: the widest pixel block whose
+    columns fit, "px3" or "px1" (conv2d_variant_pixels reads the number back)."""
+    for pixels in CONV_PIXEL_BLOCKS:
+        if conv2d_block_scratch(graph, op, pixels) <= scratch:
+            return f"px{pixels}"
+    return None
+
+
+def conv2d_variant_pixels(variant: str) -> int:
+    """The pixel block of a conv2d_variant name."""
+    return int(variant[2:])
 
 
 def depthwise_plane_bytes(oh: int, ow: int, kh: int, kw: int, stride_h: int, stride_w: int,
@@ -331,6 +339,43 @@ def depthwise_preferred_scratch(graph: Graph, op: Op, inplace: bool) -> int:
     return need
 
 
+# Output channels the four-channel band kernel (mcu_depthwise_conv2d_c1g4_s8) computes from
+# one band word (MCU_DW_BAND4).
+BAND4_CHANNELS = 4
+
+
+def depthwise_band4_fits(op: Op, depth_mult: int, k_w: int) -> bool:
+    """Whether the four-channel band kernel applies: whole groups of BAND4_CHANNELS output
+    channels and of four taps per kernel row (it reads the band a word at a time and has no
+    row padding), no dilation."""
+    a = op.attrs
+    assert isinstance(a, ConvAttrs)
+    return (depth_mult % BAND4_CHANNELS == 0 and k_w % 4 == 0 and a.dilation_h == 1
+            and a.dilation_w == 1)
+
+
+def depthwise_variant(graph: Graph, op: Op, inplace: bool, scratch: int) -> Optional[str]:
+    """DEPTHWISE_CONV_2D's kernel (the values of codegen's DwKernel). In place: the
+    channel-group kernel "hwc" where the cost rule prefers it and `scratch` holds its buffer,
+    else the channel-plane kernel "plane". Out of place on one input channel: "plane" if
+    `scratch` holds a whole plane, else the band kernel ("band4" where it applies, "band").
+    Out of place on several channels: "hwc" reading the input where it lies (depth
+    multiplier 1), else "direct" (bounds-tested taps, no scratch)."""
+    x, w, y = (graph.tensors[t].shape for t in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    if len(x) != 4 or len(w) != 4 or len(y) != 4 or not x[3] or y[3] % x[3]:
+        return None  # the emitter refuses such a layer by name
+    depth_mult = y[3] // x[3]
+    if inplace:
+        if depthwise_prefers_hwc(graph, op) and scratch >= depthwise_hwc_scratch_bytes(graph, op):
+            return "hwc"
+        return "plane"
+    if depthwise_single_channel(graph, op, inplace):
+        if scratch >= depthwise_inplace_scratch_bytes(graph, op):
+            return "plane"
+        return "band4" if depthwise_band4_fits(op, depth_mult, w[2]) else "band"
+    return "hwc" if depth_mult == 1 else "direct"
+
+
 # ---------------------------------------------------------------------------------------------
 # In-place candidates: inputs whose buffer the output may take over (same offset) when they
 # die at this op. Only where every output element is written after the input bytes under it
@@ -401,6 +446,9 @@ class OpSpec:
     preferred_scratch: Optional[ScratchFn] = None
     inplace: InplaceFn = _never_inplace
     alias: bool = False
+    # kernels with several variants: which one runs, given in-place and the granted scratch;
+    # the planner stores the answer in the plan (MemoryPlan.variants), the emitter reads it
+    variant: Optional[VariantFn] = None
 
 
 _UNARY = OpSpec(macs=per_output_macs, inplace=elementwise_unary_inplace)
@@ -410,10 +458,11 @@ _MOVE = OpSpec()  # data movement: no arithmetic, no scratch, writes elsewhere
 
 SPECS: dict[OpKind, OpSpec] = {
     OpKind.CONV_2D: OpSpec(macs=conv2d_macs, scratch=conv2d_scratch,
-                           preferred_scratch=conv2d_preferred_scratch),
+                           preferred_scratch=conv2d_preferred_scratch, variant=conv2d_variant),
     OpKind.DEPTHWISE_CONV_2D: OpSpec(
         macs=depthwise_macs, scratch=depthwise_scratch,
-        preferred_scratch=depthwise_preferred_scratch, inplace=depthwise_inplace
+        preferred_scratch=depthwise_preferred_scratch, inplace=depthwise_inplace,
+        variant=depthwise_variant,
     ),
     OpKind.FULLY_CONNECTED: OpSpec(macs=fully_connected_macs),
     OpKind.ADD: _BINARY,
@@ -476,6 +525,13 @@ def preferred_scratch_bytes(graph: Graph, op: Op, inplace: bool) -> int:
     sp = _BY_NAME[op.kind._name_]
     need = sp.scratch(graph, op, inplace)
     return need if sp.preferred_scratch is None else max(need, sp.preferred_scratch(graph, op, inplace))
+
+
+def kernel_variant(graph: Graph, op: Op, inplace: bool, scratch: int) -> Optional[str]:
+    """The kernel variant `op` runs with `scratch` granted bytes (None: the op has one kernel,
+    or no variant runs in that scratch)."""
+    rule = _BY_NAME[op.kind._name_].variant
+    return None if rule is None else rule(graph, op, inplace, scratch)
 
 
 def inplace_candidates(graph: Graph, op: Op) -> tuple[int, ...]:

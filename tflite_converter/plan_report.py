@@ -72,6 +72,7 @@ def plan_to_json(graph: Graph, plan: MemoryPlan) -> dict[str, Any]:
                 "live_bytes": plan.live_bytes[s],
                 "macs": m,
                 "scratch_bytes": sp.bytes if sp else 0,
+                "variant": plan.variants.get(p),
                 "inplace": p in plan.inplace_ops,
                 "alias": opspec.is_alias(op),
             }

@@ -10,7 +10,7 @@ public API, file layout and which kernel sources are copied into the output fold
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Protocol
+from typing import Callable, Optional, Protocol
 
 import numpy as np
 
@@ -53,6 +53,10 @@ class EmitContext(Protocol):
 
     def offset(self, index: int) -> int:
         """The arena offset of an activation tensor."""
+
+    def variant(self, op: Op) -> Optional[str]:
+        """The kernel variant the plan chose for the op (opspec.kernel_variant; None for ops
+        with one kernel)."""
 
 
 EmitFn = Callable[[EmitContext, Op], KernelCall]

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from typing import Mapping, Optional
 
 import numpy as np
 
+from tflite_converter import opspec
 from tflite_converter.codegen import c_writer
 from tflite_converter.errors import ConversionError, Problem
 from tflite_converter.ir import Graph, Op, Tensor
@@ -26,6 +28,9 @@ class PlanView:
     tensor_offsets: dict[int, int]  # tensor index -> byte offset in the arena
     scratch: dict[int, tuple[int, int]]  # op position in graph.ops -> (offset, bytes)
     inplace_ops: frozenset[int] = frozenset()  # positions of ops the plan runs in place
+    # position -> kernel variant (MemoryPlan.variants); a hand-made view may leave it empty,
+    # and the context then asks the same rule (opspec.kernel_variant)
+    variants: Mapping[int, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -115,6 +120,13 @@ class CodegenContext:
         (element-wise ops, MCUNet's in-place depthwise) or, for a CONCATENATION, its
         producers already wrote into place and it needs no code."""
         return self.position(op) in self.plan.inplace_ops
+
+    def variant(self, op: Op) -> Optional[str]:
+        """The kernel variant the plan chose for this op (opspec.kernel_variant)."""
+        pos = self.position(op)
+        if pos in self.plan.variants:
+            return self.plan.variants[pos]
+        return opspec.kernel_variant(self.graph, op, self.inplace(op), self.scratch_bytes(op))
 
     def position(self, op: Op) -> int:
         """The op's position in graph.ops (the planner's key for ops)."""

@@ -119,7 +119,8 @@ def plan_view(plan: Any, graph: Graph) -> PlanView:
     offsets = {int(i): int(p.offset) for i, p in plan.tensors.items()}
     scratch = {int(pos): (int(s.offset), int(s.bytes)) for pos, s in plan.scratch.items()}
     return PlanView(int(plan.arena_bytes), offsets, scratch,
-                    frozenset(int(p) for p in getattr(plan, "inplace_ops", ())))
+                    frozenset(int(p) for p in getattr(plan, "inplace_ops", ())),
+                    {int(p): str(v) for p, v in getattr(plan, "variants", {}).items()})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import dataclasses
 import enum
 from typing import Optional, Sequence
 
+from tflite_converter import opspec
 from tflite_converter.ir import Graph
 from tflite_converter.planner.layout import Layout, build_layout, tensor_buffers
 from tflite_converter.planner.lifetimes import check_order, lifetimes, resolve_order
@@ -68,6 +69,13 @@ def _assemble(graph: Graph, layout: Layout, bases: list[int], arena: int, live: 
                     "alias_of": of,
                 })
                 tensors[key] = tp
+    variants: dict[int, str] = {}
+    for p, op in enumerate(graph.ops):
+        if opspec.spec(op.kind).variant is not None:
+            sp_p = scratch.get(p)
+            v = opspec.kernel_variant(graph, op, p in layout.inplace_ops, sp_p.bytes if sp_p else 0)
+            if v is not None:
+                variants[p] = v
     return MemoryPlan(
         order=tuple(layout.order),
         alignment=alignment,
@@ -78,6 +86,7 @@ def _assemble(graph: Graph, layout: Layout, bases: list[int], arena: int, live: 
         live_bytes=tuple(live),
         inplace_ops=frozenset(layout.inplace_ops),
         strategy=strategy,
+        variants=variants,
     )
 
 

@@ -76,6 +76,9 @@ class MemoryPlan:
     live_bytes: tuple[int, ...]
     inplace_ops: frozenset[int]
     strategy: str
+    # position -> kernel variant (opspec.kernel_variant) of every op with several kernels,
+    # chosen here once from in-place and the granted scratch; the emitter reads it
+    variants: dict[int, str] = dataclasses.field(default_factory=dict)
 
     def step_of(self, op_position: int) -> int:
         return self.order.index(op_position)

@@ -59,6 +59,10 @@ def verify_plan(graph: Graph, plan: MemoryPlan) -> list[str]:
             want = opspec.preferred_scratch_bytes(graph, op, inplace_op)
             if sp.bytes > want:
                 problems.append(f"{op}: {sp.bytes} bytes of scratch granted, more than the {want} it can use")
+        variant = opspec.kernel_variant(graph, op, inplace_op, sp.bytes if sp else 0)
+        if plan.variants.get(p) != variant:
+            problems.append(f"{op}: kernel variant recorded as {plan.variants.get(p)}, "
+                            f"its scratch and placement give {variant}")
         if sp is not None:
             s = step_of[p]
             bufs.append((f"scratch of {op}", -p - 1, sp.offset, round_up(sp.bytes, a), s, s))

@@ -38,7 +38,7 @@ from tflite_converter.codegen.ops._conv_common import (
     spatial_out,
 )
 from tflite_converter.ir import Op, OpKind, Pads
-from tflite_converter.opspec import conv2d_pixel_block_for
+from tflite_converter.opspec import conv2d_variant_pixels
 
 
 @emitter(OpKind.CONV_2D)
@@ -86,10 +86,10 @@ def emit_conv2d(ctx: EmitContext, op: Op) -> KernelCall:
         return KernelCall(code="\n".join(calls), kernels=("conv2d",))
     rq_table = ctx.const_array(f"op{op.index}_rq", table, "int32_t")
     scratch = ctx.scratch(op)
-    try:
-        pixel_block = conv2d_pixel_block_for(ctx.graph, op, ctx.scratch_bytes(op))
-    except ValueError as e:
-        refuse(op, str(e))
+    variant = ctx.variant(op)
+    if variant is None:
+        refuse(op, f"{ctx.scratch_bytes(op)} bytes of planned scratch hold no pixel block")
+    pixel_block = conv2d_variant_pixels(variant)
     # one pixel at a time uses each weight once per pixel: widen them here instead of in the
     # loop (twice this op's weight Flash; cifar10's op 1: 2.67M -> 1.62M instructions)
     one_pixel = not pointwise and pixel_block == 1

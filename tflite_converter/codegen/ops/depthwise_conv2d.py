@@ -1,7 +1,7 @@
 """DEPTHWISE_CONV_2D int8 -> engine/kernels/depthwise_conv2d.c.
 
-Four kernels (DwKernel, chosen by choose_kernel): in place (the output has the input's arena
-offset) the channel-plane kernel with the planned one-channel buffer
+Five kernels (DwKernel; opspec.depthwise_variant chooses, the plan stores the choice): in
+place (the output has the input's arena offset) the channel-plane kernel with the planned one-channel buffer
 (opspec.depthwise_inplace_scratch_bytes), or, where opspec.depthwise_prefers_hwc says the
 channel-group kernel (four channels a tap, valid taps only) is faster and the plan granted
 its buffer (opspec.depthwise_hwc_scratch_bytes, a preferred scratch size), that one; out of
@@ -38,7 +38,7 @@ from tflite_converter.codegen.ops._conv_common import (
     scalar_zero_point,
     spatial_out,
 )
-from tflite_converter.ir import ConvAttrs, Op, OpKind
+from tflite_converter.ir import Op, OpKind
 
 # taps per stored kernel row are a multiple of this (MCU_DW_ROW in the kernel)
 ROW_MULTIPLE = 4
@@ -54,47 +54,18 @@ def padded_rows(rows: np.ndarray, k_h: int, k_w: int) -> np.ndarray:
 
 
 class DwKernel(enum.Enum):
-    """The kernels of engine/kernels/depthwise_conv2d.c."""
+    """The kernels of engine/kernels/depthwise_conv2d.c, by their opspec.depthwise_variant
+    name (the plan stores which one runs)."""
 
-    PLANE = "mcu_depthwise_conv2d_s8"  # one padded channel plane at a time (in place too)
-    BAND = "mcu_depthwise_conv2d_c1_s8"  # one input channel, a band of padded rows
-    BAND4 = "mcu_depthwise_conv2d_c1g4_s8"  # the band, four output channels per band word
-    HWC = "mcu_depthwise_conv2d_hwc_s8"  # four channels, valid taps only
-    DIRECT = "mcu_depthwise_conv2d_direct_s8"  # bounds-tested taps, no scratch
-
-
-def choose_kernel(ctx: EmitContext, op: Op, in_place: bool, depth_mult: int) -> DwKernel:
-    """In place: the channel-group kernel where opspec's cost model prefers it and the plan
-    granted its buffer, else the plane kernel. Out of place: one input channel takes the plane
-    kernel if the plan granted a whole plane, else the band kernel; several channels with
-    depth multiplier 1 the channel-group kernel reading the input where it lies; otherwise
-    the direct kernel."""
-    granted = ctx.scratch_bytes(op)
-    if in_place:
-        if (opspec.depthwise_prefers_hwc(ctx.graph, op)
-                and granted >= opspec.depthwise_hwc_scratch_bytes(ctx.graph, op)):
-            return DwKernel.HWC
-        return DwKernel.PLANE
-    if opspec.depthwise_single_channel(ctx.graph, op, in_place):
-        if granted >= opspec.depthwise_inplace_scratch_bytes(ctx.graph, op):
-            return DwKernel.PLANE
-        k_w = ctx.graph.tensors[op.inputs[1]].shape[2]
-        return DwKernel.BAND4 if band4_fits(op, depth_mult, k_w) else DwKernel.BAND
-    return DwKernel.HWC if depth_mult == 1 else DwKernel.DIRECT
-
-
-def band4_fits(op: Op, depth_mult: int, k_w: int) -> bool:
-    """Whether the four-channel band kernel applies: whole groups of BAND4_CHANNELS output
-    channels and of four taps per kernel row (it reads the band a word at a time and has no
-    row padding), no dilation."""
-    a = op.attrs
-    assert isinstance(a, ConvAttrs)
-    return (depth_mult % BAND4_CHANNELS == 0 and k_w % 4 == 0 and a.dilation_h == 1
-            and a.dilation_w == 1)
+    PLANE = "plane"  # mcu_depthwise_conv2d_s8: one padded channel plane at a time (in place too)
+    BAND = "band"  # mcu_depthwise_conv2d_c1_s8: one input channel, a band of padded rows
+    BAND4 = "band4"  # mcu_depthwise_conv2d_c1g4_s8: the band, four output channels a band word
+    HWC = "hwc"  # mcu_depthwise_conv2d_hwc_s8: four channels, valid taps only
+    DIRECT = "direct"  # mcu_depthwise_conv2d_direct_s8: bounds-tested taps, no scratch
 
 
 # output channels mcu_depthwise_conv2d_c1g4_s8 computes from one band word
-BAND4_CHANNELS = 4
+BAND4_CHANNELS = opspec.BAND4_CHANNELS
 
 
 def band4_weights(rows: np.ndarray, k_h: int, k_w: int) -> np.ndarray:
@@ -152,11 +123,16 @@ def emit_depthwise_conv2d(ctx: EmitContext, op: Op) -> KernelCall:
     raw_bias = bias_values(ctx, op, optional_input(op, 2), out_c)
 
     x_ptr, y_ptr = ctx.ptr(op.inputs[0]), ctx.ptr(op.outputs[0])
-    in_place = x_ptr == y_ptr
+    in_place = ctx.inplace(op)
+    if in_place != (ctx.offset(op.inputs[0]) == ctx.offset(op.outputs[0])):
+        refuse(op, "the plan's in-place flag and the tensors' offsets disagree")
     if in_place and (n != 1 or depth_mult != 1):
         refuse(op, "planned in place, but in-place depthwise needs batch 1 and depth "
                    "multiplier 1")
-    kind = choose_kernel(ctx, op, in_place, depth_mult)
+    variant = ctx.variant(op)
+    if variant is None:
+        refuse(op, "no depthwise kernel runs in the planned scratch")
+    kind = DwKernel(variant)
     if kind is DwKernel.HWC:
         # TFLite's own int32 bias: this kernel subtracts zp_in from the inputs instead
         bias_name = ctx.const_array(f"op{op.index}_bias", raw_bias.astype(np.int32), "int32_t")
