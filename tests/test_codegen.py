@@ -330,3 +330,14 @@ def test_generated_model_matches_tflm_on_host(conv_model):
     for _ in range(10):
         x = [rng.integers(-128, 128, (1, 8, 8, 3), dtype=np.int8)]
         np.testing.assert_array_equal(ours.run(x)[0], ref.run(x)[0])
+
+
+def test_identifier_and_is_identifier_are_one_rule():
+    """c_writer.identifier makes, from any tensor name, what is_identifier accepts; the
+    --name check uses the same rule with its length limit."""
+    from tflite_converter.codegen import c_writer
+
+    for text in ["a/b:0", "9lives", "", "___", "tf.conv2d;(x)", "é", "ok_name"]:
+        assert c_writer.is_identifier(c_writer.identifier(text)), text
+    assert not c_writer.is_identifier("9a") and not c_writer.is_identifier("a-b")
+    assert c_writer.is_identifier("a" * 41, 41) and not c_writer.is_identifier("a" * 42, 41)

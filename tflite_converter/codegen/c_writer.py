@@ -45,6 +45,16 @@ def c_type_of(dtype: np.dtype) -> str:
         raise ValueError(f"no C type for numpy dtype {dtype}") from None
 
 
+# A C identifier (C99 6.4.2.1, the basic character set): the one rule identifier() makes and
+# is_identifier() checks.
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def is_identifier(text: str, max_len: int | None = None) -> bool:
+    """Whether `text` is a C identifier (of at most `max_len` characters)."""
+    return bool(_IDENTIFIER.fullmatch(text)) and (max_len is None or len(text) <= max_len)
+
+
 def identifier(text: str) -> str:
     """A valid C identifier made from arbitrary text (tensor names contain '/', ':' ...)."""
     ident = re.sub(r"[^A-Za-z0-9_]", "_", text)

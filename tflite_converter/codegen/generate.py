@@ -38,7 +38,9 @@ from tflite_converter.pipeline import compile_model
 # is 4 bytes; 8 keeps 64-bit loads possible.
 ARENA_ALIGN = 8
 
-_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,40}$")
+# the model name prefixes every public symbol (NAME_ARENA_BYTES, NAME_invoke, ...) and every
+# constant array's name (CodegenContext cuts those at 60 characters)
+NAME_MAX_CHARS = 41
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,9 +130,9 @@ def plan_view(plan: Any, graph: Graph) -> PlanView:
 
 
 def _check_name(name: str) -> None:
-    if not _NAME_RE.match(name):
+    if not c_writer.is_identifier(name, NAME_MAX_CHARS):
         raise ConversionError(f"--name '{name}' is not a C identifier prefix "
-                              "(letters, digits, '_', not starting with a digit, at most 41 chars)")
+                              f"(letters, digits, '_', not starting with a digit, at most {NAME_MAX_CHARS} chars)")
 
 
 def _io_tensor(graph: Graph, ctx: CodegenContext, index: int, role: str) -> IoTensor:

@@ -10,19 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import NoReturn
 
 import numpy as np
 
 from engine import quantization
 from tflite_converter.codegen.api import EmitContext
-from tflite_converter.codegen.ops._common import offset_ptr
-from tflite_converter.errors import ConversionError, Problem
+from tflite_converter.codegen.ops._common import offset_ptr, refuse
 from tflite_converter.ir import Activation, ConvAttrs, DType, Op, Tensor
-
-
-def refuse(op: Op, reason: str) -> NoReturn:
-    raise ConversionError(Problem(reason, op.index, op.kind.value))
 
 
 def int8_activation(ctx: EmitContext, op: Op, index: int, role: str) -> Tensor:
