@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping, Optional, Union
 from mcunet_tf.arch import ArchConfig
 from mcunet_tf.network import NetworkSpec
 from mcunet_tf.profile import profile
+from nas.flash_estimate import estimate_fits
 from nas.mcu import DEFAULT_RESERVE, McuProfile, Reserve
 from nas.memory_oracle import MemoryOracle
 
@@ -63,7 +64,7 @@ class Fit:
     latency_ms: Optional[float] = None
 
     def within(self, limits: Limits) -> bool:
-        if self.arena_bytes > limits.sram_bytes or self.flash_bytes > limits.flash_bytes:
+        if self.arena_bytes > limits.sram_bytes or not estimate_fits(self.flash_bytes, limits.flash_bytes):
             return False
         if limits.latency_ms is None:
             return True

@@ -124,12 +124,14 @@ class SearchRun:
 
     # ---------------------------------------------------------------- stage 1
     def stage1(self) -> SearchSpace:
+        from nas.flash_estimate import estimate_fits
+
         settings, grid = self.settings, self.grid()
         saved = self._done("stage1")
         if saved is None:
             t0 = time.perf_counter()
             arena, flash = smallest_reachable(grid, self.meter)
-            if arena > settings.limits.sram_bytes or flash > settings.limits.flash_bytes:
+            if arena > settings.limits.sram_bytes or not estimate_fits(flash, settings.limits.flash_bytes):
                 raise SearchInputError(
                     f"nothing in the search space fits {settings.limits.describe()}: its smallest "
                     f"network needs {arena / 1024:.1f} KiB of SRAM (peak) and {flash / 1024:.1f} KiB "

@@ -52,11 +52,13 @@ def test_limits_take_the_reserve_off_the_part_only():
 
 def test_fit_checks_every_limit():
     fit = Fit(arena_bytes=1000, flash_bytes=2000, macs=5, latency_ms=3.0)
-    assert fit.within(Limits(1000, 2000))
-    assert not fit.within(Limits(999, 2000))
-    assert not fit.within(Limits(1000, 1999))
-    assert fit.within(Limits(1000, 2000, latency_ms=3.0))
-    assert not fit.within(Limits(1000, 2000, latency_ms=2.9))
+    # Flash is an estimate: it fits only with the estimate's error margin (1% of 2000) kept.
+    assert fit.within(Limits(1000, 2020))
+    assert not fit.within(Limits(1000, 2000))
+    assert not fit.within(Limits(999, 2020))
+    assert not fit.within(Limits(1000, 2019))
+    assert fit.within(Limits(1000, 2020, latency_ms=3.0))
+    assert not fit.within(Limits(1000, 2020, latency_ms=2.9))
     assert not Fit(1, 1, 1, None).within(Limits(10, 10, latency_ms=1.0))  # unknown latency
 
 
@@ -68,7 +70,7 @@ def test_space_profile_keeps_exactly_the_fitting_networks(meter):
     expected = []
     for _ in range(60):
         fit = meter.measure(space.sample(rng))
-        if fit.arena_bytes <= limits.sram_bytes and fit.flash_bytes <= limits.flash_bytes:
+        if fit.arena_bytes <= limits.sram_bytes and fit.flash_bytes * 1.01 <= limits.flash_bytes:
             expected.append(fit.macs)
     assert stats.fitting_macs == tuple(sorted(expected))
     assert 0 < stats.fitting < 60  # the limits cut through this space
