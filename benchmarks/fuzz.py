@@ -292,7 +292,10 @@ def _worker(conn: Any, cfg: Config, mutator: Mutator, target: Target, build_dir:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C
     _limit_memory(cfg.memory_limit)
     while True:
-        case = conn.recv()
+        try:
+            case = conn.recv()
+        except EOFError:  # the parent is gone
+            return
         if case is None:
             return
         result = run_case(mutator, cfg, case, target, conn.send)
@@ -322,7 +325,8 @@ class Pool:
     def _spawn(self, k: int) -> _Slot:
         parent, child = self.ctx.Pipe()
         build_dir = os.path.join(self.build_root, f"w{k}")
-        proc = self.ctx.Process(target=_worker, daemon=True,
+        # not a daemon: a worker forks TFLM's child. It exits when the parent's pipe closes.
+        proc = self.ctx.Process(target=_worker, daemon=False,
                                 args=(child, self.cfg, self.mutator, self.target, build_dir))
         proc.start()
         child.close()
