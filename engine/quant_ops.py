@@ -384,6 +384,16 @@ def leaky_relu_table(s_in: float, zp_in: int, s_out: float, zp_out: int,
     return _clamp(zp_out + np.where(x >= 0, pos, neg), -128, 127)
 
 
+def abs_table(s_in: float, zp_in: int, s_out: float, zp_out: int) -> np.ndarray:
+    """ABS (TFLM elementwise.cc): |x - zp_in|, rescaled by the float32 ratio of the scales
+    only when the two float32 scales differ, plus the output zero point."""
+    x = np.abs(byte_inputs() - zp_in)
+    if _f32(s_in) == _f32(s_out):
+        return _clamp(x.astype(np.int64) + zp_out, -128, 127)
+    m, sh = _qm(float(_f32(_f32(s_in) / _f32(s_out))))
+    return _clamp(multiply_by_quantized_multiplier(x, m, sh).astype(np.int64) + zp_out, -128, 127)
+
+
 def relu_table(s_in: float, zp_in: int, s_out: float, zp_out: int) -> np.ndarray:
     """RELU (activations_common.cc CalculateReluOpData): rescale, then clamp below at the
     output zero point."""

@@ -5,6 +5,7 @@ Converter tests: no TensorFlow import here.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -16,8 +17,8 @@ import pytest
 
 from engine import catalogue, host, qemu
 from engine.host import HostModel
+from tflite_converter import op_registry
 from tflite_converter.codegen import c_writer
-from tflite_converter.codegen.api import EMITTERS
 from tflite_converter.codegen.context import CodegenContext
 from tflite_converter.codegen.generate import GeneratedModel, PlanView, convert_model, generate
 from tflite_converter.errors import ConversionError
@@ -81,9 +82,8 @@ def _conv_model_bytes(rng: np.random.Generator) -> bytes:
 
 
 def _needs_emitters(*kinds: OpKind) -> None:
-    import tflite_converter.codegen.ops  # noqa: F401
-
-    missing = [k.value for k in kinds if k not in EMITTERS]
+    records = op_registry.records()
+    missing = [k.value for k in kinds if k not in records or records[k].emit is None]
     if missing:
         pytest.skip(f"no emitter yet for {', '.join(missing)}")
 
@@ -164,10 +164,11 @@ def test_op_without_emitter_is_refused(tmp_path, monkeypatch):
     ops = [Op(7, OpKind.ADD, [0, 1], [2], ElementwiseAttrs(Activation.NONE)),
            Op(9, OpKind.RESHAPE, [2], [3], ReshapeAttrs())]
     graph = Graph(tensors, ops, [0, 1], [3])
-    monkeypatch.delitem(EMITTERS, OpKind.ADD, raising=False)
+    op_registry.records()  # loaded, so that the deletion below sticks
+    monkeypatch.delitem(op_registry._RECORDS, OpKind.ADD)
     with pytest.raises(ConversionError) as err:
         generate(graph, PlanView(12, {0: 0, 1: 4, 2: 8, 3: 8}, {}), tmp_path, name="x")
-    assert str(err.value) == "op 7 ADD: no C kernel for ADD (no emitter is registered)"
+    assert str(err.value) == "op 7 ADD: no C kernel for ADD (no emitter in an op record)"
     assert not (tmp_path / "x.c").exists()
 
 
@@ -183,14 +184,13 @@ def test_emitter_refusals_are_all_reported_and_bugs_name_the_op(tmp_path, monkey
     tensors = [Tensor(i, f"t{i}", (4,), DType.INT8) for i in range(3)]
     graph = Graph(tensors, [Op(3, OpKind.RESHAPE, [0], [1], ReshapeAttrs()),
                             Op(4, OpKind.RESHAPE, [1], [2], ReshapeAttrs())], [0], [2])
-    import tflite_converter.codegen.ops  # noqa: F401
-
-    monkeypatch.setitem(EMITTERS, OpKind.RESHAPE, refuse)
+    reshape = op_registry.record(OpKind.RESHAPE)
+    monkeypatch.setitem(op_registry._RECORDS, OpKind.RESHAPE, dataclasses.replace(reshape, emit=refuse))
     with pytest.raises(ConversionError) as err:
         generate(graph, PlanView(4, {0: 0, 1: 0, 2: 0}, {}), tmp_path)
     assert str(err.value).splitlines() == ["op 3 RESHAPE: shape not supported",
                                            "op 4 RESHAPE: shape not supported"]
-    monkeypatch.setitem(EMITTERS, OpKind.RESHAPE, broken)
+    monkeypatch.setitem(op_registry._RECORDS, OpKind.RESHAPE, dataclasses.replace(reshape, emit=broken))
     with pytest.raises(ConversionError, match="op 3 RESHAPE: C emitter failed: KeyError"):
         generate(graph, PlanView(4, {0: 0, 1: 0, 2: 0}, {}), tmp_path)
 

@@ -31,9 +31,8 @@ def _roomy_graph():
 
 def _without_preferences(monkeypatch):
     """Plan as if no kernel asked for more than its minimum."""
-    name = OpKind.CONV_2D.name
-    monkeypatch.setitem(opspec._BY_NAME, name,
-                        dataclasses.replace(opspec._BY_NAME[name], preferred_scratch=None))
+    conv = opspec.spec(OpKind.CONV_2D)  # loads the records, so the override below sticks
+    monkeypatch.setitem(opspec._BY_NAME, OpKind.CONV_2D.name, dataclasses.replace(conv, preferred_scratch=None))
 
 
 def test_grant_uses_free_room_without_growing_the_arena(monkeypatch):

@@ -1,5 +1,5 @@
 """The table look-up kernels (engine/kernels/lut.c mcu_lut_8, mcu_lut_f32) against TFLite
-Micro: LOGISTIC, TANH, HARD_SWISH, RELU, RELU6, LEAKY_RELU, QUANTIZE between int8 and uint8
+Micro: LOGISTIC, TANH, HARD_SWISH, RELU, RELU6, ABS, LEAKY_RELU, QUANTIZE between int8 and uint8
 (requantisation) and DEQUANTIZE to float32. The generation-time tables (engine/quant_ops.py,
 engine/quantization.py) are checked exhaustively over all 256 input bytes against TFLM, then
 one generated model per op runs on the host."""
@@ -27,6 +27,9 @@ UNARY = {
     "HARD_SWISH": lambda si, zi, so, zo: (quant_ops.hard_swish_table(si, zi, so, zo), (so, zo), None),
     "RELU": lambda si, zi, so, zo: (quant_ops.relu_table(si, zi, so, zo), (so, zo), None),
     "RELU6": lambda si, zi, so, zo: (quant_ops.relu6_table(si, zi, si, zi), (si, zi), None),
+    "ABS": lambda si, zi, so, zo: (quant_ops.abs_table(si, zi, so, zo), (so, zo), None),
+    # equal scales: TFLM skips the rescale (only the zero points differ)
+    "ABS_SAME_SCALE": lambda si, zi, so, zo: (quant_ops.abs_table(si, zi, si, zo), (si, zo), None),
     "LEAKY_RELU": lambda si, zi, so, zo: (
         quant_ops.leaky_relu_table(si, zi, so, zo, float(np.float32(0.3))), (so, zo), {"alpha": 0.3}),
     "QUANTIZE": lambda si, zi, so, zo: (
@@ -48,9 +51,10 @@ def test_unary_tables_match_tflm_on_every_byte(op):
             table, (so, zo), opts = UNARY[op](si, zi, so, zo)
         except quant_ops.UnsupportedQuantization:
             with pytest.raises(RuntimeError):  # we refuse only what TFLM refuses
-                TflmModel(_all_bytes_model(op, si, zi, so, zo))
+                TflmModel(_all_bytes_model(op.removesuffix("_SAME_SCALE"), si, zi, so, zo))
             continue
-        want = TflmModel(_all_bytes_model(op, si, zi, so, zo, opts)).run([x])[0].reshape(-1)
+        tflite_op = op.removesuffix("_SAME_SCALE")
+        want = TflmModel(_all_bytes_model(tflite_op, si, zi, so, zo, opts)).run([x])[0].reshape(-1)
         assert np.array_equal(want, table), (op, si, zi, so, zo)
         checked += 1
     assert checked >= 15
@@ -70,7 +74,7 @@ def test_int8_uint8_requantize_tables_match_tflm_on_every_byte(ins, outs):
 
 
 @needs_host_compiler
-@pytest.mark.parametrize("op", ["LOGISTIC", "TANH", "HARD_SWISH", "RELU", "RELU6", "LEAKY_RELU"])
+@pytest.mark.parametrize("op", ["LOGISTIC", "TANH", "HARD_SWISH", "RELU", "RELU6", "ABS", "LEAKY_RELU"])
 def test_unary_generated_matches_tflm(op, tmp_path):
     si, zi, so, zo = 0.07, -5, 0.05, 9
     if op == "LOGISTIC":

@@ -107,6 +107,7 @@ class OpKind(enum.Enum):
     RESIZE_BILINEAR = "RESIZE_BILINEAR"
     QUANTIZE = "QUANTIZE"
     DEQUANTIZE = "DEQUANTIZE"
+    ABS = "ABS"
     # Ops whose result is a constant: the reader keeps them only until
     # passes.fold_constants replaces their outputs by constant tensors (else validate refuses).
     SHAPE = "SHAPE"

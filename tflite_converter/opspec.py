@@ -451,78 +451,59 @@ class OpSpec:
     variant: Optional[VariantFn] = None
 
 
-_UNARY = OpSpec(macs=per_output_macs, inplace=elementwise_unary_inplace)
-_BINARY = OpSpec(macs=per_output_macs, inplace=elementwise_binary_inplace)
-_ALIAS = OpSpec(alias=True)
-_MOVE = OpSpec()  # data movement: no arithmetic, no scratch, writes elsewhere
+# Specs shared by several op kinds; each op's record (tflite_converter/op_registry.py) names one.
+UNARY = OpSpec(macs=per_output_macs, inplace=elementwise_unary_inplace)
+BINARY = OpSpec(macs=per_output_macs, inplace=elementwise_binary_inplace)
+ALIAS = OpSpec(alias=True)
+MOVE = OpSpec()  # data movement: no arithmetic, no scratch, writes elsewhere
+PER_OUTPUT = OpSpec(macs=per_output_macs)  # arithmetic per output element, never in place
+CONV2D = OpSpec(macs=conv2d_macs, scratch=conv2d_scratch,
+                preferred_scratch=conv2d_preferred_scratch, variant=conv2d_variant)
+DEPTHWISE_CONV2D = OpSpec(macs=depthwise_macs, scratch=depthwise_scratch,
+                          preferred_scratch=depthwise_preferred_scratch, inplace=depthwise_inplace,
+                          variant=depthwise_variant)
+FULLY_CONNECTED = OpSpec(macs=fully_connected_macs)
+POOL = OpSpec(macs=pool_macs)
+REDUCE = OpSpec(macs=reduce_macs)
+PRELU = OpSpec(macs=per_output_macs, inplace=prelu_inplace)
 
-SPECS: dict[OpKind, OpSpec] = {
-    OpKind.CONV_2D: OpSpec(macs=conv2d_macs, scratch=conv2d_scratch,
-                           preferred_scratch=conv2d_preferred_scratch, variant=conv2d_variant),
-    OpKind.DEPTHWISE_CONV_2D: OpSpec(
-        macs=depthwise_macs, scratch=depthwise_scratch,
-        preferred_scratch=depthwise_preferred_scratch, inplace=depthwise_inplace,
-        variant=depthwise_variant,
-    ),
-    OpKind.FULLY_CONNECTED: OpSpec(macs=fully_connected_macs),
-    OpKind.ADD: _BINARY,
-    OpKind.SUB: _BINARY,
-    OpKind.MUL: _BINARY,
-    OpKind.MAXIMUM: _BINARY,
-    OpKind.MINIMUM: _BINARY,
-    OpKind.AVERAGE_POOL_2D: OpSpec(macs=pool_macs),
-    OpKind.MAX_POOL_2D: OpSpec(macs=pool_macs),
-    OpKind.MEAN: OpSpec(macs=reduce_macs),
-    OpKind.SUM: OpSpec(macs=reduce_macs),
-    OpKind.RESHAPE: _ALIAS,
-    OpKind.SQUEEZE: _ALIAS,
-    OpKind.EXPAND_DIMS: _ALIAS,
-    # SOFTMAX reads a whole row (max, then sum of exponentials) before writing: not in place
-    OpKind.SOFTMAX: OpSpec(macs=per_output_macs),
-    OpKind.LOGISTIC: _UNARY,
-    OpKind.TANH: _UNARY,
-    OpKind.HARD_SWISH: _UNARY,
-    OpKind.RELU: _UNARY,
-    OpKind.RELU6: _UNARY,
-    OpKind.LEAKY_RELU: _UNARY,
-    OpKind.PRELU: OpSpec(macs=per_output_macs, inplace=prelu_inplace),
-    # QUANTIZE in place only when the byte width is kept (int8->int8, uint8<->int8)
-    OpKind.QUANTIZE: _UNARY,
-    OpKind.DEQUANTIZE: OpSpec(macs=per_output_macs),
-    OpKind.PAD: _MOVE,
-    OpKind.PADV2: _MOVE,
-    OpKind.CONCATENATION: _MOVE,
-    OpKind.SPLIT: _MOVE,
-    OpKind.TRANSPOSE: _MOVE,
-    OpKind.STRIDED_SLICE: _MOVE,
-    OpKind.RESIZE_NEAREST_NEIGHBOR: _MOVE,
-    OpKind.RESIZE_BILINEAR: OpSpec(macs=per_output_macs),
-}
+# Every record's spec keyed by member name (`_name_`, a plain attribute): enum members hash and
+# `.name` resolves through Python-level code, and these lookups run for every op of every
+# candidate the NAS plans. Filled from the records on the first lookup.
+_BY_NAME: dict[str, OpSpec] = {}
 
 
-# The same table keyed by member name (`_name_`, a plain attribute): enum members hash and
-# `.name` resolves through Python-level code,
-# and these lookups run for every op of every candidate the NAS plans.
-_BY_NAME: dict[str, OpSpec] = {k.name: v for k, v in SPECS.items()}
+def _spec(kind: OpKind) -> OpSpec:
+    try:
+        return _BY_NAME[kind._name_]
+    except KeyError:
+        pass
+    from tflite_converter import op_registry  # the records import this module
 
-
-def spec(kind: OpKind) -> OpSpec:
+    for k, r in op_registry.records().items():
+        _BY_NAME[k._name_] = r.spec
+    if kind._name_ not in _BY_NAME:
+        raise KeyError(f"no op record for {kind.value}")
     return _BY_NAME[kind._name_]
 
 
+def spec(kind: OpKind) -> OpSpec:
+    return _spec(kind)
+
+
 def macs(graph: Graph, op: Op) -> int:
-    return _BY_NAME[op.kind._name_].macs(graph, op)
+    return _spec(op.kind).macs(graph, op)
 
 
 def scratch_bytes(graph: Graph, op: Op, inplace: bool) -> int:
     """Kernel scratch of `op`, planned in the arena for that op only. `inplace` says whether
     the planner runs the op in place (the in-place depthwise kernel needs its channel buffer)."""
-    return _BY_NAME[op.kind._name_].scratch(graph, op, inplace)
+    return _spec(op.kind).scratch(graph, op, inplace)
 
 
 def preferred_scratch_bytes(graph: Graph, op: Op, inplace: bool) -> int:
     """The scratch `op` would like (never below scratch_bytes); the planner grants what fits."""
-    sp = _BY_NAME[op.kind._name_]
+    sp = _spec(op.kind)
     need = sp.scratch(graph, op, inplace)
     return need if sp.preferred_scratch is None else max(need, sp.preferred_scratch(graph, op, inplace))
 
@@ -530,13 +511,13 @@ def preferred_scratch_bytes(graph: Graph, op: Op, inplace: bool) -> int:
 def kernel_variant(graph: Graph, op: Op, inplace: bool, scratch: int) -> Optional[str]:
     """The kernel variant `op` runs with `scratch` granted bytes (None: the op has one kernel,
     or no variant runs in that scratch)."""
-    rule = _BY_NAME[op.kind._name_].variant
+    rule = _spec(op.kind).variant
     return None if rule is None else rule(graph, op, inplace, scratch)
 
 
 def inplace_candidates(graph: Graph, op: Op) -> tuple[int, ...]:
     """Indices into op.inputs of every input the output may take over exactly."""
-    return _BY_NAME[op.kind._name_].inplace(graph, op)
+    return _spec(op.kind).inplace(graph, op)
 
 
 def inplace_input(graph: Graph, op: Op) -> Optional[int]:
@@ -547,7 +528,7 @@ def inplace_input(graph: Graph, op: Op) -> Optional[int]:
 
 
 def is_alias(op: Op) -> bool:
-    return _BY_NAME[op.kind._name_].alias
+    return _spec(op.kind).alias
 
 
 def concat_slice_axis_ok(graph: Graph, op: Op) -> bool:

@@ -26,6 +26,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from engine import quantization
+from tflite_converter import op_registry
 from tflite_converter.errors import ConversionError
 from tflite_converter.ir import (
     Activation,
@@ -113,23 +114,23 @@ def _const(graph: Graph, index: int) -> np.ndarray:
     return data
 
 
-def _fold_shape(graph: Graph, op: Op) -> Optional[np.ndarray]:
+def fold_shape(graph: Graph, op: Op) -> Optional[np.ndarray]:
     return np.asarray(graph.tensors[op.inputs[0]].shape)
 
 
-def _fold_pack(graph: Graph, op: Op) -> Optional[np.ndarray]:
+def fold_pack(graph: Graph, op: Op) -> Optional[np.ndarray]:
     return np.stack([_const(graph, i) for i in op.inputs], axis=op.attrs_as(PackAttrs).axis)
 
 
-def _fold_reshape(graph: Graph, op: Op) -> Optional[np.ndarray]:
+def fold_reshape(graph: Graph, op: Op) -> Optional[np.ndarray]:
     return graph.tensors[op.inputs[0]].data  # reshaped to the output's shape below
 
 
-def _fold_transpose(graph: Graph, op: Op) -> Optional[np.ndarray]:
+def fold_transpose(graph: Graph, op: Op) -> Optional[np.ndarray]:
     return np.transpose(_const(graph, op.inputs[0]), op.attrs_as(TransposeAttrs).perm)
 
 
-def _fold_dequantize(graph: Graph, op: Op) -> Optional[np.ndarray]:
+def fold_dequantize(graph: Graph, op: Op) -> Optional[np.ndarray]:
     x, data = graph.tensors[op.inputs[0]], _const(graph, op.inputs[0])
     if x.dtype is DType.FLOAT16:
         return data.astype(np.float32)
@@ -143,18 +144,6 @@ def _fold_dequantize(graph: Graph, op: Op) -> Optional[np.ndarray]:
     return ((data.astype(np.int64) - zp).astype(np.float32) * scale).astype(np.float32)
 
 
-# Which inputs must be constant for the op to fold (None: all of them).
-_FOLDERS: dict[OpKind, tuple[Callable[[Graph, Op], Optional[np.ndarray]], Optional[tuple[int, ...]]]] = {
-    OpKind.SHAPE: (_fold_shape, ()),  # needs only the (static) shape of its input
-    OpKind.PACK: (_fold_pack, None),
-    OpKind.RESHAPE: (_fold_reshape, (0,)),
-    OpKind.SQUEEZE: (_fold_reshape, (0,)),
-    OpKind.EXPAND_DIMS: (_fold_reshape, (0,)),
-    OpKind.TRANSPOSE: (_fold_transpose, (0,)),
-    OpKind.DEQUANTIZE: (_fold_dequantize, (0,)),
-}
-
-
 def fold_constants(graph: Graph) -> Graph:
     """Replace ops whose outputs are computable now by constant output tensors.
 
@@ -166,11 +155,12 @@ def fold_constants(graph: Graph) -> Graph:
     g = _copy(graph)
     kept = []
     for op in g.ops:
-        entry = _FOLDERS.get(op.kind)
-        if entry is None or len(op.outputs) != 1 or any(i < 0 for i in op.inputs):
+        rec = op_registry.record(op.kind)
+        rule = None if rec is None else rec.fold
+        if rule is None or len(op.outputs) != 1 or any(i < 0 for i in op.inputs):
             kept.append(op)
             continue
-        fn, needed = entry
+        fn, needed = rule.compute, rule.const_inputs
         slots = range(len(op.inputs)) if needed is None else needed
         if not all(s < len(op.inputs) and g.tensors[op.inputs[s]].is_constant for s in slots):
             kept.append(op)

@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional, TypeVar
 
 import numpy as np
 
-from tflite_converter import schema
+from tflite_converter import op_registry, schema
 from tflite_converter.errors import ConversionError, Problem
 from tflite_converter.ir import (
     ConcatAttrs,
@@ -36,7 +36,6 @@ from tflite_converter.ir import (
     LeakyReluAttrs,
     NoAttrs,
     Op,
-    OpKind,
     PackAttrs,
     PadAttrs,
     Padding,
@@ -44,7 +43,6 @@ from tflite_converter.ir import (
     PoolAttrs,
     Quantization,
     ReduceAttrs,
-    ReshapeAttrs,
     ResizeAttrs,
     SoftmaxAttrs,
     SplitAttrs,
@@ -345,15 +343,15 @@ class _Reader:
         if bad:
             self.problems.append(Problem(f"tensor index {bad[0]} out of range (0..{n_tensors - 1})", k, name))
             return None
-        reader = _ATTR_READERS.get(code)
-        if reader is None:
+        rec = op_registry.for_builtin(code)
+        if rec is None:
             self.problems.append(Problem("not supported", k, name))
             return None
         if any(t in self.bad_tensors for t in inputs + outputs):
             return None  # the tensor's problem is listed; its placeholder shape says nothing
         ctx = _OpContext(self, k, name, inputs, outputs, raw.builtinOptions)
         try:
-            kind, attrs = reader(ctx)
+            kind, attrs = rec.kind, rec.read(ctx)
         except _OpProblem as e:
             self.problems.append(Problem(str(e), k, name, ctx.blame))
             return None
@@ -441,7 +439,7 @@ def _spatial_pads(ctx: _OpContext, padding: Padding, kh: int, kw: int, sh: int, 
     return Pads(top, bottom, left, right)
 
 
-def _read_conv(ctx: _OpContext):
+def read_conv(ctx: _OpContext) -> ConvAttrs:
     o = ctx.options(S.Conv2DOptionsT)
     w = ctx.tensor(1)
     if len(w.shape) != 4:
@@ -451,10 +449,10 @@ def _read_conv(ctx: _OpContext):
     sh, sw = _positive(o.strideH, "stride_h"), _positive(o.strideW, "stride_w")
     dh, dw = _positive(o.dilationHFactor, "dilation_h"), _positive(o.dilationWFactor, "dilation_w")
     pads = _spatial_pads(ctx, padding, w.shape[1], w.shape[2], sh, sw, dh, dw)
-    return OpKind.CONV_2D, ConvAttrs(padding, sh, sw, dh, dw, _activation(o.fusedActivationFunction), pads)
+    return ConvAttrs(padding, sh, sw, dh, dw, _activation(o.fusedActivationFunction), pads)
 
 
-def _read_depthwise(ctx: _OpContext):
+def read_depthwise(ctx: _OpContext) -> ConvAttrs:
     o = ctx.options(S.DepthwiseConv2DOptionsT)
     x, w = ctx.tensor(0), ctx.tensor(1)
     if len(w.shape) != 4 or len(x.shape) != 4:
@@ -471,58 +469,56 @@ def _read_depthwise(ctx: _OpContext):
     sh, sw = _positive(o.strideH, "stride_h"), _positive(o.strideW, "stride_w")
     dh, dw = _positive(o.dilationHFactor, "dilation_h"), _positive(o.dilationWFactor, "dilation_w")
     pads = _spatial_pads(ctx, padding, w.shape[1], w.shape[2], sh, sw, dh, dw)
-    return OpKind.DEPTHWISE_CONV_2D, ConvAttrs(
+    return ConvAttrs(
         padding, sh, sw, dh, dw, _activation(o.fusedActivationFunction), pads, multiplier)
 
 
-def _read_fully_connected(ctx: _OpContext):
+def read_fully_connected(ctx: _OpContext) -> FullyConnectedAttrs:
     o = ctx.options(S.FullyConnectedOptionsT)
     if int(o.weightsFormat) != S.FullyConnectedOptionsWeightsFormat.DEFAULT:
         raise _OpProblem("shuffled weights format not supported")
-    return OpKind.FULLY_CONNECTED, FullyConnectedAttrs(_activation(o.fusedActivationFunction),
-                                                       bool(o.keepNumDims))
+    return FullyConnectedAttrs(_activation(o.fusedActivationFunction), bool(o.keepNumDims))
 
 
-def _elementwise(kind: OpKind, cls: Any):
+def read_elementwise(cls: Any) -> Callable[[_OpContext], ElementwiseAttrs]:
+    """ADD, SUB, MUL: a fused activation in their options of type `cls`."""
     def read(ctx: _OpContext):
         o = ctx.options(cls)
-        return kind, ElementwiseAttrs(_activation(o.fusedActivationFunction))
+        return ElementwiseAttrs(_activation(o.fusedActivationFunction))
     return read
 
 
-def _pool(kind: OpKind):
-    def read(ctx: _OpContext):
-        o = ctx.options(S.Pool2DOptionsT)
-        padding = _padding(o.padding)
-        sh, sw = _positive(o.strideH, "stride_h"), _positive(o.strideW, "stride_w")
-        fh, fw = _positive(o.filterHeight, "filter_height"), _positive(o.filterWidth, "filter_width")
-        pads = _spatial_pads(ctx, padding, fh, fw, sh, sw, 1, 1)
-        return kind, PoolAttrs(padding, sh, sw, fh, fw, _activation(o.fusedActivationFunction), pads)
-    return read
+def read_pool(ctx: _OpContext) -> PoolAttrs:
+    o = ctx.options(S.Pool2DOptionsT)
+    padding = _padding(o.padding)
+    sh, sw = _positive(o.strideH, "stride_h"), _positive(o.strideW, "stride_w")
+    fh, fw = _positive(o.filterHeight, "filter_height"), _positive(o.filterWidth, "filter_width")
+    pads = _spatial_pads(ctx, padding, fh, fw, sh, sw, 1, 1)
+    return PoolAttrs(padding, sh, sw, fh, fw, _activation(o.fusedActivationFunction), pads)
 
 
-def _reduce(kind: OpKind):
-    def read(ctx: _OpContext):
-        o = ctx.options(S.ReducerOptionsT)
-        rank = ctx.rank(0)
-        axes = sorted({_axis(int(a), rank) for a in ctx.const(1, "axes").reshape(-1)})
-        return kind, ReduceAttrs(tuple(axes), bool(o.keepDims))
-    return read
+def read_reduce(ctx: _OpContext) -> ReduceAttrs:
+    o = ctx.options(S.ReducerOptionsT)
+    rank = ctx.rank(0)
+    axes = sorted({_axis(int(a), rank) for a in ctx.const(1, "axes").reshape(-1)})
+    return ReduceAttrs(tuple(axes), bool(o.keepDims))
 
 
-def _simple(kind: OpKind, attrs: object = NoAttrs()):
-    return lambda ctx: (kind, attrs)
+def fixed_attrs(attrs: object = NoAttrs()) -> Callable[[_OpContext], object]:
+    """Ops whose options carry nothing the engine needs: the same attributes for every op."""
+    return lambda ctx: attrs
 
 
-def _read_softmax(ctx: _OpContext):
-    return OpKind.SOFTMAX, SoftmaxAttrs(float(ctx.options(S.SoftmaxOptionsT).beta))
+def read_softmax(ctx: _OpContext) -> SoftmaxAttrs:
+    return SoftmaxAttrs(float(ctx.options(S.SoftmaxOptionsT).beta))
 
 
-def _read_leaky_relu(ctx: _OpContext):
-    return OpKind.LEAKY_RELU, LeakyReluAttrs(float(ctx.options(S.LeakyReluOptionsT).alpha))
+def read_leaky_relu(ctx: _OpContext) -> LeakyReluAttrs:
+    return LeakyReluAttrs(float(ctx.options(S.LeakyReluOptionsT).alpha))
 
 
-def _read_pad(kind: OpKind):
+def read_pad(with_value: bool) -> Callable[[_OpContext], PadAttrs]:
+    """PAD (the output's zero point) or PADV2 (`with_value`: a constant_values input)."""
     def read(ctx: _OpContext):
         rank = ctx.rank(0)
         p = ctx.const(1, "paddings")
@@ -531,7 +527,7 @@ def _read_pad(kind: OpKind):
         if np.any(p < 0):
             raise _OpProblem("negative paddings not supported")
         paddings = tuple((int(a), int(b)) for a, b in p)
-        if kind is OpKind.PADV2 and len(ctx.inputs) > 2 and ctx.inputs[2] >= 0:
+        if with_value and len(ctx.inputs) > 2 and ctx.inputs[2] >= 0:
             v = ctx.tensor(2)
             if v.data is None or v.data.size != 1:
                 ctx.blame = v.name
@@ -540,35 +536,34 @@ def _read_pad(kind: OpKind):
         else:  # PAD pads with the output's zero point (real 0)
             q = ctx.tensor(0, output=True).quant
             value = int(q.zero_point[0]) if q is not None else 0
-        return kind, PadAttrs(paddings, value)
+        return PadAttrs(paddings, value)
     return read
 
 
-def _read_concat(ctx: _OpContext):
+def read_concat(ctx: _OpContext) -> ConcatAttrs:
     o = ctx.options(S.ConcatenationOptionsT)
-    return OpKind.CONCATENATION, ConcatAttrs(_axis(int(o.axis), ctx.rank(0, output=True)),
-                                             _activation(o.fusedActivationFunction))
+    return ConcatAttrs(_axis(int(o.axis), ctx.rank(0, output=True)), _activation(o.fusedActivationFunction))
 
 
-def _read_split(ctx: _OpContext):
+def read_split(ctx: _OpContext) -> SplitAttrs:
     o = ctx.options(S.SplitOptionsT)
     axis_data = ctx.const(0, "axis").reshape(-1)
     if axis_data.size != 1:
         raise _OpProblem("axis must be a scalar")
     if int(o.numSplits) != len(ctx.outputs):
         raise _OpProblem(f"num_splits {o.numSplits} but {len(ctx.outputs)} outputs")
-    return OpKind.SPLIT, SplitAttrs(_axis(int(axis_data[0]), ctx.rank(1)), len(ctx.outputs))
+    return SplitAttrs(_axis(int(axis_data[0]), ctx.rank(1)), len(ctx.outputs))
 
 
-def _read_transpose(ctx: _OpContext):
+def read_transpose(ctx: _OpContext) -> TransposeAttrs:
     rank = ctx.rank(0)
     perm = tuple(int(p) for p in ctx.const(1, "perm").reshape(-1))
     if sorted(perm) != list(range(rank)):
         raise _OpProblem(f"perm {list(perm)} is not a permutation of {rank} axes")
-    return OpKind.TRANSPOSE, TransposeAttrs(perm)
+    return TransposeAttrs(perm)
 
 
-def _read_strided_slice(ctx: _OpContext):
+def read_strided_slice(ctx: _OpContext) -> StridedSliceAttrs:
     o = ctx.options(S.StridedSliceOptionsT)
     if o.ellipsisMask:
         raise _OpProblem("ellipsis_mask not supported")
@@ -605,10 +600,11 @@ def _read_strided_slice(ctx: _OpContext):
         rb.append(b)
         re_.append(e)
         rs.append(s)
-    return OpKind.STRIDED_SLICE, StridedSliceAttrs(tuple(rb), tuple(re_), tuple(rs))
+    return StridedSliceAttrs(tuple(rb), tuple(re_), tuple(rs))
 
 
-def _resize(kind: OpKind, cls: Any):
+def read_resize(cls: Any) -> Callable[[_OpContext], ResizeAttrs]:
+    """RESIZE_NEAREST_NEIGHBOR and RESIZE_BILINEAR, options of type `cls`."""
     def read(ctx: _OpContext):
         o = ctx.options(cls)
         size = ctx.const(1, "size").reshape(-1)
@@ -617,51 +613,12 @@ def _resize(kind: OpKind, cls: Any):
             raise _OpProblem(f"size {size.tolist()} does not match the output shape {list(y.shape)}")
         if o.alignCorners and o.halfPixelCenters:
             raise _OpProblem("align_corners and half_pixel_centers together not supported")
-        return kind, ResizeAttrs(bool(o.alignCorners), bool(o.halfPixelCenters))
+        return ResizeAttrs(bool(o.alignCorners), bool(o.halfPixelCenters))
     return read
 
 
-def _read_pack(ctx: _OpContext):
+def read_pack(ctx: _OpContext) -> PackAttrs:
     o = ctx.options(S.PackOptionsT)
     if int(o.valuesCount) != len(ctx.inputs):
         raise _OpProblem(f"values_count {o.valuesCount} but {len(ctx.inputs)} inputs")
-    return OpKind.PACK, PackAttrs(_axis(int(o.axis), ctx.rank(0, output=True)))
-
-
-_ATTR_READERS: dict[int, Callable[[_OpContext], tuple[OpKind, object]]] = {
-    B.CONV_2D: _read_conv,
-    B.DEPTHWISE_CONV_2D: _read_depthwise,
-    B.FULLY_CONNECTED: _read_fully_connected,
-    B.ADD: _elementwise(OpKind.ADD, S.AddOptionsT),
-    B.SUB: _elementwise(OpKind.SUB, S.SubOptionsT),
-    B.MUL: _elementwise(OpKind.MUL, S.MulOptionsT),
-    B.AVERAGE_POOL_2D: _pool(OpKind.AVERAGE_POOL_2D),
-    B.MAX_POOL_2D: _pool(OpKind.MAX_POOL_2D),
-    B.MEAN: _reduce(OpKind.MEAN),
-    B.SUM: _reduce(OpKind.SUM),
-    B.RESHAPE: _simple(OpKind.RESHAPE, ReshapeAttrs()),
-    B.SQUEEZE: _simple(OpKind.SQUEEZE, ReshapeAttrs()),
-    B.EXPAND_DIMS: _simple(OpKind.EXPAND_DIMS, ReshapeAttrs()),
-    B.SOFTMAX: _read_softmax,
-    B.LOGISTIC: _simple(OpKind.LOGISTIC),
-    B.TANH: _simple(OpKind.TANH),
-    B.HARD_SWISH: _simple(OpKind.HARD_SWISH),
-    B.RELU: _simple(OpKind.RELU),
-    B.RELU6: _simple(OpKind.RELU6),
-    B.LEAKY_RELU: _read_leaky_relu,
-    B.PRELU: _simple(OpKind.PRELU),
-    B.PAD: _read_pad(OpKind.PAD),
-    B.PADV2: _read_pad(OpKind.PADV2),
-    B.CONCATENATION: _read_concat,
-    B.SPLIT: _read_split,
-    B.TRANSPOSE: _read_transpose,
-    B.STRIDED_SLICE: _read_strided_slice,
-    B.MAXIMUM: _simple(OpKind.MAXIMUM),
-    B.MINIMUM: _simple(OpKind.MINIMUM),
-    B.RESIZE_NEAREST_NEIGHBOR: _resize(OpKind.RESIZE_NEAREST_NEIGHBOR, S.ResizeNearestNeighborOptionsT),
-    B.RESIZE_BILINEAR: _resize(OpKind.RESIZE_BILINEAR, S.ResizeBilinearOptionsT),
-    B.QUANTIZE: _simple(OpKind.QUANTIZE),
-    B.DEQUANTIZE: _simple(OpKind.DEQUANTIZE),
-    B.SHAPE: _simple(OpKind.SHAPE),
-    B.PACK: _read_pack,
-}
+    return PackAttrs(_axis(int(o.axis), ctx.rank(0, output=True)))

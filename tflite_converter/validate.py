@@ -12,10 +12,11 @@ so an inconsistent file must be refused here, not turned into out-of-bounds writ
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 
+from tflite_converter import op_registry
 from tflite_converter.errors import ConversionError, Problem
 from tflite_converter.ir import (
     Activation,
@@ -38,8 +39,6 @@ from tflite_converter.ir import (
     same_quantization,
 )
 
-# Ops the IR knows but that must have been folded to constants before the engine sees them.
-FOLD_ONLY = frozenset({OpKind.SHAPE, OpKind.PACK})
 # Fused activations an int8 kernel can apply as an output clamp.
 CLAMP_ACTIVATIONS = frozenset({Activation.NONE, Activation.RELU, Activation.RELU6, Activation.RELU_N1_TO_1})
 
@@ -67,12 +66,12 @@ def check_graph(graph: Graph, *, structural_ok: bool = True,
         if op.index in skip_ops:
             continue
         try:
-            if op.kind in FOLD_ONLY:
-                raise _Refuse("supported only when all its inputs are constant (then it is folded)")
-            rule = _RULES.get(op.kind)
-            if rule is None:
+            rec = op_registry.record(op.kind)
+            if rec is None:
                 raise _Refuse("not supported by the engine")
-            rule(graph, op)
+            if rec.validate is None:  # an op the passes fold; still here: not foldable
+                raise _Refuse("supported only when all its inputs are constant (then it is folded)")
+            rec.validate(graph, op)
         except _Refuse as r:
             problems.append(Problem(r.reason, op.index, op.kind.value, r.tensor.name if r.tensor else None))
         except (ArithmeticError, IndexError, TypeError, ValueError) as e:
@@ -233,7 +232,7 @@ def _check_spatial(x: Tensor, y: Tensor, kh: int, kw: int, a: ConvAttrs | PoolAt
     _shape(y, (x.shape[0], oh, ow, channels))
 
 
-def _conv(g: Graph, op: Op) -> None:
+def conv_rule(g: Graph, op: Op) -> None:
     x, y = _int8_io(g, op, (2, 3))
     w, b = g.tensors[op.inputs[1]], _optional_in(g, op, 2)
     a = op.attrs_as(ConvAttrs)
@@ -255,7 +254,7 @@ def _conv(g: Graph, op: Op) -> None:
     _check_spatial(x, y, w.shape[1], w.shape[2], a, out_ch)
 
 
-def _fully_connected(g: Graph, op: Op) -> None:
+def fully_connected_rule(g: Graph, op: Op) -> None:
     x, y = _int8_io(g, op, (2, 3))
     w, b = g.tensors[op.inputs[1]], _optional_in(g, op, 2)
     a = op.attrs_as(FullyConnectedAttrs)
@@ -290,7 +289,7 @@ def _two_int8_inputs(g: Graph, op: Op) -> tuple[Tensor, Tensor, Tensor]:
     return x1, x2, y
 
 
-def _binary(g: Graph, op: Op) -> None:
+def binary_rule(g: Graph, op: Op) -> None:
     x1, x2, y = _two_int8_inputs(g, op)
     if op.kind in (OpKind.ADD, OpKind.SUB, OpKind.MUL):
         _clamp(op.attrs_as(ElementwiseAttrs).activation)
@@ -300,7 +299,7 @@ def _binary(g: Graph, op: Op) -> None:
     _shape(y, _broadcast(x1.shape, x2.shape))
 
 
-def _pool(g: Graph, op: Op) -> None:
+def pool_rule(g: Graph, op: Op) -> None:
     x, y = _int8_io(g, op, (1, 1))
     _rank(x, 4)
     a = op.attrs_as(PoolAttrs)
@@ -309,7 +308,7 @@ def _pool(g: Graph, op: Op) -> None:
     _check_spatial(x, y, a.filter_h, a.filter_w, a, x.shape[3])
 
 
-def _reduce(g: Graph, op: Op) -> None:
+def reduce_rule(g: Graph, op: Op) -> None:
     x, y = _int8_io(g, op, (2, 2))
     a = op.attrs_as(ReduceAttrs)
     axes = set(a.axes)
@@ -320,7 +319,7 @@ def _reduce(g: Graph, op: Op) -> None:
     _shape(y, expected)
 
 
-def _reshape(g: Graph, op: Op) -> None:
+def reshape_rule(g: Graph, op: Op) -> None:
     if not op.inputs or op.inputs[0] < 0 or len(op.outputs) != 1:
         raise _Refuse("expects a data input and one output")
     x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
@@ -332,17 +331,17 @@ def _reshape(g: Graph, op: Op) -> None:
     _same_quant(x, y)
 
 
-def _unary_same_shape(g: Graph, op: Op) -> None:
+def unary_same_shape_rule(g: Graph, op: Op) -> None:
     x, y = _int8_io(g, op, (1, 1))
     _shape(y, x.shape)
 
 
-def _prelu(g: Graph, op: Op) -> None:
+def prelu_rule(g: Graph, op: Op) -> None:
     x, alpha, y = _two_int8_inputs(g, op)
     _shape(y, _broadcast(x.shape, alpha.shape))
 
 
-def _pad(g: Graph, op: Op) -> None:
+def pad_rule(g: Graph, op: Op) -> None:
     x, y = _int8_io(g, op, (2, 3) if op.kind is OpKind.PADV2 else (2, 2))
     _same_quant(x, y)
     a = op.attrs_as(PadAttrs)
@@ -351,7 +350,7 @@ def _pad(g: Graph, op: Op) -> None:
     _shape(y, tuple(d + before + after for d, (before, after) in zip(x.shape, a.paddings)))
 
 
-def _concat(g: Graph, op: Op) -> None:
+def concat_rule(g: Graph, op: Op) -> None:
     if not op.inputs or any(i < 0 for i in op.inputs) or len(op.outputs) != 1:
         raise _Refuse("expects inputs and one output")
     xs, (y,) = _ins(g, op), _outs(g, op)
@@ -369,7 +368,7 @@ def _concat(g: Graph, op: Op) -> None:
         raise _Refuse("the inputs' sizes along the axis do not add up to the output's", y)
 
 
-def _split(g: Graph, op: Op) -> None:
+def split_rule(g: Graph, op: Op) -> None:
     _arity(g, op, (2, 2), len(op.outputs))
     x = g.tensors[op.inputs[1]]
     _int8_act(g, op, x)
@@ -384,13 +383,13 @@ def _split(g: Graph, op: Op) -> None:
         _shape(y, expected)
 
 
-def _transpose(g: Graph, op: Op) -> None:
+def transpose_rule(g: Graph, op: Op) -> None:
     x, y = _int8_io(g, op, (2, 2))
     _same_quant(x, y)
     _shape(y, tuple(x.shape[p] for p in op.attrs_as(TransposeAttrs).perm))
 
 
-def _strided_slice(g: Graph, op: Op) -> None:
+def strided_slice_rule(g: Graph, op: Op) -> None:
     x, y = _int8_io(g, op, (4, 4))
     _same_quant(x, y)
     a = op.attrs_as(StridedSliceAttrs)
@@ -400,7 +399,7 @@ def _strided_slice(g: Graph, op: Op) -> None:
                       f"{y.num_elements}", y)
 
 
-def _resize(g: Graph, op: Op) -> None:
+def resize_rule(g: Graph, op: Op) -> None:
     x, y = _int8_io(g, op, (2, 2))
     _rank(x, 4)
     _rank(y, 4)
@@ -410,14 +409,14 @@ def _resize(g: Graph, op: Op) -> None:
         raise _Refuse("resize changes batch or channels", y)
 
 
-def _softmax(g: Graph, op: Op) -> None:
-    _unary_same_shape(g, op)
+def softmax_rule(g: Graph, op: Op) -> None:
+    unary_same_shape_rule(g, op)
     beta = op.attrs_as(SoftmaxAttrs).beta
     if not beta > 0 or not math.isfinite(beta):
         raise _Refuse(f"softmax beta {beta} not supported")
 
 
-def _quantize(g: Graph, op: Op) -> None:
+def quantize_rule(g: Graph, op: Op) -> None:
     _arity(g, op, (1, 1))
     (x,), (y,) = _ins(g, op), _outs(g, op)
     _shape(y, x.shape)
@@ -444,7 +443,7 @@ def _quantize(g: Graph, op: Op) -> None:
     raise _Refuse(f"QUANTIZE {x.dtype.value} -> {y.dtype.value} not supported", bad)
 
 
-def _dequantize(g: Graph, op: Op) -> None:
+def dequantize_rule(g: Graph, op: Op) -> None:
     _arity(g, op, (1, 1))
     (x,), (y,) = _ins(g, op), _outs(g, op)
     _shape(y, x.shape)
@@ -453,43 +452,6 @@ def _dequantize(g: Graph, op: Op) -> None:
     _per_tensor(x)
     if op.outputs[0] not in g.outputs:
         raise _Refuse("DEQUANTIZE only to a model output (float32 arithmetic not supported)", y)
-
-
-_RULES: dict[OpKind, Callable[[Graph, Op], None]] = {
-    OpKind.CONV_2D: _conv,
-    OpKind.DEPTHWISE_CONV_2D: _conv,
-    OpKind.FULLY_CONNECTED: _fully_connected,
-    OpKind.ADD: _binary,
-    OpKind.SUB: _binary,
-    OpKind.MUL: _binary,
-    OpKind.MAXIMUM: _binary,
-    OpKind.MINIMUM: _binary,
-    OpKind.AVERAGE_POOL_2D: _pool,
-    OpKind.MAX_POOL_2D: _pool,
-    OpKind.MEAN: _reduce,
-    OpKind.SUM: _reduce,
-    OpKind.RESHAPE: _reshape,
-    OpKind.SQUEEZE: _reshape,
-    OpKind.EXPAND_DIMS: _reshape,
-    OpKind.SOFTMAX: _softmax,
-    OpKind.LOGISTIC: _unary_same_shape,
-    OpKind.TANH: _unary_same_shape,
-    OpKind.HARD_SWISH: _unary_same_shape,
-    OpKind.RELU: _unary_same_shape,
-    OpKind.RELU6: _unary_same_shape,
-    OpKind.LEAKY_RELU: _unary_same_shape,
-    OpKind.PRELU: _prelu,
-    OpKind.PAD: _pad,
-    OpKind.PADV2: _pad,
-    OpKind.CONCATENATION: _concat,
-    OpKind.SPLIT: _split,
-    OpKind.TRANSPOSE: _transpose,
-    OpKind.STRIDED_SLICE: _strided_slice,
-    OpKind.RESIZE_NEAREST_NEIGHBOR: _resize,
-    OpKind.RESIZE_BILINEAR: _resize,
-    OpKind.QUANTIZE: _quantize,
-    OpKind.DEQUANTIZE: _dequantize,
-}
 
 
 def _check_edges(g: Graph) -> list[Problem]:

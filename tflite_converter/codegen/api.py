@@ -1,7 +1,7 @@
 """The interface between the code generator and the per-op emitters.
 
-Each op kind has one emitter, registered with `@emitter(OpKind.X)`, living in
-`tflite_converter/codegen/ops/<kind>.py`. An emitter turns one planned op into the C
+Each op kind has one emitter, named by its op record (tflite_converter/op_registry.py) in
+`tflite_converter/codegen/ops/<family>.py`. An emitter turns one planned op into the C
 statement(s) that call its engine kernel with literal offsets, shapes and quantization
 parameters; constant data it needs (weights, biases, per-channel multipliers) it hands to the
 context, which defines them as `const` arrays (Flash). The generator owns the arena, the
@@ -14,7 +14,7 @@ from typing import Callable, Optional, Protocol
 
 import numpy as np
 
-from tflite_converter.ir import Graph, Op, OpKind, Tensor
+from tflite_converter.ir import Graph, Op, Tensor
 
 
 @dataclasses.dataclass
@@ -60,14 +60,3 @@ class EmitContext(Protocol):
 
 
 EmitFn = Callable[[EmitContext, Op], KernelCall]
-EMITTERS: dict[OpKind, EmitFn] = {}
-
-
-def emitter(kind: OpKind) -> Callable[[EmitFn], EmitFn]:
-    def register(fn: EmitFn) -> EmitFn:
-        if kind in EMITTERS:
-            raise ValueError(f"two emitters for {kind.value}")
-        EMITTERS[kind] = fn
-        return fn
-
-    return register

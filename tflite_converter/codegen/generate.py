@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from engine import catalogue
-from tflite_converter import plan_report
+from tflite_converter import op_registry, plan_report
 from tflite_converter.codegen import c_writer
-from tflite_converter.codegen.api import EMITTERS, KernelCall
+from tflite_converter.codegen.api import KernelCall
 from tflite_converter.codegen.context import CodegenContext, PlanView
 from tflite_converter.errors import ConversionError, Problem
 from tflite_converter.ir import Graph, Op, shape_str
@@ -154,11 +154,10 @@ def _io_tensor(graph: Graph, ctx: CodegenContext, index: int, role: str) -> IoTe
 def _emit_ops(graph: Graph, ctx: CodegenContext, order: Sequence[int]) -> tuple[list[str], list[str]]:
     """C statements of NAME_invoke and the kernel stems they use. Every op without an
     emitter is reported at once."""
-    import tflite_converter.codegen.ops  # noqa: F401  (registers every emitter)
-
-    missing = [Problem(f"no C kernel for {graph.ops[i].kind.value} (no emitter is registered)",
+    emitters = {k: r.emit for k, r in op_registry.records().items() if r.emit is not None}
+    missing = [Problem(f"no C kernel for {graph.ops[i].kind.value} (no emitter in an op record)",
                        graph.ops[i].index, graph.ops[i].kind.value)
-               for i in order if graph.ops[i].kind not in EMITTERS]
+               for i in order if graph.ops[i].kind not in emitters]
     if missing:
         raise ConversionError(missing)
     body: list[str] = []
@@ -167,7 +166,7 @@ def _emit_ops(graph: Graph, ctx: CodegenContext, order: Sequence[int]) -> tuple[
     for pos in order:
         op = graph.ops[pos]
         try:
-            call: KernelCall = EMITTERS[op.kind](ctx, op)
+            call: KernelCall = emitters[op.kind](ctx, op)
         except ConversionError as e:  # keep going: every refusal is reported at once
             problems.extend(e.problems)
             continue

@@ -1,6 +1,7 @@
-"""Per-op emitters. Every module of this package is imported here, so each registers its
-`@emitter(OpKind.X)` functions in `codegen.api.EMITTERS` just by existing: emitter authors
-add a file and touch nothing else."""
+"""The op families: each module holds its ops' emitters and their records
+(tflite_converter/op_registry.py: reader, refusal rule, spec, emitter, folding). Every module
+of this package is imported here, so its records register just by existing: adding an op
+family is one file here and touches no table elsewhere."""
 from __future__ import annotations
 
 import importlib

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from engine import quant_ops
-from tflite_converter.codegen.api import EmitContext, KernelCall, emitter
+from tflite_converter import opspec, reader, schema, validate
+from tflite_converter.codegen.api import EmitContext, EmitFn, KernelCall
 from tflite_converter.codegen.ops._common import (
     act_range,
     broadcast_layout,
@@ -16,6 +17,10 @@ from tflite_converter.codegen.ops._common import (
     require_dtype,
 )
 from tflite_converter.ir import Activation, DType, ElementwiseAttrs, Op, OpKind
+from tflite_converter.op_registry import OpRecord, ReadFn, register
+from tflite_converter.schema import S
+
+B = schema.BuiltinOperator
 
 
 def _operands(ctx: EmitContext, op: Op):
@@ -95,9 +100,17 @@ def _emit_prelu(ctx: EmitContext, op: Op) -> KernelCall:
     return KernelCall(f"mcu_prelu_s8({head}, {q});", ("prelu",))
 
 
-emitter(OpKind.ADD)(_emit_add_sub)
-emitter(OpKind.SUB)(_emit_add_sub)
-emitter(OpKind.MUL)(_emit_mul)
-emitter(OpKind.MAXIMUM)(_emit_max_min)
-emitter(OpKind.MINIMUM)(_emit_max_min)
-emitter(OpKind.PRELU)(_emit_prelu)
+
+def _binary_op(kind: OpKind, read: ReadFn, emit: EmitFn) -> OpRecord:
+    return OpRecord(kind, getattr(B, kind.value), read, validate.binary_rule, opspec.BINARY, emit)
+
+
+register(
+    _binary_op(OpKind.ADD, reader.read_elementwise(S.AddOptionsT), _emit_add_sub),
+    _binary_op(OpKind.SUB, reader.read_elementwise(S.SubOptionsT), _emit_add_sub),
+    _binary_op(OpKind.MUL, reader.read_elementwise(S.MulOptionsT), _emit_mul),
+    _binary_op(OpKind.MAXIMUM, reader.fixed_attrs(), _emit_max_min),
+    _binary_op(OpKind.MINIMUM, reader.fixed_attrs(), _emit_max_min),
+    OpRecord(OpKind.PRELU, B.PRELU, reader.fixed_attrs(), validate.prelu_rule, opspec.PRELU,
+             _emit_prelu),
+)

@@ -17,7 +17,8 @@ mcu_conv2d_px1_s8 on weights widened to int16 here (pack_wide_weight_rows).
 from __future__ import annotations
 
 from engine import quantization
-from tflite_converter.codegen.api import EmitContext, KernelCall, emitter
+from tflite_converter import opspec, reader, schema, validate
+from tflite_converter.codegen.api import EmitContext, KernelCall
 from tflite_converter.codegen.ops._conv_common import (
     CONV_ROW_BLOCK,
     REG_1X1_DEPTHS,
@@ -38,10 +39,13 @@ from tflite_converter.codegen.ops._conv_common import (
     spatial_out,
 )
 from tflite_converter.ir import Op, OpKind, Pads
+from tflite_converter.op_registry import OpRecord, register
 from tflite_converter.opspec import conv2d_variant_pixels
 
+B = schema.BuiltinOperator
 
-@emitter(OpKind.CONV_2D)
+
+
 def emit_conv2d(ctx: EmitContext, op: Op) -> KernelCall:
     a, x, y, w = conv_operands(ctx, op)
     n, in_h, in_w, in_c = x.shape
@@ -115,3 +119,6 @@ def emit_conv2d(ctx: EmitContext, op: Op) -> KernelCall:
                          f"{a.stride_h}, {a.stride_w}, {a.dilation_h}, {a.dilation_w}, "
                          f"{p.top}, {p.left}, {zp_in}, {tail}, {pixel_block}, {scratch});")
     return KernelCall(code="\n".join(calls), kernels=("conv2d",))
+
+register(OpRecord(OpKind.CONV_2D, B.CONV_2D, reader.read_conv, validate.conv_rule, opspec.CONV2D,
+                  emit_conv2d))

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from tflite_converter.codegen.api import EmitContext, KernelCall, emitter
+from tflite_converter import opspec, passes, reader, schema, validate
+from tflite_converter.codegen.api import EmitContext, KernelCall
 from tflite_converter.codegen.ops._common import (
     BYTE_TYPES,
     contiguous_strides,
@@ -27,6 +28,9 @@ from tflite_converter.ir import (
     Tensor,
     TransposeAttrs,
 )
+from tflite_converter.op_registry import Fold, OpRecord, register
+
+B = schema.BuiltinOperator
 
 
 def _byte_tensors(ctx: EmitContext, op: Op, indices) -> None:
@@ -165,9 +169,17 @@ def _emit_strided_slice(ctx: EmitContext, op: Op) -> KernelCall:
     return KernelCall(code, ("copy_nd",))
 
 
-emitter(OpKind.PAD)(_emit_pad)
-emitter(OpKind.PADV2)(_emit_pad)
-emitter(OpKind.CONCATENATION)(_emit_concat)
-emitter(OpKind.SPLIT)(_emit_split)
-emitter(OpKind.TRANSPOSE)(_emit_transpose)
-emitter(OpKind.STRIDED_SLICE)(_emit_strided_slice)
+register(
+    OpRecord(OpKind.PAD, B.PAD, reader.read_pad(with_value=False), validate.pad_rule, opspec.MOVE,
+             _emit_pad),
+    OpRecord(OpKind.PADV2, B.PADV2, reader.read_pad(with_value=True), validate.pad_rule, opspec.MOVE,
+             _emit_pad),
+    OpRecord(OpKind.CONCATENATION, B.CONCATENATION, reader.read_concat, validate.concat_rule,
+             opspec.MOVE, _emit_concat),
+    OpRecord(OpKind.SPLIT, B.SPLIT, reader.read_split, validate.split_rule, opspec.MOVE, _emit_split),
+    OpRecord(OpKind.TRANSPOSE, B.TRANSPOSE, reader.read_transpose, validate.transpose_rule,
+             opspec.MOVE, _emit_transpose, Fold(passes.fold_transpose, (0,))),
+    OpRecord(OpKind.STRIDED_SLICE, B.STRIDED_SLICE, reader.read_strided_slice,
+             validate.strided_slice_rule, opspec.MOVE, _emit_strided_slice),
+)
+

@@ -23,8 +23,8 @@ import enum
 import numpy as np
 
 from engine import quantization
-from tflite_converter import opspec
-from tflite_converter.codegen.api import EmitContext, KernelCall, emitter
+from tflite_converter import opspec, reader, schema, validate
+from tflite_converter.codegen.api import EmitContext, KernelCall
 from tflite_converter.codegen.ops._conv_common import (
     bias_values,
     conv_operands,
@@ -39,6 +39,9 @@ from tflite_converter.codegen.ops._conv_common import (
     spatial_out,
 )
 from tflite_converter.ir import Op, OpKind
+from tflite_converter.op_registry import OpRecord, register
+
+B = schema.BuiltinOperator
 
 # taps per stored kernel row are a multiple of this (MCU_DW_ROW in the kernel)
 ROW_MULTIPLE = 4
@@ -92,7 +95,7 @@ def hwc_weights(rows: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(out.reshape(groups, g, taps).transpose(0, 2, 1)).reshape(-1)
 
 
-@emitter(OpKind.DEPTHWISE_CONV_2D)
+
 def emit_depthwise_conv2d(ctx: EmitContext, op: Op) -> KernelCall:
     a, x, y, w = conv_operands(ctx, op)
     n, in_h, in_w, in_c = x.shape
@@ -175,3 +178,6 @@ def emit_depthwise_conv2d(ctx: EmitContext, op: Op) -> KernelCall:
             calls.append(f"mcu_depthwise_conv2d_direct_s8({xi}, {in_h}, {in_w}, {in_c}, "
                          f"{depth_mult}, {tail});")
     return KernelCall(code="\n".join(calls), kernels=("depthwise_conv2d",))
+
+register(OpRecord(OpKind.DEPTHWISE_CONV_2D, B.DEPTHWISE_CONV_2D, reader.read_depthwise,
+                  validate.conv_rule, opspec.DEPTHWISE_CONV2D, emit_depthwise_conv2d))

@@ -18,7 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from engine import quantization
-from tflite_converter.codegen.api import EmitContext, KernelCall, emitter
+from tflite_converter import opspec, reader, schema, validate
+from tflite_converter.codegen.api import EmitContext, KernelCall
 from tflite_converter.codegen.ops._conv_common import (
     FC_ROW_BLOCK,
     bias_values,
@@ -35,6 +36,9 @@ from tflite_converter.codegen.ops._conv_common import (
     scalar_zero_point,
 )
 from tflite_converter.ir import FullyConnectedAttrs, Op, OpKind
+from tflite_converter.op_registry import OpRecord, register
+
+B = schema.BuiltinOperator
 
 # mcu_fc_offset_s8 keeps 256 * (bias + sum w*x) in an int32: exact below this bound.
 OFFSET_ACC_LIMIT = 1 << 23
@@ -80,7 +84,7 @@ def offset_table(rq3: np.ndarray, bias: np.ndarray, weight_rows: np.ndarray, fas
     return table.astype(np.int32)
 
 
-@emitter(OpKind.FULLY_CONNECTED)
+
 def emit_fully_connected(ctx: EmitContext, op: Op) -> KernelCall:
     a = op.attrs
     if not isinstance(a, FullyConnectedAttrs):
@@ -129,3 +133,6 @@ def emit_fully_connected(ctx: EmitContext, op: Op) -> KernelCall:
     code = (f"{kernel}({ctx.ptr(op.inputs[0])}, {batches}, {depth}, {weights}, "
             f"{rq}, {fast}, {ctx.ptr(op.outputs[0])}, {units}, {zp_out}, {act_min}, {act_max});")
     return KernelCall(code=code, kernels=("fully_connected",))
+
+register(OpRecord(OpKind.FULLY_CONNECTED, B.FULLY_CONNECTED, reader.read_fully_connected,
+                  validate.fully_connected_rule, opspec.FULLY_CONNECTED, emit_fully_connected))

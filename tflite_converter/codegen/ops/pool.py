@@ -1,9 +1,13 @@
 """AVERAGE_POOL_2D and MAX_POOL_2D, int8 NHWC (engine/kernels/pool.c)."""
 from __future__ import annotations
 
-from tflite_converter.codegen.api import EmitContext, KernelCall, emitter
+from tflite_converter import opspec, reader, schema, validate
+from tflite_converter.codegen.api import EmitContext, KernelCall
 from tflite_converter.codegen.ops._common import act_range, int32_array, qparams, refuse, require_dtype
 from tflite_converter.ir import DType, Op, OpKind, PoolAttrs
+from tflite_converter.op_registry import OpRecord, register
+
+B = schema.BuiltinOperator
 
 
 def _emit_pool(ctx: EmitContext, op: Op) -> KernelCall:
@@ -31,5 +35,10 @@ def _emit_pool(ctx: EmitContext, op: Op) -> KernelCall:
     return KernelCall(f"{name}({ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])}, {g});", ("pool",))
 
 
-emitter(OpKind.AVERAGE_POOL_2D)(_emit_pool)
-emitter(OpKind.MAX_POOL_2D)(_emit_pool)
+register(
+    OpRecord(OpKind.AVERAGE_POOL_2D, B.AVERAGE_POOL_2D, reader.read_pool, validate.pool_rule,
+             opspec.POOL, _emit_pool),
+    OpRecord(OpKind.MAX_POOL_2D, B.MAX_POOL_2D, reader.read_pool, validate.pool_rule, opspec.POOL,
+             _emit_pool),
+)
+

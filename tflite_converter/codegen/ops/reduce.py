@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from engine import quant_ops
-from tflite_converter.codegen.api import EmitContext, KernelCall, emitter
+from tflite_converter import opspec, reader, schema, validate
+from tflite_converter.codegen.api import EmitContext, KernelCall
 from tflite_converter.codegen.ops._common import (
     REDUCE_DIMS,
     contiguous_strides,
@@ -17,6 +18,9 @@ from tflite_converter.codegen.ops._common import (
     require_dtype,
 )
 from tflite_converter.ir import DType, Op, OpKind, ReduceAttrs
+from tflite_converter.op_registry import OpRecord, register
+
+B = schema.BuiltinOperator
 
 
 def _wrap_i32(v: int) -> int:
@@ -63,5 +67,8 @@ def _emit_reduce(ctx: EmitContext, op: Op) -> KernelCall:
     return KernelCall(code, ("mean",))
 
 
-emitter(OpKind.MEAN)(_emit_reduce)
-emitter(OpKind.SUM)(_emit_reduce)
+register(
+    OpRecord(OpKind.MEAN, B.MEAN, reader.read_reduce, validate.reduce_rule, opspec.REDUCE, _emit_reduce),
+    OpRecord(OpKind.SUM, B.SUM, reader.read_reduce, validate.reduce_rule, opspec.REDUCE, _emit_reduce),
+)
+

@@ -6,9 +6,13 @@ engine's copy kernel (`mcu_copy_8` of `engine/kernels/copy_nd.c`).
 """
 from __future__ import annotations
 
-from tflite_converter.codegen.api import EmitContext, KernelCall, emitter
+from tflite_converter import opspec, passes, reader, schema, validate
+from tflite_converter.codegen.api import EmitContext, KernelCall
 from tflite_converter.codegen.ops._common import refuse
-from tflite_converter.ir import Op, OpKind
+from tflite_converter.ir import Op, OpKind, ReshapeAttrs
+from tflite_converter.op_registry import Fold, OpRecord, register
+
+B = schema.BuiltinOperator
 
 
 def _emit_reshape(ctx: EmitContext, op: Op) -> KernelCall:
@@ -22,5 +26,17 @@ def _emit_reshape(ctx: EmitContext, op: Op) -> KernelCall:
     return KernelCall(code=f"mcu_copy_8({src_ptr}, {dst_ptr}, {nbytes}u);", kernels=("copy_nd",))
 
 
-for _kind in (OpKind.RESHAPE, OpKind.SQUEEZE, OpKind.EXPAND_DIMS):
-    emitter(_kind)(_emit_reshape)
+_RESHAPE_FOLD = Fold(passes.fold_reshape, (0,))
+
+register(
+    OpRecord(OpKind.RESHAPE, B.RESHAPE, reader.fixed_attrs(ReshapeAttrs()), validate.reshape_rule,
+             opspec.ALIAS, _emit_reshape, _RESHAPE_FOLD),
+    OpRecord(OpKind.SQUEEZE, B.SQUEEZE, reader.fixed_attrs(ReshapeAttrs()), validate.reshape_rule,
+             opspec.ALIAS, _emit_reshape, _RESHAPE_FOLD),
+    OpRecord(OpKind.EXPAND_DIMS, B.EXPAND_DIMS, reader.fixed_attrs(ReshapeAttrs()),
+             validate.reshape_rule, opspec.ALIAS, _emit_reshape, _RESHAPE_FOLD),
+    # Shape arithmetic: constant results, folded by the passes, never emitted.
+    OpRecord(OpKind.SHAPE, B.SHAPE, reader.fixed_attrs(), None, fold=Fold(passes.fold_shape, ())),
+    OpRecord(OpKind.PACK, B.PACK, reader.read_pack, None, fold=Fold(passes.fold_pack)),
+)
+

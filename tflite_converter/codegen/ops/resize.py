@@ -9,9 +9,14 @@ import math
 import numpy as np
 
 from engine.quantization import round_half_away
-from tflite_converter.codegen.api import EmitContext, KernelCall, emitter
+from tflite_converter import opspec, reader, schema, validate
+from tflite_converter.codegen.api import EmitContext, KernelCall
 from tflite_converter.codegen.ops._common import BYTE_TYPES, int32_array, refuse, require_dtype
 from tflite_converter.ir import DType, Op, OpKind, ResizeAttrs
+from tflite_converter.op_registry import OpRecord, register
+from tflite_converter.schema import S
+
+B = schema.BuiltinOperator
 
 f32 = np.float32
 
@@ -76,5 +81,12 @@ def _emit_resize(ctx: EmitContext, op: Op) -> KernelCall:
     return KernelCall(f"mcu_resize_bilinear_s8({src}, {dst}, {g}, {ys}, {xs});", ("resize",))
 
 
-emitter(OpKind.RESIZE_NEAREST_NEIGHBOR)(_emit_resize)
-emitter(OpKind.RESIZE_BILINEAR)(_emit_resize)
+register(
+    OpRecord(OpKind.RESIZE_NEAREST_NEIGHBOR, B.RESIZE_NEAREST_NEIGHBOR,
+             reader.read_resize(S.ResizeNearestNeighborOptionsT), validate.resize_rule, opspec.MOVE,
+             _emit_resize),
+    # bilinear interpolates: arithmetic per output element
+    OpRecord(OpKind.RESIZE_BILINEAR, B.RESIZE_BILINEAR, reader.read_resize(S.ResizeBilinearOptionsT),
+             validate.resize_rule, opspec.PER_OUTPUT, _emit_resize),
+)
+

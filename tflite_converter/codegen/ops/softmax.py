@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 from engine import quant_ops
-from tflite_converter.codegen.api import EmitContext, KernelCall, emitter
+from tflite_converter import opspec, reader, schema, validate
+from tflite_converter.codegen.api import EmitContext, KernelCall
 from tflite_converter.codegen.ops._common import qparams, refuse, require_dtype
 from tflite_converter.ir import DType, Op, OpKind, SoftmaxAttrs
+from tflite_converter.op_registry import OpRecord, register
+
+B = schema.BuiltinOperator
 
 
-@emitter(OpKind.SOFTMAX)
+
 def _emit_softmax(ctx: EmitContext, op: Op) -> KernelCall:
     x, y = ctx.tensor(op.inputs[0]), ctx.tensor(op.outputs[0])
     for t in (x, y):
@@ -26,3 +30,7 @@ def _emit_softmax(ctx: EmitContext, op: Op) -> KernelCall:
     rows = x.num_elements // depth if depth else 0
     return KernelCall(f"mcu_softmax_s8({ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])}, "
                       f"{rows}, {depth}, {name}, {table.size});", ("softmax",))
+
+# SOFTMAX reads a whole row (max, then sum of exponentials) before writing: not in place
+register(OpRecord(OpKind.SOFTMAX, B.SOFTMAX, reader.read_softmax, validate.softmax_rule,
+                  opspec.PER_OUTPUT, _emit_softmax))

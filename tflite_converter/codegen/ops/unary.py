@@ -1,5 +1,5 @@
 """Element-wise unary ops on 8-bit tensors by table look-up (engine/kernels/lut.c):
-LOGISTIC, TANH, HARD_SWISH, RELU, RELU6, LEAKY_RELU, QUANTIZE between int8 and uint8, and
+LOGISTIC, TANH, HARD_SWISH, RELU, RELU6, ABS, LEAKY_RELU, QUANTIZE between int8 and uint8, and
 DEQUANTIZE to float32; plus QUANTIZE from float32 (engine/kernels/quantize.c). The tables are
 TFLite's integer arithmetic evaluated for all 256 inputs (engine/quant_ops.py, and
 engine/quantization.py for QUANTIZE)."""
@@ -10,10 +10,14 @@ from typing import Callable
 import numpy as np
 
 from engine import quant_ops, quantization
+from tflite_converter import opspec, passes, reader, schema, validate
 from tflite_converter.codegen import c_writer
-from tflite_converter.codegen.api import EmitContext, KernelCall, emitter
+from tflite_converter.codegen.api import EmitContext, KernelCall
 from tflite_converter.codegen.ops._common import BYTE_TYPES, qparams, refuse, require_dtype
 from tflite_converter.ir import DType, LeakyReluAttrs, Op, OpKind, Tensor
+from tflite_converter.op_registry import Fold, OpRecord, ReadFn, register
+
+B = schema.BuiltinOperator
 
 TableFn = Callable[[Op, Tensor, Tensor], np.ndarray]
 
@@ -50,6 +54,7 @@ TABLES: dict[OpKind, TableFn] = {
     OpKind.HARD_SWISH: _int8_table(quant_ops.hard_swish_table),
     OpKind.RELU: _int8_table(quant_ops.relu_table),
     OpKind.RELU6: _int8_table(quant_ops.relu6_table),
+    OpKind.ABS: _int8_table(quant_ops.abs_table),
     OpKind.LEAKY_RELU: _leaky_relu,
     OpKind.QUANTIZE: _requantize,
 }
@@ -83,7 +88,6 @@ def _emit_quantize_float(ctx: EmitContext, op: Op, x: Tensor, y: Tensor) -> Kern
                       f"{x.num_elements}, {c_writer.float_literal(scale)}, {zp});", ("quantize",))
 
 
-@emitter(OpKind.DEQUANTIZE)
 def _emit_dequantize(ctx: EmitContext, op: Op) -> KernelCall:
     x, y = ctx.tensor(op.inputs[0]), ctx.tensor(op.outputs[0])
     _check_shapes(op, x, y)
@@ -96,5 +100,23 @@ def _emit_dequantize(ctx: EmitContext, op: Op) -> KernelCall:
                       f"{x.num_elements}, {name});", ("lut",))
 
 
-for _kind in TABLES:
-    emitter(_kind)(_emit_table)
+
+_NO_ATTRS = reader.fixed_attrs()
+
+
+def _table_op(kind: OpKind, read: ReadFn = _NO_ATTRS) -> OpRecord:
+    """An int8 element-wise op computed through its 256-entry table (TABLES above)."""
+    return OpRecord(kind, getattr(B, kind.value), read, validate.unary_same_shape_rule, opspec.UNARY,
+                    _emit_table)
+
+
+register(
+    *(_table_op(k) for k in (OpKind.LOGISTIC, OpKind.TANH, OpKind.HARD_SWISH, OpKind.RELU,
+                             OpKind.RELU6, OpKind.ABS)),
+    _table_op(OpKind.LEAKY_RELU, reader.read_leaky_relu),
+    # in place only when the byte width is kept (int8 -> int8, uint8 <-> int8)
+    OpRecord(OpKind.QUANTIZE, B.QUANTIZE, reader.fixed_attrs(), validate.quantize_rule, opspec.UNARY,
+             _emit_table),
+    OpRecord(OpKind.DEQUANTIZE, B.DEQUANTIZE, reader.fixed_attrs(), validate.dequantize_rule,
+             opspec.PER_OUTPUT, _emit_dequantize, Fold(passes.fold_dequantize, (0,))),
+)

@@ -1,0 +1,101 @@
+"""One record per op kind: everything the converter knows about an op, in one place.
+
+TFLite Micro gives each kernel one registration (Init / Prepare / Eval); here an `OpRecord`
+holds, for one `OpKind`: the TFLite builtin it is read from and its attribute reader
+(reader.py), its refusal rule (validate.py), its cost, scratch, in-place and kernel-variant
+rules (an `opspec.OpSpec`), its constant folding (passes.py) and its C emitter (codegen).
+The records live beside their emitters, one module per op family under
+`tflite_converter/codegen/ops/`; the reader, validator, planner, passes and code generator
+look them up here and keep no per-op tables of their own. Adding an op is one `OpKind`
+member, one record (built from the generic readers, rules and specs where they fit) and, if
+no existing kernel computes it, one kernel file.
+
+The records are loaded on first use (importing the family modules registers them), so this
+module imports nothing from the reader, validator or code generator itself.
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+import numpy as np
+
+from tflite_converter.ir import Graph, Op, OpKind
+from tflite_converter.opspec import OpSpec
+
+if TYPE_CHECKING:  # the emitter's types; importing codegen here would be a cycle
+    from tflite_converter.codegen.api import EmitFn
+
+ReadFn = Callable[[Any], object]  # reader._OpContext -> the op's typed attributes
+RuleFn = Callable[[Graph, Op], None]  # raises validate's refusal; returns when the op is supported
+
+
+@dataclasses.dataclass(frozen=True)
+class Fold:
+    """How passes.fold_constants computes the op's output at conversion time."""
+
+    compute: Callable[[Graph, Op], Optional[np.ndarray]]  # None: not foldable after all
+    # which inputs must be constant (None: all of them; (): none, e.g. SHAPE's static shape)
+    const_inputs: Optional[tuple[int, ...]] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class OpRecord:
+    kind: OpKind
+    builtin: int  # schema.BuiltinOperator code read as this kind
+    read: ReadFn
+    # None: the op is accepted only when folded away (validate refuses it otherwise)
+    validate: Optional[RuleFn]
+    spec: OpSpec = OpSpec()
+    emit: Optional["EmitFn"] = None  # None only for ops that never reach the code generator
+    fold: Optional[Fold] = None
+
+    def __post_init__(self) -> None:
+        if self.validate is not None and self.emit is None:
+            raise ValueError(f"{self.kind.value}: an op the validator accepts needs an emitter")
+        if self.validate is None and self.fold is None:
+            raise ValueError(f"{self.kind.value}: an op neither validated nor folded is never supported")
+
+
+_RECORDS: dict[OpKind, OpRecord] = {}
+_BY_BUILTIN: dict[int, OpRecord] = {}
+_loaded = False
+_lock = threading.Lock()
+
+
+def register(*records: OpRecord) -> None:
+    """Called by the op-family modules at import."""
+    for r in records:
+        if r.kind in _RECORDS or r.builtin in _BY_BUILTIN:
+            raise ValueError(f"two records for {r.kind.value} (builtin {r.builtin})")
+        _RECORDS[r.kind] = r
+        _BY_BUILTIN[r.builtin] = r
+
+
+def _load() -> None:
+    global _loaded
+    with _lock:
+        if not _loaded:
+            import tflite_converter.codegen.ops  # noqa: F401  (registers every record)
+            _loaded = True
+
+
+def records() -> dict[OpKind, OpRecord]:
+    """Every registered record by kind (a copy)."""
+    if not _loaded:
+        _load()
+    return dict(_RECORDS)
+
+
+def record(kind: OpKind) -> Optional[OpRecord]:
+    if not _loaded:
+        _load()
+    return _RECORDS.get(kind)
+
+
+def for_builtin(code: int) -> Optional[OpRecord]:
+    """The record read from TFLite builtin `code`, or None when the converter has none."""
+    if not _loaded:
+        _load()
+    return _BY_BUILTIN.get(code)
