@@ -56,7 +56,9 @@ SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 DEFAULT_MODELS = SHARED / "models"
 
 FAILURES = ("traceback", "crash", "hang", "memory", "empty_message", "build", "sanitizer", "mismatch")
-PASSES = ("converted", "refused", "tflm_refused")
+# converted: read, validated, planned; generated: and its C generated; bit_exact: and the
+# sanitized build ran with TFLM's bytes
+PASSES = ("converted", "generated", "bit_exact", "refused", "tflm_refused")
 RESTART_AFTER = ("hang", "memory")  # the worker's state may be half-updated: replace it
 GRACE_SECONDS = 3.0  # beyond a phase's limit before the parent kills a worker stuck in C code
 
@@ -157,7 +159,7 @@ def convert_target(data: bytes, job: Job, time_limit: float = 10.0,
             job.phase("generate", time_limit)
             gm = generate(compiled.graph, compiled.plan, tmp, name="net", order=compiled.order)
             if not job.sample_run:
-                return "converted", ""
+                return "generated", ""
             job.phase("sample_run", sample_time_limit)
             return sample_run(data, Path(tmp), gm, job.input_seed, sample_time_limit)
     except ConversionError as e:
@@ -242,7 +244,7 @@ def sample_run(data: bytes, model_dir: Path, gm: Any, input_seed: int, timeout: 
             return "mismatch", (f"output {i}: {diff} of {len(wb)} bytes differ from TFLM "
                                 f"(ours {np.asarray(g).dtype}{list(np.shape(g))}, TFLM {np.asarray(w).dtype}"
                                 f"{list(np.shape(w))})")
-    return "converted", ""
+    return "bit_exact", ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -427,8 +429,10 @@ class Summary:
         c = self.counts.get
         lines = [
             f"cases {self.cases} in {self.seconds:.1f} s ({self.cases / max(self.seconds, 1e-9):.1f} cases/s)",
-            f"converted {c('converted', 0) + c('tflm_refused', 0)} (of which tflm refused {c('tflm_refused', 0)}), "
-            f"refused {c('refused', 0)}",
+            f"converted {sum(c(k, 0) for k in ('converted', 'generated', 'bit_exact', 'tflm_refused'))} "
+            f"(C generated {sum(c(k, 0) for k in ('generated', 'bit_exact', 'tflm_refused'))}, of which "
+            f"built with ASan/UBSan and bit-exact with TFLM {c('bit_exact', 0)}, TFLM refused "
+            f"{c('tflm_refused', 0)}), refused {c('refused', 0)}",
             "failures: " + ", ".join(f"{k} {c(k, 0)}" for k in FAILURES) + f" (total {self.failures})",
         ]
         lines += [f"  reproducer: {p}" for p in self.reproducers]
