@@ -87,14 +87,6 @@ def code_bytes(ops: int, im2col: bool, plane_depthwise_kernels: set[int]) -> int
                        for k in plane_depthwise_kernels)
 
 
-def _consumers(graph: Graph) -> dict[int, int]:
-    n: dict[int, int] = {}
-    for op in graph.ops:
-        for i in op.inputs:
-            n[i] = n.get(i, 0) + 1
-    return n
-
-
 def _other_op_bytes(graph: Graph, op: Op) -> int:
     total = 0
     for i in op.inputs:
@@ -135,7 +127,7 @@ def _pointwise(op: Op, w: tuple[int, ...]) -> bool:
 def graph_flash_bytes(graph: Graph) -> int:
     """The estimate for a legalized graph (:func:`nas.arch_graph.network_to_graph`'s, or a
     real model's)."""
-    consumers: Mapping[int, int] = _consumers(graph)
+    consumers: Mapping[int, int] = graph.consumer_counts()
     total, im2col, planes = 0, False, set()
     for op in graph.ops:
         total += op_const_bytes(graph, op, consumers)

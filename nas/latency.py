@@ -86,14 +86,6 @@ def _prod(shape: tuple[int, ...]) -> int:
     return n
 
 
-def _consumers(graph: Graph) -> dict[int, int]:
-    n: dict[int, int] = {}
-    for op in graph.ops:
-        for i in op.inputs:
-            n[i] = n.get(i, 0) + 1
-    return n
-
-
 def cost_class(graph: Graph, op: Op, consumers: Mapping[int, int] | None = None) -> str:
     """The cost class of `op` (a key of the table's coefficients; CLASS_FEATURES by family)."""
     k = op.kind
@@ -111,7 +103,7 @@ def cost_class(graph: Graph, op: Op, consumers: Mapping[int, int] | None = None)
         stride = a.stride_h if isinstance(a, ConvAttrs) else 1
         if opspec.depthwise_single_channel(graph, op, False):
             return "depthwise_c1"  # one input channel (out of place): the band / plane kernels
-        hwc = opspec.depthwise_runs_hwc(graph, op, _consumers(graph) if consumers is None else consumers)
+        hwc = opspec.depthwise_runs_hwc(graph, op, graph.consumer_counts() if consumers is None else consumers)
         return f"depthwise_k{w[1]}_s{stride}_{'hwc' if hwc else 'plane'}"
     if k is OpKind.FULLY_CONNECTED:
         return "fully_connected" if _fc_offset_kernel(graph, op) else "fully_connected_plain"
@@ -287,7 +279,7 @@ class LatencyModel:
     def predict_ops(self, model: Any) -> list[tuple[int, str, int]]:
         """(op index, cost class, instructions) of every op, in graph order."""
         graph = _as_graph(model)
-        consumers = _consumers(graph)
+        consumers = graph.consumer_counts()
         out = []
         for op in graph.ops:
             cls = cost_class(graph, op, consumers)

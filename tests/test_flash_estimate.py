@@ -39,7 +39,7 @@ def _array_bytes_per_op(source: str) -> dict[int, int]:
 def test_constant_bytes_per_op_are_the_generated_arrays(shared_models, name, tmp_path):
     graph, out = _generated(shared_models, name, tmp_path)
     written = _array_bytes_per_op((out / "model.c").read_text())
-    consumers = flash_estimate._consumers(graph)
+    consumers = graph.consumer_counts()
     kinds = collections.Counter()
     for op in graph.ops:
         estimate = flash_estimate.op_const_bytes(graph, op, consumers)

@@ -355,6 +355,14 @@ class Graph:
                     out.setdefault(t, []).append(op)
         return out
 
+    def consumer_counts(self) -> dict[int, int]:
+        """How many op inputs read each tensor (a tensor read twice by one op counts twice)."""
+        n: dict[int, int] = {}
+        for op in self.ops:
+            for t in op.inputs:
+                n[t] = n.get(t, 0) + 1
+        return n
+
     def activation_tensors(self) -> list[int]:
         """Indices of non-constant tensors that some op or the graph boundary uses."""
         used: set[int] = set(self.inputs) | set(self.outputs)
