@@ -38,11 +38,8 @@ import functools
 from typing import Optional
 
 from mcunet_tf.network import NetworkSpec
-from tflite_converter.opspec import (
-    conv2d_min_scratch_bytes,
-    depthwise_min_scratch_bytes,
-    is_single_channel_image,
-)
+from tflite_converter.conv2d_spec import conv2d_min_scratch_bytes
+from tflite_converter.depthwise_spec import depthwise_min_scratch_bytes, is_single_channel_image
 
 # A buffer of the replay: [rounded bytes, first step, last step]; a list, because the last
 # step of a block's output is only known once its readers have been laid out.

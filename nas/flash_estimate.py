@@ -12,7 +12,7 @@ checks these rules against the arrays ``generate`` writes, byte for byte):
   plus 16 bytes;
 - DEPTHWISE_CONV_2D: 12 bytes per channel (bias, multiplier, shift) and its k*k taps, each
   kernel row padded to a multiple of 4 for the plane kernel, unpadded for the channel-group
-  kernel (which one runs: :func:`tflite_converter.opspec.depthwise_runs_hwc`);
+  kernel (which one runs: :func:`tflite_converter.depthwise_spec.depthwise_runs_hwc`);
 - FULLY_CONNECTED: depth padded to a multiple of 4 per unit, and 16 bytes per unit (the
   offset kernel's start value, multiplier, shift, rounding term);
 - ADD and MEAN: a few bytes of parameters.
@@ -35,7 +35,7 @@ from typing import Mapping
 
 from mcunet_tf.network import NetworkSpec
 from nas.arch_graph import _spatial_attrs
-from tflite_converter import opspec
+from tflite_converter import depthwise_spec
 from tflite_converter.ir import Activation, ConvAttrs, Graph, Op, OpKind
 
 # The estimate is within this fraction of the linked model object (tests/test_search.py
@@ -106,7 +106,7 @@ def op_const_bytes(graph: Graph, op: Op, consumers: Mapping[int, int]) -> int:
         return w[0] * (_ceil4(w[1] * w[2] * w[3]) + CONV_TABLE_BYTES)
     if op.kind is OpKind.DEPTHWISE_CONV_2D:
         w = t[op.inputs[1]].shape  # [1, kh, kw, C]
-        return depthwise_bytes(w[3], w[1], w[2], opspec.depthwise_runs_hwc(graph, op, consumers))
+        return depthwise_bytes(w[3], w[1], w[2], depthwise_spec.depthwise_runs_hwc(graph, op, consumers))
     if op.kind is OpKind.FULLY_CONNECTED:
         w = t[op.inputs[1]].shape  # [units, depth]
         return fully_connected_bytes(w[0], w[1])
@@ -133,7 +133,7 @@ def graph_flash_bytes(graph: Graph) -> int:
         total += op_const_bytes(graph, op, consumers)
         if op.kind is OpKind.CONV_2D and not _pointwise(op, graph.tensors[op.inputs[1]].shape):
             im2col = True
-        elif op.kind is OpKind.DEPTHWISE_CONV_2D and not opspec.depthwise_runs_hwc(graph, op, consumers):
+        elif op.kind is OpKind.DEPTHWISE_CONV_2D and not depthwise_spec.depthwise_runs_hwc(graph, op, consumers):
             planes.add(graph.tensors[op.inputs[1]].shape[1])
     return total + code_bytes(len(graph.ops), im2col, planes)
 
@@ -155,7 +155,7 @@ def network_flash_bytes(spec: NetworkSpec) -> int:
         out = -(-size // s)
         residual = b.residual
         # out of place (the channel-group kernel) when the block input also feeds the ADD
-        hwc = (not b.has_expansion and residual) or opspec.depthwise_prefers_hwc_shape(
+        hwc = (not b.has_expansion and residual) or depthwise_spec.depthwise_prefers_hwc_shape(
             size, size, k, k, out, out, _spatial_attrs(size, k, s, Activation.NONE, True))
         if not hwc:
             planes.add(k)

@@ -34,7 +34,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from tflite_converter import opspec
+from tflite_converter import depthwise_spec
 from tflite_converter.ir import ConvAttrs, Graph, Op, OpKind, PoolAttrs
 
 TABLE_PATH = Path(__file__).with_name("latency_table.json")
@@ -101,9 +101,9 @@ def cost_class(graph: Graph, op: Op, consumers: Mapping[int, int] | None = None)
         w = graph.tensors[op.inputs[1]].shape
         a = op.attrs
         stride = a.stride_h if isinstance(a, ConvAttrs) else 1
-        if opspec.depthwise_single_channel(graph, op, False):
+        if depthwise_spec.depthwise_single_channel(graph, op, False):
             return "depthwise_c1"  # one input channel (out of place): the band / plane kernels
-        hwc = opspec.depthwise_runs_hwc(graph, op, graph.consumer_counts() if consumers is None else consumers)
+        hwc = depthwise_spec.depthwise_runs_hwc(graph, op, graph.consumer_counts() if consumers is None else consumers)
         return f"depthwise_k{w[1]}_s{stride}_{'hwc' if hwc else 'plane'}"
     if k is OpKind.FULLY_CONNECTED:
         return "fully_connected" if _fc_offset_kernel(graph, op) else "fully_connected_plain"

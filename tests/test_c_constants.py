@@ -22,7 +22,7 @@ KERNELS_DIR = pathlib.Path(__file__).resolve().parent.parent / "engine" / "kerne
 
 # (Python module, attribute path, kernel source, C integer expression over its macros)
 MIRRORS = [
-    ("tflite_converter.opspec", "CONV_PIXEL_BLOCK", "mcu_matmul_s8.h", "MCU_MM_NP"),
+    ("tflite_converter.conv2d_spec", "CONV_PIXEL_BLOCK", "mcu_matmul_s8.h", "MCU_MM_NP"),
     ("tflite_converter.codegen.ops._conv_common", "CONV_ROW_BLOCK", "mcu_matmul_s8.h", "MCU_MM_RB"),
     ("tflite_converter.codegen.ops._conv_common", "WIDE_ROW_BLOCK", "mcu_matmul_s8.h", "MCU_MM_WIDE_RB"),
     ("tflite_converter.codegen.ops._conv_common", "FC_ROW_BLOCK", "fully_connected.c", "MCU_FC_RB"),

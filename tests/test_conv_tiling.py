@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tests.test_planner import GraphBuilder
-from tflite_converter import opspec
+from tflite_converter import conv2d_spec, opspec
 from tflite_converter.ir import OpKind
 from tflite_converter.planner import plan_memory, verify_plan
 
@@ -40,13 +40,13 @@ def test_grant_uses_free_room_without_growing_the_arena(monkeypatch):
     op = g.ops[0]
     minimum = opspec.scratch_bytes(g, op, False)
     preferred = opspec.preferred_scratch_bytes(g, op, False)
-    assert opspec.conv2d_pixel_block(g, op) == 1 and minimum == 800 * 2 + 800
-    assert preferred == opspec.conv2d_block_scratch(g, op, 3) == 3 * 800 * 2 + 800
+    assert conv2d_spec.conv2d_pixel_block(g, op) == 1 and minimum == 800 * 2 + 800
+    assert preferred == conv2d_spec.conv2d_block_scratch(g, op, 3) == 3 * 800 * 2 + 800
     plan = plan_memory(g)
     assert verify_plan(g, plan) == []
     sp = plan.scratch[0]
     assert (sp.min_bytes, sp.bytes) == (minimum, preferred)
-    assert plan.variants[0] == opspec.conv2d_variant(g, op, False, sp.bytes) == "px3"
+    assert plan.variants[0] == conv2d_spec.conv2d_variant(g, op, False, sp.bytes) == "px3"
     _without_preferences(monkeypatch)
     base = plan_memory(g)
     # the arena, every tensor and the ungranted scratch are the minimum-scratch plan's
@@ -64,7 +64,7 @@ def test_no_room_means_the_minimum():
     sp = plan.scratch[0]
     assert sp.bytes == sp.min_bytes == opspec.scratch_bytes(g, g.ops[0], False)
     assert plan.arena_bytes == plan.lower_bound_bytes
-    assert plan.variants[0] == opspec.conv2d_variant(g, g.ops[0], False, sp.bytes) == "px1"
+    assert plan.variants[0] == conv2d_spec.conv2d_variant(g, g.ops[0], False, sp.bytes) == "px1"
 
 
 def test_verify_plan_checks_granted_scratch():
@@ -86,7 +86,7 @@ def test_verify_plan_checks_granted_scratch():
 
 def test_no_variant_in_too_little_scratch_and_the_verifier_checks_the_recorded_one():
     g = _roomy_graph()
-    assert opspec.conv2d_variant(g, g.ops[0], False, 100) is None
+    assert conv2d_spec.conv2d_variant(g, g.ops[0], False, 100) is None
     plan = plan_memory(g)
     assert verify_plan(g, plan) == []
     wrong = dataclasses.replace(plan, variants={**plan.variants, 0: "px1"})
@@ -109,7 +109,7 @@ def test_cifar10_plan_grants_a_wider_block_within_tflm_arena():
     assert granted, "no CONV_2D of tinymaix_cifar10_q got its 3-pixel block"
     for p in granted:
         op = m.graph.ops[p]
-        assert opspec.conv2d_pixel_block(m.graph, op) == 1
+        assert conv2d_spec.conv2d_pixel_block(m.graph, op) == 1
         assert m.plan.variants[p] == "px3"
     assert m.plan.arena_bytes <= 15_588  # TFLM's arena (../shared/models/README.md)
 

@@ -39,7 +39,7 @@ from tests.kernel_harness import (
     smmlar_requantize,
 )
 from tests.tflite_builder import ModelBuilder, TensorSpec
-from tflite_converter import opspec
+from tflite_converter import depthwise_spec, opspec
 from tflite_converter.codegen.ops.depthwise_conv2d import band4_weights, hwc_weights, padded_rows
 from tflite_converter.reader import read_tflite
 
@@ -164,7 +164,7 @@ INPLACE_CASES = [
 def test_inplace_plane_and_hwc_kernels_match_tflm(case: ConvCase, kernel: str, tmp_path, monkeypatch):
     """Each in-place kernel on every case: the one-channel plane loops and the channel-group
     kernel (valid taps only), the choice forced past opspec's cost model."""
-    monkeypatch.setattr(opspec, "depthwise_prefers_hwc", lambda g, op: kernel == "hwc")
+    monkeypatch.setattr(depthwise_spec, "depthwise_prefers_hwc", lambda g, op: kernel == "hwc")
     rng = seeded_rng(case.name)
     model = _pointwise_then_depthwise(case, rng)
     src = assert_host_matches_tflm(model, tmp_path, rng, case.in_shape)
@@ -220,11 +220,11 @@ def test_cost_model_picks_hwc_for_small_maps_only():
         case = ConvCase(name, shape, 8, kernel=k)
         g = read_tflite(conv_model(case, True, rng))
         op = g.ops[0]
-        picks[name] = opspec.depthwise_prefers_hwc(g, op)
-        want = (opspec.depthwise_hwc_scratch_bytes(g, op) if picks[name]
-                else opspec.depthwise_inplace_scratch_bytes(g, op))
+        picks[name] = depthwise_spec.depthwise_prefers_hwc(g, op)
+        want = (depthwise_spec.depthwise_hwc_scratch_bytes(g, op) if picks[name]
+                else depthwise_spec.depthwise_inplace_scratch_bytes(g, op))
         assert opspec.preferred_scratch_bytes(g, op, True) == max(
-            want, opspec.depthwise_inplace_scratch_bytes(g, op))
+            want, depthwise_spec.depthwise_inplace_scratch_bytes(g, op))
     assert picks == {"small": True, "large": False}
 
 
@@ -274,8 +274,8 @@ def test_single_channel_scratch_is_one_padded_band():
     op = g.ops[0]
     out_h, out_w = g.tensors[op.outputs[0]].shape[1:3]
     band = 10 * ((out_w - 1) * 2 + 8)  # the k_h rows one output row reads
-    assert opspec.depthwise_single_channel(g, op, False)
-    assert opspec.scratch_bytes(g, op, False) == opspec.depthwise_band_bytes(g, op) == band
+    assert depthwise_spec.depthwise_single_channel(g, op, False)
+    assert opspec.scratch_bytes(g, op, False) == depthwise_spec.depthwise_band_bytes(g, op) == band
     # in place (not possible here with multiplier 8, but the rule is the plane's)
     assert opspec.scratch_bytes(g, op, True) == ((out_h - 1) * 2 + 10) * ((out_w - 1) * 2 + 8)
 
@@ -438,7 +438,7 @@ def _dw3_wide(rng: np.random.Generator) -> tuple[bytes, tuple[int, ...]]:
                          ids=["small_maps", "wide_maps"])
 def test_short_3x3_loops_on_cortex_m7_dsp(builder, planes, tmp_path, monkeypatch):
     # the plane kernel on every layer, whatever the cost model prefers for small maps
-    monkeypatch.setattr(opspec, "depthwise_prefers_hwc", lambda g, op: False)
+    monkeypatch.setattr(depthwise_spec, "depthwise_prefers_hwc", lambda g, op: False)
     rng = seeded_rng(builder.__name__)  # "_dw3_stack" / "_dw3_wide"
     model, shape = builder(rng)
     d = convert(model, tmp_path, "dw3")

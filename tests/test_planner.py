@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from tflite_converter import opspec
+from tflite_converter import depthwise_spec, opspec
 from tflite_converter.ir import (
     ConcatAttrs,
     ConvAttrs,
@@ -223,7 +223,7 @@ def test_inplace_depthwise_takes_over_dead_input():
     td = plan.tensors[d]
     assert td.role is Role.INPLACE and td.alias_of == e and td.offset == plan.tensors[e].offset
     # one channel of the padded input: (10 + 0 + 1) * (10 + 0 + 1)
-    assert plan.scratch[1].bytes == opspec.depthwise_inplace_scratch_bytes(g, g.ops[1]) == 121
+    assert plan.scratch[1].bytes == depthwise_spec.depthwise_inplace_scratch_bytes(g, g.ops[1]) == 121
     assert plan.arena_bytes < greedy_arena_bytes(g)
     # without in-place, no channel buffer
     plain = plan_memory(g, inplace=False)

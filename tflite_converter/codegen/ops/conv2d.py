@@ -2,7 +2,7 @@
 
 1x1 kernels without padding run as a matrix product of the input pixels (mcu_conv2d_1x1_s8);
 everything else gathers the receptive fields first (mcu_conv2d_s8). Both widen blocks of
-output pixels into the planned scratch (opspec.conv2d_block_scratch); a kxk convolution uses
+output pixels into the planned scratch (conv2d_spec.conv2d_block_scratch); a kxk convolution uses
 the widest pixel block the plan granted room for (ctx.scratch_bytes, planner loop tiling). The weights are re-packed
 for the kernels' inner loop (pack_weight_rows: rows of TFLite's [kh][kw][Cin] order, the
 order im2col gathers, in pairs) and the bias, multiplier and shift of each output channel
@@ -17,7 +17,7 @@ mcu_conv2d_px1_s8 on weights widened to int16 here (pack_wide_weight_rows).
 from __future__ import annotations
 
 from engine import quantization
-from tflite_converter import opspec, reader, schema, validate
+from tflite_converter import conv2d_spec, reader, schema, validate
 from tflite_converter.codegen.api import EmitContext, KernelCall
 from tflite_converter.codegen.ops._conv_common import (
     CONV_ROW_BLOCK,
@@ -38,9 +38,9 @@ from tflite_converter.codegen.ops._conv_common import (
     scalar_zero_point,
     spatial_out,
 )
+from tflite_converter.conv2d_spec import conv2d_variant_pixels
 from tflite_converter.ir import Op, OpKind, Pads
 from tflite_converter.op_registry import OpRecord, register
-from tflite_converter.opspec import conv2d_variant_pixels
 
 B = schema.BuiltinOperator
 
@@ -120,5 +120,5 @@ def emit_conv2d(ctx: EmitContext, op: Op) -> KernelCall:
                          f"{p.top}, {p.left}, {zp_in}, {tail}, {pixel_block}, {scratch});")
     return KernelCall(code="\n".join(calls), kernels=("conv2d",))
 
-register(OpRecord(OpKind.CONV_2D, B.CONV_2D, reader.read_conv, validate.conv_rule, opspec.CONV2D,
+register(OpRecord(OpKind.CONV_2D, B.CONV_2D, reader.read_conv, validate.conv_rule, conv2d_spec.SPEC,
                   emit_conv2d))

@@ -1,12 +1,12 @@
 """DEPTHWISE_CONV_2D int8 -> engine/kernels/depthwise_conv2d.c.
 
-Five kernels (DwKernel; opspec.depthwise_variant chooses, the plan stores the choice): in
+Five kernels (DwKernel; depthwise_spec.depthwise_variant chooses, the plan stores the choice): in
 place (the output has the input's arena offset) the channel-plane kernel with the planned one-channel buffer
-(opspec.depthwise_inplace_scratch_bytes), or, where opspec.depthwise_prefers_hwc says the
+(depthwise_spec.depthwise_inplace_scratch_bytes), or, where depthwise_spec.depthwise_prefers_hwc says the
 channel-group kernel (four channels a tap, valid taps only) is faster and the plan granted
-its buffer (opspec.depthwise_hwc_scratch_bytes, a preferred scratch size), that one; out of
+its buffer (depthwise_spec.depthwise_hwc_scratch_bytes, a preferred scratch size), that one; out of
 place with a single input channel, the plane kernel if the plan granted a whole plane, else
-the band kernel (opspec.depthwise_band_bytes); out of place with depth multiplier 1 the
+the band kernel (depthwise_spec.depthwise_band_bytes); out of place with depth multiplier 1 the
 channel-group kernel reading the input directly; otherwise the direct kernel, no scratch.
 Plane / band / direct weights are re-ordered from TFLite's [1][kh][kw][Cout] to
 [Cout][kh][kw4]: each channel's taps contiguous, each kernel row zero-padded to kw4 = a
@@ -23,7 +23,7 @@ import enum
 import numpy as np
 
 from engine import quantization
-from tflite_converter import opspec, reader, schema, validate
+from tflite_converter import depthwise_spec, reader, schema, validate
 from tflite_converter.codegen.api import EmitContext, KernelCall
 from tflite_converter.codegen.ops._conv_common import (
     bias_values,
@@ -57,7 +57,7 @@ def padded_rows(rows: np.ndarray, k_h: int, k_w: int) -> np.ndarray:
 
 
 class DwKernel(enum.Enum):
-    """The kernels of engine/kernels/depthwise_conv2d.c, by their opspec.depthwise_variant
+    """The kernels of engine/kernels/depthwise_conv2d.c, by their depthwise_spec.depthwise_variant
     name (the plan stores which one runs)."""
 
     PLANE = "plane"  # mcu_depthwise_conv2d_s8: one padded channel plane at a time (in place too)
@@ -68,7 +68,7 @@ class DwKernel(enum.Enum):
 
 
 # output channels mcu_depthwise_conv2d_c1g4_s8 computes from one band word
-BAND4_CHANNELS = opspec.BAND4_CHANNELS
+BAND4_CHANNELS = depthwise_spec.BAND4_CHANNELS
 
 
 def band4_weights(rows: np.ndarray, k_h: int, k_w: int) -> np.ndarray:
@@ -87,7 +87,7 @@ def band4_weights(rows: np.ndarray, k_h: int, k_w: int) -> np.ndarray:
 def hwc_weights(rows: np.ndarray) -> np.ndarray:
     """[Cout][taps] -> [ceil(Cout/4)][taps][4] flattened, the last group zero-padded, int8:
     the channel-group kernel reads one word of four channels' weights per tap."""
-    g = opspec.DEPTHWISE_GROUP
+    g = depthwise_spec.DEPTHWISE_GROUP
     c, taps = rows.shape
     groups = -(-c // g)
     out = np.zeros((groups * g, taps), dtype=np.int8)
@@ -180,4 +180,4 @@ def emit_depthwise_conv2d(ctx: EmitContext, op: Op) -> KernelCall:
     return KernelCall(code="\n".join(calls), kernels=("depthwise_conv2d",))
 
 register(OpRecord(OpKind.DEPTHWISE_CONV_2D, B.DEPTHWISE_CONV_2D, reader.read_depthwise,
-                  validate.conv_rule, opspec.DEPTHWISE_CONV2D, emit_depthwise_conv2d))
+                  validate.conv_rule, depthwise_spec.SPEC, emit_depthwise_conv2d))
