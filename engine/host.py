@@ -105,6 +105,14 @@ class HostModel:
         return lib
 
     @property
+    def lib(self) -> ctypes.CDLL:
+        """The loaded shared library (the optimised build), for harness entry points such as
+        runtime/host_runner.c's MCU_DEBUG_LAYERS functions."""
+        if self._lib is None:
+            raise RuntimeError("the sanitized build is a program, not a loaded library")
+        return self._lib
+
+    @property
     def inputs(self):
         return self.model.inputs
 

@@ -48,17 +48,24 @@ def capture_c_output() -> Iterator[list[str]]:
 
 
 class TflmModel:
-    """The TFLM interpreter on one model. `arena_size=None` lets TFLM pick (10x the model)."""
+    """The TFLM interpreter on one model. `arena_size=None` lets TFLM pick (10x the model).
+    With `preserve_all_tensors` no two tensors share arena bytes, so after `run` every
+    intermediate tensor can be read with `tensor(index)` (`convert --debug_layers`)."""
 
-    def __init__(self, model: bytes | str | os.PathLike[str], arena_size: int | None = None):
+    def __init__(self, model: bytes | str | os.PathLike[str], arena_size: int | None = None,
+                 preserve_all_tensors: bool = False):
         from tflite_micro.python.tflite_micro import runtime
 
         self._runtime = runtime
         self.model_bytes = _model_bytes(model)
+        self.preserve_all_tensors = preserve_all_tensors
+        config = (runtime.InterpreterConfig.kPreserveAllTensors if preserve_all_tensors
+                  else runtime.InterpreterConfig.kAllocationRecording)
         err: Optional[RuntimeError] = None
         with capture_c_output() as log:
             try:
-                self._interp = runtime.Interpreter.from_bytes(self.model_bytes, arena_size=arena_size)
+                self._interp = runtime.Interpreter.from_bytes(self.model_bytes, arena_size=arena_size,
+                                                              intrepreter_config=config)
             except RuntimeError as e:
                 err = e
         if err is not None:
@@ -90,6 +97,13 @@ class TflmModel:
             self._interp.set_input(np.ascontiguousarray(x), i)
         self._interp.invoke()
         return [np.array(self._interp.get_output(i), copy=True) for i in range(self.num_outputs)]
+
+    def tensor(self, index: int) -> np.ndarray:
+        """Tensor `index` of the model (its index in the .tflite's subgraph) as TFLM holds it
+        after the last `run`; needs `preserve_all_tensors=True` for intermediate tensors."""
+        if not self.preserve_all_tensors:
+            raise RuntimeError("TflmModel.tensor needs preserve_all_tensors=True")
+        return np.array(self._interp.GetTensor(int(index), 0)["tensor_data"], copy=True)
 
     def arena_used_bytes(self) -> int:
         """The RecordingMicroAllocator's arena allocation total."""

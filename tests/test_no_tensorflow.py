@@ -10,6 +10,7 @@ from conftest import REPO_ROOT
 
 TF_FREE_MODULES = (
     "tflite_converter.convert",
+    "tflite_converter.debug_layers",
     "tflite_converter.pipeline",
     "tflite_converter.codegen.generate",
     "engine.host",

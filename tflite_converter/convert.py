@@ -1,12 +1,16 @@
 """`convert`: .tflite -> memory plan and interpreter-free C.
 
     bazel run //tflite_converter:convert -- --model=M.tflite --output_dir=DIR [--name=model] [--plan_only]
+        [--debug_layers [--debug_input=X.npy] [--debug_seed=0]]
     mcunet-convert --model=M.tflite --output_dir=DIR ...
 
 Pipeline (`tflite_converter.pipeline.compile_model`, the one `convert_model` runs too): read
 the flatbuffer, legalize, schedule, plan memory; write DIR/plan.json and print the per-layer
 table of that plan; without --plan_only also emit the C folder laid out by the same plan. A
 model that cannot be converted is refused with one line per problem on stderr and exit status 2 (no traceback).
+With --debug_layers the C is then built for the host with a per-op hook and run beside TFLM
+on one input (`tflite_converter.debug_layers`): one line per op with the largest difference and
+the count of differing elements, and the first op that differs; exit status 1 if any does.
 Relative paths are the user's (Bazel's BUILD_WORKING_DIRECTORY under `bazel run`).
 """
 from __future__ import annotations
@@ -28,12 +32,19 @@ flags.DEFINE_string("model", None, "Input .tflite model.")
 flags.DEFINE_string("output_dir", None, "Folder for plan.json (and the generated C).")
 flags.DEFINE_string("name", "model", "C identifier prefix of the generated API (NAME_invoke, ...).")
 flags.DEFINE_bool("plan_only", False, "Only plan memory: write plan.json and print the table.")
+flags.DEFINE_bool("debug_layers", False, "After generating, run the C (host build, every op's output "
+                  "observed) and TFLM on one input and compare every op's outputs; exit 1 if any differs.")
+flags.DEFINE_string("debug_input", None, "With --debug_layers: the input, a .npy (or a .npz with one "
+                    "array per input) of each input's shape and dtype; default seeded random.")
+flags.DEFINE_integer("debug_seed", 0, "With --debug_layers and no --debug_input: the random input's seed.")
 
 EXIT_REFUSED = 2
 
 
-def convert(model: Path, output_dir: Path, name: str = "model", plan_only: bool = False) -> int:
-    """Run the pipeline; returns the exit status. Raises ConversionError on refusal."""
+def convert(model: Path, output_dir: Path, name: str = "model", plan_only: bool = False,
+            debug_layers: bool = False, debug_input: Optional[Path] = None, debug_seed: int = 0) -> int:
+    """Run the pipeline; returns the exit status. Raises ConversionError on refusal
+    (and debug_layers.DebugInputError on a bad --debug_input)."""
     compiled = compile_model(model)
     graph, plan = compiled.graph, compiled.plan
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -45,6 +56,10 @@ def convert(model: Path, output_dir: Path, name: str = "model", plan_only: bool 
         return 0
     generate(graph, plan, output_dir, name=name, order=compiled.order)
     print(f"wrote C sources to {output_dir} (API prefix {name}_)")
+    if debug_layers:
+        from tflite_converter import debug_layers as dbg
+
+        return dbg.run(model, output_dir, input_file=debug_input, seed=debug_seed, compiled=compiled)
     return 0
 
 
@@ -56,11 +71,27 @@ def main(argv: Sequence[str]) -> int:
         raise app.UsageError(f"missing {' and '.join(missing)}")
     model = Path(resolve_user_path(FLAGS.model))
     output_dir = Path(resolve_user_path(FLAGS.output_dir))
+    debug_input = Path(resolve_user_path(FLAGS.debug_input)) if FLAGS.debug_input else None
+    if FLAGS.debug_layers and FLAGS.plan_only:
+        print("--debug_layers runs the generated C: it cannot go with --plan_only", file=sys.stderr)
+        return EXIT_REFUSED
+    if debug_input is not None and not FLAGS.debug_layers:
+        print("--debug_input is the input of --debug_layers: give both", file=sys.stderr)
+        return EXIT_REFUSED
+    if debug_input is not None and not debug_input.is_file():
+        print(f"--debug_input {debug_input}: no such file", file=sys.stderr)
+        return EXIT_REFUSED
     try:
-        return convert(model, output_dir, FLAGS.name, FLAGS.plan_only)
+        return convert(model, output_dir, FLAGS.name, FLAGS.plan_only, FLAGS.debug_layers,
+                       debug_input, FLAGS.debug_seed)
     except ConversionError as e:
         for problem in e.problems:
             print(f"{model.name}: {problem}", file=sys.stderr)
+        return EXIT_REFUSED
+    except ValueError as e:  # debug_layers.DebugInputError: bad input, nothing to compare with
+        if type(e).__name__ != "DebugInputError":
+            raise
+        print(f"{model.name}: {e}", file=sys.stderr)
         return EXIT_REFUSED
 
 

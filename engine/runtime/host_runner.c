@@ -6,6 +6,10 @@
  * into a Python process): `runner INPUTS OUTPUTS` reads samples from INPUTS (each sample the
  * bytes of every input in order, back to back), invokes the model on each and writes the
  * bytes of every output, in order, to OUTPUTS.
+ * With -DMCU_DEBUG_LAYERS (and -DMCU_PROFILE_OPS, which makes NAME_invoke call
+ * mcu_profile_op_end(op) after each op's statements; the generated code is unchanged) it
+ * copies the whole arena after every op into a caller's buffer: `convert --debug_layers`
+ * (tflite_converter/debug_layers.py) reads each op's outputs from those snapshots.
  */
 #define _POSIX_C_SOURCE 199309L
 #include <stddef.h>
@@ -31,6 +35,43 @@ long long mcu_host_time_invokes(int n) {
     clock_gettime(CLOCK_MONOTONIC, &t1);
     return (long long)(t1.tv_sec - t0.tv_sec) * 1000000000LL + (long long)(t1.tv_nsec - t0.tv_nsec);
 }
+
+#ifdef MCU_DEBUG_LAYERS
+#ifndef MCU_PROFILE_OPS
+#error "MCU_DEBUG_LAYERS needs MCU_PROFILE_OPS (the generated invoke's per-op hook)"
+#endif
+static const int8_t *mcu_debug_arena;
+static size_t mcu_debug_arena_bytes;
+static int8_t *mcu_debug_snapshots;
+static int *mcu_debug_ops;
+static int mcu_debug_max_ops, mcu_debug_count;
+
+/* From the next invoke on, after the k-th op (k < max_ops) ops[k] = its op index and
+ * snapshots[k * arena_bytes ...] = the arena's bytes. */
+void mcu_debug_layers_start(const void *arena, size_t arena_bytes, void *snapshots, int *ops,
+                            int max_ops) {
+    mcu_debug_arena = (const int8_t *)arena;
+    mcu_debug_arena_bytes = arena_bytes;
+    mcu_debug_snapshots = (int8_t *)snapshots;
+    mcu_debug_ops = ops;
+    mcu_debug_max_ops = max_ops;
+    mcu_debug_count = 0;
+}
+
+/* How many ops ran since mcu_debug_layers_start (also those past max_ops). */
+int mcu_debug_layers_count(void) { return mcu_debug_count; }
+
+void mcu_profile_op_begin(int op) { (void)op; }
+
+void mcu_profile_op_end(int op) {
+    if (mcu_debug_count < mcu_debug_max_ops && mcu_debug_snapshots != NULL) {
+        memcpy(mcu_debug_snapshots + (size_t)mcu_debug_count * mcu_debug_arena_bytes, mcu_debug_arena,
+               mcu_debug_arena_bytes);
+        mcu_debug_ops[mcu_debug_count] = op;
+    }
+    ++mcu_debug_count;
+}
+#endif
 
 #ifdef MCU_HOST_MAIN
 static int count(void *(*in)(int), const void *(*out)(int), int want_inputs) {
