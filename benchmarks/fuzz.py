@@ -63,21 +63,7 @@ RESTART_AFTER = ("hang", "memory")  # the worker's state may be half-updated: re
 GRACE_SECONDS = 3.0  # beyond a phase's limit before the parent kills a worker stuck in C code
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("cases", 1000, "Cases to run (the run stops earlier at --seconds).")
-flags.DEFINE_float("seconds", 0, "Stop dispatching cases after this many seconds (0: no limit).")
-flags.DEFINE_integer("seed", 0, "Seed of the mutations: a case depends only on (seed, case number).")
-flags.DEFINE_string("models", None, "Folder of seed .tflite models. Default: ../shared/models.")
-flags.DEFINE_integer("workers", 1, "Worker processes.")
-flags.DEFINE_string("out", "build/fuzz", "Folder for the reproducers.")
-flags.DEFINE_float("generate", 0.05, "Fraction of the converted cases whose C is generated.")
-flags.DEFINE_float("sample_run", 0.01, "Fraction of the generated cases built with ASan/UBSan, run "
-                   "and compared with TFLM.")
-flags.DEFINE_float("time_limit", 10.0, "Seconds per case for conversion and C generation.")
-flags.DEFINE_float("sample_time_limit", 300.0, "Seconds per case for the sanitized build, run and TFLM.")
-flags.DEFINE_integer("memory_limit_mb", 2048, "Address-space limit of a worker (RLIMIT_AS), MiB.")
-flags.DEFINE_string("replay", None, "Run this one .tflite through the target in-process and print the outcome.")
-flags.DEFINE_bool("sanitize_models", False, "Instead of fuzzing: build every shared model that converts "
-                  "with ASan/UBSan, run it and compare with TFLM (benchmarks.sanitize_all).")
+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -533,5 +519,25 @@ def main(argv: Sequence[str]) -> int:
     return 1 if summary.failures else 0
 
 
+def _define_flags() -> None:
+    """Only when run as a command: the tests import this module beside others with a --models."""
+    flags.DEFINE_integer("cases", 1000, "Cases to run (the run stops earlier at --seconds).")
+    flags.DEFINE_float("seconds", 0, "Stop dispatching cases after this many seconds (0: no limit).")
+    flags.DEFINE_integer("seed", 0, "Seed of the mutations: a case depends only on (seed, case number).")
+    flags.DEFINE_string("models", None, "Folder of seed .tflite models. Default: ../shared/models.")
+    flags.DEFINE_integer("workers", 1, "Worker processes.")
+    flags.DEFINE_string("out", "build/fuzz", "Folder for the reproducers.")
+    flags.DEFINE_float("generate", 0.05, "Fraction of the converted cases whose C is generated.")
+    flags.DEFINE_float("sample_run", 0.01, "Fraction of the generated cases built with ASan/UBSan, run "
+                       "and compared with TFLM.")
+    flags.DEFINE_float("time_limit", 10.0, "Seconds per case for conversion and C generation.")
+    flags.DEFINE_float("sample_time_limit", 300.0, "Seconds per case for the sanitized build, run and TFLM.")
+    flags.DEFINE_integer("memory_limit_mb", 2048, "Address-space limit of a worker (RLIMIT_AS), MiB.")
+    flags.DEFINE_string("replay", None, "Run this one .tflite through the target in-process and print the outcome.")
+    flags.DEFINE_bool("sanitize_models", False, "Instead of fuzzing: build every shared model that converts "
+                      "with ASan/UBSan, run it and compare with TFLM (benchmarks.sanitize_all).")
+
+
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)
