@@ -59,11 +59,11 @@ FAILURES = ("traceback", "crash", "hang", "memory", "empty_message", "build", "s
 # converted: read, validated, planned; generated: and its C generated; bit_exact: and the
 # sanitized build ran with TFLM's bytes
 PASSES = ("converted", "generated", "bit_exact", "refused", "tflm_refused")
+GENERATED = ("generated", "bit_exact", "tflm_refused")  # the passes whose C was generated
 RESTART_AFTER = ("hang", "memory")  # the worker's state may be half-updated: replace it
 GRACE_SECONDS = 3.0  # beyond a phase's limit before the parent kills a worker stuck in C code
 
 FLAGS = flags.FLAGS
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -415,8 +415,8 @@ class Summary:
         c = self.counts.get
         lines = [
             f"cases {self.cases} in {self.seconds:.1f} s ({self.cases / max(self.seconds, 1e-9):.1f} cases/s)",
-            f"converted {sum(c(k, 0) for k in ('converted', 'generated', 'bit_exact', 'tflm_refused'))} "
-            f"(C generated {sum(c(k, 0) for k in ('generated', 'bit_exact', 'tflm_refused'))}, of which "
+            f"converted {c('converted', 0) + sum(c(k, 0) for k in GENERATED)} "
+            f"(C generated {sum(c(k, 0) for k in GENERATED)}, of which "
             f"built with ASan/UBSan and bit-exact with TFLM {c('bit_exact', 0)}, TFLM refused "
             f"{c('tflm_refused', 0)}), refused {c('refused', 0)}",
             "failures: " + ", ".join(f"{k} {c(k, 0)}" for k in FAILURES) + f" (total {self.failures})",

@@ -24,6 +24,8 @@ from absl import app, flags
 from engine.cli_paths import resolve_user_path
 from tflite_converter import plan_report
 from tflite_converter.codegen.generate import PLAN_JSON, generate, plan_json
+from tflite_converter.debug_layers import DebugInputError
+from tflite_converter.debug_layers import run as debug_layers_run
 from tflite_converter.errors import ConversionError
 from tflite_converter.pipeline import compile_model
 
@@ -57,9 +59,7 @@ def convert(model: Path, output_dir: Path, name: str = "model", plan_only: bool 
     generate(graph, plan, output_dir, name=name, order=compiled.order)
     print(f"wrote C sources to {output_dir} (API prefix {name}_)")
     if debug_layers:
-        from tflite_converter import debug_layers as dbg
-
-        return dbg.run(model, output_dir, input_file=debug_input, seed=debug_seed, compiled=compiled)
+        return debug_layers_run(model, output_dir, input_file=debug_input, seed=debug_seed, compiled=compiled)
     return 0
 
 
@@ -88,9 +88,7 @@ def main(argv: Sequence[str]) -> int:
         for problem in e.problems:
             print(f"{model.name}: {problem}", file=sys.stderr)
         return EXIT_REFUSED
-    except ValueError as e:  # debug_layers.DebugInputError: bad input, nothing to compare with
-        if type(e).__name__ != "DebugInputError":
-            raise
+    except DebugInputError as e:  # bad input, or nothing to compare with
         print(f"{model.name}: {e}", file=sys.stderr)
         return EXIT_REFUSED
 

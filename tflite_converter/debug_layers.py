@@ -31,6 +31,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from engine import host
+from engine.model_dir import ModelDir
 from tflite_converter import schema
 from tflite_converter.codegen.generate import plan_view
 from tflite_converter.ir import Graph, OpKind, same_quantization
@@ -44,8 +45,8 @@ _NAME_CHARS = 40
 
 
 class DebugInputError(ValueError):
-    """Bad --debug_input, or nothing to compare with (no compiler, TFLM cannot run the model):
-    one line for the user, exit status 2."""
+    """Bad --debug_input, or nothing to compare with (no compiler, TFLM cannot run the model,
+    a C folder that is not the model's generated code): one line for the user, exit status 2."""
 
 
 @dataclasses.dataclass
@@ -194,7 +195,8 @@ def _snapshots(output_dir: Path, n_ops: int, inputs: Sequence[np.ndarray]) -> tu
     finally:
         lib.mcu_debug_layers_start(None, 0, None, None, 0)
     if count != n_ops:
-        raise RuntimeError(f"{output_dir}: the invoke ran {count} ops, the generated code has {n_ops}")
+        raise DebugInputError(f"{output_dir}: the invoke ran {count} ops, the generated code has "
+                              f"{n_ops}: regenerate the folder")
     return snaps[:, :arena_bytes], [int(k) for k in ops[:n_ops]]
 
 
@@ -262,15 +264,16 @@ def debug_layers(model_path: Path, output_dir: Path, inputs: Optional[Sequence[n
             inputs = random_inputs(details, np.random.default_rng(seed))
     inputs = [np.ascontiguousarray(x) for x in inputs]
 
-    gen_src = (Path(output_dir) / f"{_model_name(output_dir)}.c").read_text()
+    gen_src = ModelDir.open(output_dir).source.read_text()
     executed = _executed_ops(gen_src)
     expected = [graph.ops[p].index for p in order]
     if [k for k, _ in executed] != expected:
-        raise RuntimeError(f"{output_dir}: the generated invoke runs ops {[k for k, _ in executed]}, "
-                           f"the model's plan {expected}: regenerate the folder")
+        raise DebugInputError(f"{output_dir}: the generated invoke runs ops {[k for k, _ in executed]}, "
+                              f"the model's plan {expected}: regenerate the folder")
     snaps, fired = _snapshots(Path(output_dir), len(order), inputs)
     if fired != expected:
-        raise RuntimeError(f"the per-op hook fired for ops {fired}, expected {expected}")
+        raise DebugInputError(f"{output_dir}: the per-op hook fired for ops {fired}, expected "
+                              f"{expected}: regenerate the folder")
     tflm.run(inputs)
 
     offsets = plan_view(compiled.plan, graph).tensor_offsets
@@ -323,12 +326,6 @@ def _alias_source(graph: Graph, op: FileOp, out: int) -> Optional[int]:
     if a.dtype != b.dtype or a.nbytes != b.nbytes or not same_quantization(a.quant, b.quant):
         return None
     return a.index
-
-
-def _model_name(output_dir: Path) -> str:
-    from engine.model_dir import ModelDir
-
-    return ModelDir.open(output_dir).name
 
 
 def run(model_path: Path, output_dir: Path, input_file: Optional[Path] = None, seed: int = 0,
