@@ -165,6 +165,13 @@ def test_handcrafted_hostile_models():
     m.subgraphs[0].tensors[1].shape = [2, 3, 3, 2]  # data holds 2*1*1*2 values
     assert "constant data has 4 bytes" in _refusal(_finish(m))
 
+    # Found by `benchmarks.fuzz --seed=2`: scales without zero points were read as zero
+    # points 0, while TFLite and TFLM ignore such a quantization; outputs differed.
+    for k in (0, 1):
+        m = mb.to_model([0], [2])
+        m.subgraphs[0].tensors[k].quantization.zeroPoint = []
+        assert "1 scales but no zero points" in _refusal(_finish(m))
+
     m = mb.to_model([0], [2])
     m.version = 2
     assert "schema version 2" in _refusal(_finish(m))

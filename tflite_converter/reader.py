@@ -299,8 +299,12 @@ class _Reader:
         if q.details is not None:
             raise _OpProblem("custom quantization details not supported")
         scale = np.asarray(q.scale, dtype=np.float32).reshape(-1).copy()
-        zp = (np.zeros(scale.size, np.int64) if q.zeroPoint is None or len(q.zeroPoint) == 0
-              else np.asarray(q.zeroPoint, dtype=np.int64).reshape(-1).copy())
+        if q.zeroPoint is None or len(q.zeroPoint) == 0:
+            # TFLite and TFLM read a tensor's quantization only when both lists are present:
+            # with scales alone they run it as unquantized, so no reading of it would match.
+            raise _OpProblem(f"{scale.size} scales but no zero points (TFLite and TFLM then "
+                             "ignore the quantization)")
+        zp = np.asarray(q.zeroPoint, dtype=np.int64).reshape(-1).copy()
         if zp.size != scale.size:
             raise _OpProblem(f"{scale.size} scales but {zp.size} zero points")
         axis: Optional[int] = None
