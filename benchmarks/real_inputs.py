@@ -9,11 +9,16 @@ matching data is listed in `MODEL_DATA`; each data set has one loader in `LOADER
   is how TFLM's own example feeds the camera bytes to the model);
 - MNIST test images (`mnist/t10k-*-ubyte.gz`) for `tinymaix_mnist_resnet_q`: pixels / 255,
   quantized with the model input's scale and zero point;
+- CIFAR-10 test images (`cifar10_jpeg/cifar10_jpeg_q75.tar.gz`, 32x32 RGB JPEG) for the two
+  CIFAR-10 classifiers: both inputs have zero point -128, their int8 range is the pixel range
+  ([0, 255] for ic_resnet, [0, 1] for tinymaix), so q = pixel - 128; taken class by class in
+  turn so a few samples cover every class;
 - the MLPerf Tiny anomaly-detection feature vectors (`mlperf_tiny/ad_*.bin`, 40 x 640
   float32) for the two anomaly-detection models: as they are for a float32 input, quantized
   for an int8 one.
 
-Everything here is numpy and the standard library: no image or ML package is needed.
+Everything here is numpy and the standard library, plus Pillow (through mcunet_tf.data, which
+imports no TensorFlow) for the JPEGs.
 """
 from __future__ import annotations
 
@@ -55,6 +60,7 @@ class RealData(enum.Enum):
     PERSON_IMAGES = "tflm_person_detection"
     MNIST_TEST = "mnist"
     AD_FEATURES = "mlperf_tiny_ad"
+    CIFAR10_TEST = "cifar10_jpeg"
 
 
 # model file stem -> the data set that fits its input
@@ -63,7 +69,13 @@ MODEL_DATA: dict[str, RealData] = {
     "tinymaix_mnist_resnet_q": RealData.MNIST_TEST,
     "mlperf_tiny_ad01_int8": RealData.AD_FEATURES,
     "mlperf_tiny_ad_toycar_fullint_floatio": RealData.AD_FEATURES,
+    "mlperf_tiny_ic_resnet_quant": RealData.CIFAR10_TEST,
+    "tinymaix_cifar10_q": RealData.CIFAR10_TEST,
 }
+
+# CIFAR-10's classes in label order (also their sorted folder names in the JPEG tarball)
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                   "ship", "truck")
 
 
 class RealInputError(ValueError):
@@ -179,10 +191,52 @@ def _ad_features(data_dir: Path, specs: Sequence[InputSpec], limit: int) -> Real
     return RealInputs(f"mlperf_tiny/{files[0].name}", samples, [f"row {i}" for i in range(len(rows))])
 
 
+def _cifar10_test(data_dir: Path, specs: Sequence[InputSpec], limit: int) -> RealInputs:
+    from mcunet_tf.data import decode_image, iter_tar_images
+
+    tarball = data_dir / RealData.CIFAR10_TEST.value / "cifar10_jpeg_q75.tar.gz"
+    if not tarball.is_file():
+        raise FileNotFoundError(f"no {tarball}")
+    per_class = -(-limit // len(CIFAR10_CLASSES))
+    picked: dict[str, list[tuple[str, bytes]]] = {c: [] for c in CIFAR10_CLASSES}
+    for name, data in iter_tar_images(tarball):
+        parts = name.split("/")
+        if len(parts) < 3 or parts[-3] != "test":
+            if any(picked.values()):
+                break  # the archive keeps the test split together: past it
+            continue
+        chosen = picked.get(parts[-2])
+        if chosen is not None and len(chosen) < per_class:
+            chosen.append((name, data))
+        if all(len(v) == per_class for v in picked.values()):
+            break
+    samples: list[list[np.ndarray]] = []
+    names: list[str] = []
+    labels: list[int] = []
+    for k in range(per_class):  # class by class in turn
+        for label, cls in enumerate(CIFAR10_CLASSES):
+            if k < len(picked[cls]) and len(samples) < limit:
+                name, data = picked[cls][k]
+                img = decode_image(data, None, 3)
+                spec = _single_input(specs, img.size, "a CIFAR-10 image")
+                if np.dtype(spec.dtype) != np.int8 or spec.zero_point != -128:
+                    raise RealInputError("CIFAR-10 pixels feed an int8 input with zero point -128 "
+                                         f"(the pixel range), the model's is {spec.dtype} "
+                                         f"zero point {spec.zero_point}")
+                # the int8 range is the pixel range: q = pixel - 128, whatever the scale
+                samples.append([(img.astype(np.int16) - 128).astype(np.int8).reshape(spec.shape)])
+                names.append(name)
+                labels.append(label)
+    if not samples:
+        raise RealInputError(f"no test/<class>/ images in {tarball}")
+    return RealInputs(f"{RealData.CIFAR10_TEST.value}/cifar10_jpeg_q75.tar.gz (test)", samples, names, labels)
+
+
 LOADERS: dict[RealData, Callable[[Path, Sequence[InputSpec], int], RealInputs]] = {
     RealData.PERSON_IMAGES: _person_images,
     RealData.MNIST_TEST: _mnist,
     RealData.AD_FEATURES: _ad_features,
+    RealData.CIFAR10_TEST: _cifar10_test,
 }
 
 

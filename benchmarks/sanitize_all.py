@@ -6,8 +6,9 @@ kernels' remaining -Wconversion / strict-aliasing warnings.
 
 For each *.tflite under the folder: convert; a refusal is reported and skipped. Otherwise the
 C is built with the strict flags plus -fsanitize=address,undefined (any warning is an error,
-any sanitizer report fails the run), run on N seeded random inputs, and the output bytes are
-compared with TFLM's on the same inputs. Exit status 1 if any model fails.
+any sanitizer report fails the run), run on N seeded random inputs and, where
+benchmarks.real_inputs has a data set for the model, up to 5 real samples; the output bytes
+are compared with TFLM's on the same inputs. Exit status 1 if any model fails.
 
 `--kernel_warnings` compiles each engine/kernels/*.c alone with -Wconversion
 -fstrict-aliasing -Wstrict-aliasing=2 (beyond the kernels' contract flags) and prints the
@@ -24,6 +25,7 @@ from typing import Optional, Sequence
 import numpy as np
 from absl import app, flags
 
+from benchmarks import real_inputs
 from engine import catalogue
 from engine.host import CC, STRICT_FLAGS, BuildError, HostModel, SanitizerError
 from engine.tflm import TflmModel, random_inputs
@@ -36,9 +38,12 @@ WARNING_FLAGS = ("-Wconversion", "-fstrict-aliasing", "-Wstrict-aliasing=2")
 FLAGS = flags.FLAGS
 
 
-def sanitize_model(path: Path, work: Path, n_inputs: int = 3, seed: int = 0) -> tuple[str, str]:
+def sanitize_model(path: Path, work: Path, n_inputs: int = 3, seed: int = 0, n_real: int = 5,
+                   data_dir: Optional[Path] = SHARED / "data") -> tuple[str, str]:
     """(status, detail): 'ok', 'refused' (by the converter) or a failure: 'build', 'sanitizer',
-    'mismatch', 'tflm_refused' (TFLM cannot run a model we convert: reported, not a failure)."""
+    'mismatch', 'tflm_refused' (TFLM cannot run a model we convert: reported, not a failure).
+    Beside the random inputs, up to `n_real` real samples where benchmarks.real_inputs has a
+    data set for the model (real data reaches value ranges random bytes rarely do)."""
     out = work / path.stem
     try:
         gm = convert_model(path, out, name="net")
@@ -52,6 +57,13 @@ def sanitize_model(path: Path, work: Path, n_inputs: int = 3, seed: int = 0) -> 
     rng = np.random.default_rng(seed)
     samples = [random_inputs(details, rng) for _ in range(n_inputs)]
     try:
+        real = real_inputs.real_inputs_for(path.stem, gm.inputs, data_dir, n_real)
+    except (real_inputs.RealInputError, OSError) as e:
+        return "real_inputs", str(e).splitlines()[0]
+    n_real_used = 0 if real is None else len(real.samples)
+    if real is not None:
+        samples += real.samples
+    try:
         ours = HostModel(out, "net", sanitize=True).run_many(samples)
     except BuildError as e:
         return "build", str(e)[-2000:]
@@ -62,7 +74,8 @@ def sanitize_model(path: Path, work: Path, n_inputs: int = 3, seed: int = 0) -> 
         for i, (g, w) in enumerate(zip(got, want)):
             if np.asarray(g).tobytes() != np.asarray(w).tobytes():
                 return "mismatch", f"sample {k} output {i} differs from TFLM"
-    return "ok", f"{len(samples)} inputs, {len(gm.kernels)} kernels, bytes equal to TFLM"
+    return "ok", (f"{len(samples) - n_real_used} random + {n_real_used} real inputs, "
+                  f"{len(gm.kernels)} kernels, bytes equal to TFLM")
 
 
 def kernel_warnings(extra: Sequence[str] = WARNING_FLAGS) -> dict[str, int]:

@@ -239,7 +239,9 @@ def load_cifar10_batches(directory: str | pathlib.Path, holdout: int | float = 5
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".pgm", ".webp")
 
 
-def _decode_image(data: bytes, image_size: int | None, channels: int | None) -> np.ndarray:
+def decode_image(data: bytes, image_size: int | None, channels: int | None) -> np.ndarray:
+    """Encoded image bytes (any format Pillow reads) as uint8 [H, W, C], converted to
+    `channels` (1 or 3) and resized to `image_size` square when given."""
     from PIL import Image
 
     with Image.open(io.BytesIO(data)) as img:
@@ -259,7 +261,8 @@ def _iter_folder(root: pathlib.Path) -> Iterable[tuple[str, bytes]]:
             yield path.relative_to(root).as_posix(), path.read_bytes()
 
 
-def _iter_tar(path: pathlib.Path) -> Iterable[tuple[str, bytes]]:
+def iter_tar_images(path: pathlib.Path) -> Iterable[tuple[str, bytes]]:
+    """(member name, bytes) of every image file of a tarball, in archive order, streamed."""
     with tarfile.open(path) as tar:
         for member in tar:
             if member.isfile() and pathlib.PurePosixPath(member.name).suffix.lower() in \
@@ -286,7 +289,7 @@ def load_image_folder(path: str | pathlib.Path, name: str | None = None,
     if path.is_dir():
         entries: Iterable[tuple[str, bytes]] = _iter_folder(path)
     elif path.is_file() and tarfile.is_tarfile(path):
-        entries = _iter_tar(path)
+        entries = iter_tar_images(path)
     else:
         raise FileNotFoundError(f"{path}: neither a directory nor a tar archive of images")
 
@@ -319,7 +322,7 @@ def load_image_folder(path: str | pathlib.Path, name: str | None = None,
             if max_per_class is not None:
                 files = files[:max_per_class]
             for _, data in files:
-                images.append(_decode_image(data, image_size, channels))
+                images.append(decode_image(data, image_size, channels))
                 labels.append(class_index[klass])
         shapes = {im.shape for im in images}
         if len(shapes) > 1:
@@ -357,7 +360,7 @@ def load_tfrecords(train_files: str | list[str], test_files: str | list[str],
         images, labels = [], []
         for record in tf.data.TFRecordDataset(paths):
             example = tf.io.parse_single_example(record, spec)
-            images.append(_decode_image(example[image_key].numpy(), image_size, channels))
+            images.append(decode_image(example[image_key].numpy(), image_size, channels))
             labels.append(int(example[label_key].numpy()))
         return ImageDataset(np.stack(images), np.asarray(labels), class_names)
 

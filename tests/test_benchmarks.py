@@ -309,6 +309,22 @@ def test_mnist_inputs_quantized_with_model_scale():
     assert len(real.samples) == 30 and correct >= 27  # the model scores about 97%
 
 
+def test_cifar10_inputs_cover_every_class_and_classify():
+    if not (SHARED / "data" / "cifar10_jpeg").is_dir():
+        pytest.skip(f"../shared not found at {SHARED}: CIFAR-10 unavailable")
+    model = SHARED / "models" / "mlperf_tiny_ic_resnet_quant.tflite"
+    tflm = TflmModel(model)
+    spec = GeneratedModelSpec((1, 32, 32, 3), "int8", 1.0, -128)
+    real = real_inputs.real_inputs_for("mlperf_tiny_ic_resnet_quant", [spec], SHARED / "data", limit=40)
+    assert real.labels == list(range(10)) * 4  # class by class in turn
+    assert all(s[0].dtype == np.int8 and s[0].shape == (1, 32, 32, 3) for s in real.samples)
+    correct = sum(int(np.argmax(tflm.run(s)[0])) == lab for s, lab in zip(real.samples, real.labels))
+    assert correct >= 24  # 75 of the first 100; chance is 4 of 40: a wrong pixel mapping fails
+    with pytest.raises(real_inputs.RealInputError, match="zero point -128"):
+        real_inputs.real_inputs_for("tinymaix_cifar10_q", [GeneratedModelSpec((1, 32, 32, 3), "int8", 1 / 255, 0)],
+                                    SHARED / "data", limit=1)
+
+
 class GeneratedModelSpec:
     def __init__(self, shape, dtype, scale, zero_point):
         self.shape, self.dtype, self.scale, self.zero_point = shape, dtype, scale, zero_point
@@ -353,3 +369,21 @@ def test_command_line(tmp_path):
                           "--output_dir=out", "--cpus=cortex-m99"],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "cortex-m99" in bad.stderr
+
+
+def test_kernel_speed_estimated_ms_and_published_table():
+    from benchmarks import kernel_speed
+    from nas.latency import CPI_ASSUMPTIONS
+
+    cpi = CPI_ASSUMPTIONS["cortex-m7"][0]
+    # 216,000 instructions at 216 MHz are 1 ms per cycle of CPI
+    assert abs(kernel_speed.estimated_ms(216_000, 216_000_000) - cpi) < 1e-12
+    assert abs(kernel_speed.estimated_ms(280_000, 280_000_000) - cpi) < 1e-12
+    vww = kernel_speed.PUBLISHED_MS["VWW"][0]
+    lines = kernel_speed.published_table({vww: 2_160_000})
+    rows = [ln for ln in lines if ln.split()[0] in kernel_speed.PUBLISHED_MS]
+    assert [r.split()[0] for r in rows] == ["VWW"]  # only the tasks whose model was measured
+    ours_f746, plumerai, ours_h7, xcube = (float(v) for v in rows[0].split()[1:])
+    assert ours_f746 == round(10.0 * cpi, 2) and plumerai == 34.1 and xcube == 23.8
+    assert ours_h7 < ours_f746  # the faster clock
+    assert "published" in lines[-1] and "not measured here" in lines[-1]
