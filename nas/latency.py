@@ -35,13 +35,11 @@ from typing import Any, Mapping
 import numpy as np
 
 from tflite_converter import depthwise_spec
+from tflite_converter.conv2d_spec import REG_1X1_DEPTHS
 from tflite_converter.ir import ConvAttrs, Graph, Op, OpKind, PoolAttrs
 
 TABLE_PATH = Path(__file__).with_name("latency_table.json")
 
-# The register-resident pointwise kernel's input depths (tflite_converter's REG_1X1_DEPTHS,
-# repeated here so that this module imports nothing of the code generator).
-REG_1X1_DEPTHS = (8, 16, 24, 32)
 
 # Features each cost class is fitted on (names of _features' entries). Few per class: a
 # search-space network gives each class only a handful of distinct shapes.

@@ -8,6 +8,7 @@ from typing import Optional
 
 from tflite_converter.ir import Graph, Op
 from tflite_converter.opspec import OpSpec, numel, op_pads, out_elems
+from tflite_converter.write_order import INTERLEAVED_PIXEL, conv2d_output_shift
 
 
 def conv2d_macs(graph: Graph, op: Op) -> int:
@@ -99,5 +100,20 @@ def conv2d_variant_pixels(variant: str) -> int:
     return int(variant[2:])
 
 
+# Input depths of the register-resident pointwise kernels (conv2d.c mcu_conv2d_1x1_reg_*),
+# which the emitter runs for those depths when the requantisation is FAST_FULL.
+REG_1X1_DEPTHS = (8, 16, 24, 32)
+
+
+def conv2d_shift(graph: Graph, op: Op) -> Optional[int]:
+    """How far the output may start inside the dying input, whichever kernel runs: the pixel
+    blocks, and for pointwise layers of a register kernel's depth its interleaved pixel."""
+    f = graph.tensors[op.inputs[1]].shape
+    schedules: tuple[int, ...] = CONV_PIXEL_BLOCKS
+    if _is_pointwise(op, f[1], f[2]) and f[3] in REG_1X1_DEPTHS:
+        schedules = (*CONV_PIXEL_BLOCKS, INTERLEAVED_PIXEL)
+    return conv2d_output_shift(graph, op, schedules)
+
+
 SPEC = OpSpec(macs=conv2d_macs, scratch=conv2d_scratch, preferred_scratch=conv2d_preferred_scratch,
-              variant=conv2d_variant)
+              variant=conv2d_variant, output_shift=conv2d_shift)

@@ -34,6 +34,9 @@ flags.DEFINE_string("model", None, "Input .tflite model.")
 flags.DEFINE_string("output_dir", None, "Folder for plan.json (and the generated C).")
 flags.DEFINE_string("name", "model", "C identifier prefix of the generated API (NAME_invoke, ...).")
 flags.DEFINE_bool("plan_only", False, "Only plan memory: write plan.json and print the table.")
+flags.DEFINE_bool("overlap", False, "Let a convolution's output start inside its dying input as far as "
+                  "the kernel's read/write order proves safe (below the layer-by-layer bound; "
+                  "tflite_converter/write_order.py).")
 flags.DEFINE_bool("debug_layers", False, "After generating, run the C (host build, every op's output "
                   "observed) and TFLM on one input and compare every op's outputs; exit 1 if any differs.")
 flags.DEFINE_string("debug_input", None, "With --debug_layers: the input, a .npy (or a .npz with one "
@@ -44,10 +47,11 @@ EXIT_REFUSED = 2
 
 
 def convert(model: Path, output_dir: Path, name: str = "model", plan_only: bool = False,
-            debug_layers: bool = False, debug_input: Optional[Path] = None, debug_seed: int = 0) -> int:
+            debug_layers: bool = False, debug_input: Optional[Path] = None, debug_seed: int = 0,
+            overlap: bool = False) -> int:
     """Run the pipeline; returns the exit status. Raises ConversionError on refusal
     (and debug_layers.DebugInputError on a bad --debug_input)."""
-    compiled = compile_model(model)
+    compiled = compile_model(model, overlap=overlap)
     graph, plan = compiled.graph, compiled.plan
     output_dir.mkdir(parents=True, exist_ok=True)
     # Written before generating, so a model whose C is refused still leaves its plan.
@@ -83,7 +87,7 @@ def main(argv: Sequence[str]) -> int:
         return EXIT_REFUSED
     try:
         return convert(model, output_dir, FLAGS.name, FLAGS.plan_only, FLAGS.debug_layers,
-                       debug_input, FLAGS.debug_seed)
+                       debug_input, FLAGS.debug_seed, FLAGS.overlap)
     except ConversionError as e:
         for problem in e.problems:
             print(f"{model.name}: {problem}", file=sys.stderr)

@@ -160,6 +160,9 @@ class OpSpec:
     # kernels with several variants: which one runs, given in-place and the granted scratch;
     # the planner stores the answer in the plan (MemoryPlan.variants), the emitter reads it
     variant: Optional[VariantFn] = None
+    # the largest safe `output offset - input 0's offset` in bytes when input 0 dies at this op
+    # (tflite_converter/write_order.py: the kernels' read/write order); None: never overlap
+    output_shift: Optional[Callable[[Graph, Op], Optional[int]]] = None
 
 
 # Specs shared by several op kinds; each op's record (tflite_converter/op_registry.py) names one.

@@ -25,8 +25,9 @@ class CompiledModel:
     plan: MemoryPlan
 
 
-def compile_model(tflite: str | os.PathLike[str] | bytes) -> CompiledModel:
-    """Read a .tflite (a path, or the file's bytes), legalize, schedule and plan memory.
+def compile_model(tflite: str | os.PathLike[str] | bytes, overlap: bool = False) -> CompiledModel:
+    """Read a .tflite (a path, or the file's bytes), legalize, schedule and plan memory
+    (`overlap`: let outputs start inside their op's dying input, planner.plan_memory).
 
     Raises ConversionError (every problem at once, each naming its op or tensor) for a file
     that cannot be read or a model the engine cannot run exactly.
@@ -36,5 +37,5 @@ def compile_model(tflite: str | os.PathLike[str] | bytes) -> CompiledModel:
     else:
         graph = load_tflite(tflite)
     graph = legalize(graph)
-    plan = plan_memory(graph, schedule(graph))
+    plan = plan_memory(graph, schedule(graph), overlap=overlap)
     return CompiledModel(graph, tuple(plan.order), plan)

@@ -75,6 +75,8 @@ def plan_to_json(graph: Graph, plan: MemoryPlan) -> dict[str, Any]:
                 "variant": plan.variants.get(p),
                 "inplace": p in plan.inplace_ops,
                 "alias": opspec.is_alias(op),
+                # bytes of the output written over the op's dying input (planner overlap)
+                "overlap_bytes": plan.overlaps.get(p, 0),
             }
         )
     return {
@@ -116,6 +118,8 @@ def format_table(graph: Graph, plan: MemoryPlan) -> str:
             notes.append("alias")
         elif p in plan.inplace_ops:
             notes.append("in place")
+        if p in plan.overlaps:
+            notes.append(f"overlap {plan.overlaps[p]:,} B")
         if plan.live_bytes[s] == peak and peak:
             notes.append("peak")
         sp = plan.scratch.get(p)
@@ -139,7 +143,8 @@ def format_table(graph: Graph, plan: MemoryPlan) -> str:
         return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
 
     out = [
-        f"model {graph.name}: arena {plan.arena_bytes:,} B, lower bound {plan.lower_bound_bytes:,} B "
+        f"model {graph.name}: arena {plan.arena_bytes:,} B, "
+        f"{'layer-by-layer bound' if plan.overlaps else 'lower bound'} {plan.lower_bound_bytes:,} B "
         f"(schedule of {len(plan.order)} ops, alignment {plan.alignment}, placement {plan.strategy})",
         line(header),
         line(tuple("-" * w for w in widths)),

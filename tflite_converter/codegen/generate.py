@@ -372,11 +372,11 @@ def generate(graph: Graph, plan: Any, output_dir: str | os.PathLike[str], name: 
 
 
 def convert_model(tflite: str | os.PathLike[str] | bytes, output_dir: str | os.PathLike[str],
-                  name: str = "model") -> GeneratedModel:
-    """Read a .tflite (path or bytes), legalize, schedule and plan (`pipeline.compile_model`),
-    then generate C into `output_dir`. Raises ConversionError (one line per problem) for what
-    cannot be run."""
-    compiled = compile_model(tflite)
+                  name: str = "model", overlap: bool = False) -> GeneratedModel:
+    """Read a .tflite (path or bytes), legalize, schedule and plan (`pipeline.compile_model`,
+    `overlap` as there), then generate C into `output_dir`. Raises ConversionError (one line
+    per problem) for what cannot be run."""
+    compiled = compile_model(tflite, overlap=overlap)
     return generate(compiled.graph, compiled.plan, output_dir, name=name, order=compiled.order)
 
 

@@ -102,6 +102,9 @@ class Layout:
     items: list[Item]
     n_steps: int
     alignment: int
+    # (input tensor, output tensor) -> (largest output offset - input offset, op position):
+    # an op's output may start that far inside its input, which dies there (write_order.py)
+    overlaps: dict[tuple[int, int], tuple[int, int]] = dataclasses.field(default_factory=dict)
 
 
 def _concat_inplace(graph: Graph, layout: Layout, alignment: int, p: int, n_consumers: dict[int, int],
@@ -207,6 +210,29 @@ def _decide_inplace(graph: Graph, layout: Layout, s: int, p: int, blocked: set[i
     return raw[0] if raw is not None else spec.scratch(graph, op, False)
 
 
+def _decide_overlaps(graph: Graph, layout: Layout, blocked: set[int]) -> None:
+    """The output-over-dying-input shifts the kernels' write order allows (opspec
+    output_shift), for ops not already in place; rounded down to the alignment, kept where
+    they let the two buffers share at least one aligned block."""
+    ops, tensors = graph.ops, graph.tensors
+    first, last, size, a = layout.first, layout.last, layout.size, layout.alignment
+    for s, p in enumerate(layout.order):
+        op = ops[p]
+        shift_fn = opspec.spec(op.kind).output_shift
+        if shift_fn is None or p in layout.inplace_ops or not op.inputs or len(op.outputs) != 1:
+            continue
+        t, out = op.inputs[0], op.outputs[0]
+        if (t < 0 or tensors[t].data is not None or tensors[out].data is not None or t in blocked
+                or t not in last or last[t] != s or first.get(out) != s):
+            continue
+        d = shift_fn(graph, op)
+        if d is None:
+            continue
+        d = d // a * a
+        if d > -size[out]:
+            layout.overlaps[(t, out)] = (d, p)
+
+
 def build_layout(
     graph: Graph,
     order: list[int],
@@ -214,9 +240,11 @@ def build_layout(
     inplace: bool,
     overwrite_inputs: bool,
     spans: Optional[tuple[dict[int, int], dict[int, int]]] = None,
+    overlap: bool = False,
 ) -> Layout:
     """Groups, roles, scratch and the items to place. `spans`: lifetimes(graph, order) if the
-    caller has them already."""
+    caller has them already. `overlap`: also record the output-over-input shifts
+    (`Layout.overlaps`) the placement may use."""
     tensors = graph.tensors
     first, last = lifetimes(graph, order) if spans is None else spans
     size = {}
@@ -281,6 +309,9 @@ def build_layout(
                 want = spec.preferred_scratch(graph, op, p in inplace_ops)
                 if want > raw:
                     layout.preferred[p] = want
+
+    if overlap:
+        _decide_overlaps(graph, layout, blocked)
 
     # items to place
     items = layout.items

@@ -26,10 +26,31 @@ Placed = tuple[int, int, int, list[Member], int]
 Placement = tuple[list[int], int]
 
 
-def _forbidden(item: Item, placed: Iterable[Placed]) -> list[tuple[int, int]]:
+# (input tensor, output tensor) -> the largest output offset - input offset allowed at the
+# step where the input dies and the output is born (Layout.overlaps without the op)
+Shifts = dict[tuple[int, int], int]
+
+
+def _pair_interval(km: int, rm: int, sm: int, fm: int, lm: int, ko: int, at: int, so: int, fo: int,
+                   lo_: int, shifts: Shifts) -> tuple[int, int]:
+    """Forbidden base offsets of an item whose member (key km, at rm in the item, sm bytes,
+    steps fm..lm) conflicts with a placed member (key ko at absolute offset `at`, so bytes,
+    steps fo..lo_): the whole overlap, or less where one is the other's shifted output."""
+    if lo_ == fm:
+        d = shifts.get((ko, km))  # the placed buffer is the input, the new one its output
+        if d is not None:
+            return at + d - rm, at + so - rm
+    if lm == fo:
+        d = shifts.get((km, ko))  # the new buffer is the input of the placed one
+        if d is not None:
+            return at - rm - sm, at - d - rm
+    return at - rm - sm, at + so - rm
+
+
+def _forbidden(item: Item, placed: Iterable[Placed], shifts: Optional[Shifts] = None) -> list[tuple[int, int]]:
     """Open intervals (lo, hi) of group base offsets that would overlap a live buffer."""
     f0, l0, extent, members = item
-    if len(members) == 1:
+    if len(members) == 1 and not shifts:
         # a lone buffer (offset 0 in its item, live for the whole item): only the other
         # item's members need their lifetimes checked
         out = []
@@ -47,12 +68,15 @@ def _forbidden(item: Item, placed: Iterable[Placed]) -> list[tuple[int, int]]:
     for fo_, lo_i, _, other_members, base in placed:
         if lo_i < f0 or fo_ > l0:
             continue
-        for (ro, so, fo, lo_, _) in other_members:
+        for (ro, so, fo, lo_, ko) in other_members:
             if not so:
                 continue
-            for (rm, sm, fm, lm, _) in members:
+            for (rm, sm, fm, lm, km) in members:
                 if sm and fo <= lm and fm <= lo_:
-                    out.append((base + ro - rm - sm, base + ro + so - rm))
+                    if shifts and (lo_ == fm or lm == fo):
+                        out.append(_pair_interval(km, rm, sm, fm, lm, ko, base + ro, so, fo, lo_, shifts))
+                    else:
+                        out.append((base + ro - rm - sm, base + ro + so - rm))
     return out
 
 
@@ -66,7 +90,7 @@ def _lowest(intervals: list[tuple[int, int]]) -> int:
     return b
 
 
-def place_first_fit(items: list[Item], idx: list[int], sweep: bool) -> Placement:
+def place_first_fit(items: list[Item], idx: list[int], sweep: bool, shifts: Optional[Shifts] = None) -> Placement:
     """Each item in `idx` order at the lowest offset that fits. `sweep`: idx is sorted by
     first step, so items that ended before the current start can be forgotten."""
     bases = [0] * len(items)
@@ -78,7 +102,7 @@ def place_first_fit(items: list[Item], idx: list[int], sweep: bool) -> Placement
         if sweep and it[0] != step:
             step = it[0]
             placed = [pb for pb in placed if pb[1] >= step]
-        b = _lowest(_forbidden(it, placed))
+        b = _lowest(_forbidden(it, placed, shifts))
         bases[i] = b
         placed.append((*it, b))
         if b + it[2] > arena:
@@ -86,7 +110,7 @@ def place_first_fit(items: list[Item], idx: list[int], sweep: bool) -> Placement
     return bases, arena
 
 
-def _place_two_ended(items: list[Item], idx: list[int], cap: int) -> Placement:
+def _place_two_ended(items: list[Item], idx: list[int], cap: int, shifts: Optional[Shifts] = None) -> Placement:
     """Items by first step; each goes to whichever end of a `cap`-byte arena it can touch
     (bottom first), else the lowest fit. On a chain consecutive tensors alternate ends and
     scratch falls in the gap, which reaches the lower bound exactly."""
@@ -100,7 +124,7 @@ def _place_two_ended(items: list[Item], idx: list[int], cap: int) -> Placement:
         if f0 != step:  # forget items that ended before this step (none end within a step)
             placed = [pb for pb in placed if pb[1] >= f0]
             step = f0
-        iv = _forbidden(it, placed)
+        iv = _forbidden(it, placed, shifts)
         b = _lowest(iv)
         if b != 0 and extent <= cap:
             # the top end is free iff no forbidden interval contains it
@@ -134,36 +158,41 @@ def greedy_order(items: list[Item], tie_break: TieBreak) -> list[int]:
     return sorted(range(n), key=lambda i: (-items[i][2], -items[i][3][0][4], i))
 
 
-def place_greedy(items: list[Item], tie_break: TieBreak = TieBreak.EARLIER_START) -> Placement:
+def place_greedy(items: list[Item], tie_break: TieBreak = TieBreak.EARLIER_START,
+                 shifts: Optional[Shifts] = None) -> Placement:
     """TFLM's GreedyMemoryPlanner: items largest first (`greedy_order`), each at the lowest
-    offset that overlaps no buffer live at the same time."""
-    return place_first_fit(items, greedy_order(items, tie_break), False)
+    offset that overlaps no buffer live at the same time (`shifts`: except as they allow)."""
+    return place_first_fit(items, greedy_order(items, tie_break), False, shifts)
 
 
-def strategies(items: list[Item], lower_bound: int) -> Iterator[tuple[str, Callable[[], Placement]]]:
+def strategies(items: list[Item], lower_bound: int,
+               shifts: Optional[Shifts] = None) -> Iterator[tuple[str, Callable[[], Placement]]]:
     """(name, run) of every strategy, in the order they are tried."""
     n = len(items)
     by_start = sorted(range(n), key=lambda i: (items[i][0], -items[i][2], i))
-    yield "two_ended", lambda: _place_two_ended(items, by_start, lower_bound)
-    yield "greedy_by_size", lambda: place_greedy(items)
-    yield "by_start", lambda: place_first_fit(items, by_start, True)
+    yield "two_ended", lambda: _place_two_ended(items, by_start, lower_bound, shifts)
+    yield "greedy_by_size", lambda: place_greedy(items, shifts=shifts)
+    yield "by_start", lambda: place_first_fit(items, by_start, True, shifts)
     yield "by_size_x_duration", lambda: place_first_fit(
         items,
         sorted(range(n), key=lambda i: (-items[i][2] * (items[i][1] - items[i][0] + 1), i)),
         False,
+        shifts,
     )
     yield "by_duration", lambda: place_first_fit(
         items,
         sorted(range(n), key=lambda i: (items[i][0] - items[i][1], -items[i][2], i)),
         False,
+        shifts,
     )
 
 
-def best_placement(items: list[Item], lower_bound: int) -> tuple[list[int], int, str]:
+def best_placement(items: list[Item], lower_bound: int,
+                   shifts: Optional[Shifts] = None) -> tuple[list[int], int, str]:
     """The strategies in turn until one reaches `lower_bound`: (bases, arena, name) of the
     smallest arena (the first on ties)."""
     best: Optional[tuple[list[int], int, str]] = None
-    for name, run in strategies(items, lower_bound):
+    for name, run in strategies(items, lower_bound, shifts):
         bases, arena = run()
         if best is None or arena < best[1]:
             best = (bases, arena, name)

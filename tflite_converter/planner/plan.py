@@ -69,6 +69,12 @@ def _assemble(graph: Graph, layout: Layout, bases: list[int], arena: int, live: 
                     "alias_of": of,
                 })
                 tensors[key] = tp
+    overlaps: dict[int, int] = {}
+    for (t, out), (_, p) in layout.overlaps.items():
+        a, b = tensors[t], tensors[out]
+        shared = min(a.offset + a.bytes, b.offset + b.bytes) - max(a.offset, b.offset)
+        if shared > 0:
+            overlaps[p] = shared
     variants: dict[int, str] = {}
     for p, op in enumerate(graph.ops):
         if opspec.spec(op.kind).variant is not None:
@@ -87,7 +93,31 @@ def _assemble(graph: Graph, layout: Layout, bases: list[int], arena: int, live: 
         inplace_ops=frozenset(layout.inplace_ops),
         strategy=strategy,
         variants=variants,
+        overlaps=overlaps,
     )
+
+
+def overlap_bound_bytes(layout: Layout, live: Sequence[int]) -> int:
+    """The live bytes of the worst step once every allowed overlap is used to the full: at an
+    op with a shift d, its input and output take max(in, d + out) - min(0, d) bytes together."""
+    saved = [0] * len(live)
+    size = layout.size
+    for (t, out), (d, _) in layout.overlaps.items():
+        s = layout.first[out]
+        union = max(size[t], d + size[out]) - min(0, d)
+        saved[s] = max(saved[s], size[t] + size[out] - union)
+    return max((v - w for v, w in zip(live, saved)), default=0)
+
+
+def _place(layout: Layout, live: Sequence[int]) -> tuple[list[int], int, str]:
+    """best_placement of the layout's items, using its overlaps where they place smaller."""
+    lb = max(live) if live else 0
+    plain = best_placement(layout.items, lb)
+    if not layout.overlaps:
+        return plain
+    shifts = {pair: d for pair, (d, _) in layout.overlaps.items()}
+    shifted = best_placement(layout.items, overlap_bound_bytes(layout, live), shifts)
+    return shifted if shifted[1] < plain[1] else plain
 
 
 def plan_memory(
@@ -96,24 +126,27 @@ def plan_memory(
     alignment: int = OFFSET_ALIGNMENT,
     inplace: bool = True,
     overwrite_inputs: bool = False,
+    overlap: bool = False,
 ) -> MemoryPlan:
     """Plan the arena for `graph` run in `order` (positions in graph.ops; default file order).
 
     inplace: allow in-place ops and concatenations written into place (reshape aliases are
     always used: the engine never copies a reshape). overwrite_inputs: let an in-place op
     write over a graph input it is the last reader of (off by default: the caller owns the
-    input). Graph outputs are never written over.
+    input). Graph outputs are never written over. overlap: let an op's output start inside
+    the input that dies there as far as its kernel's write order allows (write_order.py), used
+    only where it gives a smaller arena; the arena may then be below `lower_bound_bytes`.
     """
     if alignment < 1:
         raise ValueError("alignment must be >= 1")
     order = resolve_order(graph, order)
     spans = lifetimes(graph, order)
-    layout = build_layout(graph, order, alignment, inplace, overwrite_inputs, spans)
+    layout = build_layout(graph, order, alignment, inplace, overwrite_inputs, spans, overlap)
     live = live_bytes(layout)
     lb = max(live) if live else 0
     if not layout.items:
         return _assemble(graph, layout, [], 0, live, "empty", alignment)
-    bases, arena, name = best_placement(layout.items, lb)
+    bases, arena, name = _place(layout, live)
     if arena > lb and (layout.inplace_ops):
         # never worse than plain greedy planning without in-place reuse (TFLM's planner)
         plain = build_layout(graph, order, alignment, False, overwrite_inputs, spans)

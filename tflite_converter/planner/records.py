@@ -61,7 +61,8 @@ class MemoryPlan:
     `lower_bound_bytes`: for this schedule with every tensor fully stored, the maximum over
     steps of the bytes live at once, counting aliases, in-place and concatenation merges once,
     scratch buffers included, every size rounded up to `alignment`. No placement of these
-    buffers can use less; `arena_bytes` >= it, and equal for chains.
+    buffers can use less, unless ops write their output over part of their input
+    (`overlaps`); otherwise `arena_bytes` >= it, and equal for chains.
     `live_bytes[s]`: those bytes at step s. `inplace_ops`: positions in graph.ops of ops that
     write over their input (elementwise, in-place depthwise) or, for concatenations, need no
     code because their producers wrote into place.
@@ -79,6 +80,9 @@ class MemoryPlan:
     # position -> kernel variant (opspec.kernel_variant) of every op with several kernels,
     # chosen here once from in-place and the granted scratch; the emitter reads it
     variants: dict[int, str] = dataclasses.field(default_factory=dict)
+    # position -> bytes by which the op's output lies over its dying input (write_order.py);
+    # the arena can then be below the layer-by-layer `lower_bound_bytes`
+    overlaps: dict[int, int] = dataclasses.field(default_factory=dict)
 
     def step_of(self, op_position: int) -> int:
         return self.order.index(op_position)

@@ -20,7 +20,8 @@ def verify_plan(graph: Graph, plan: MemoryPlan) -> list[str]:
     that two buffers live at the same step never share a byte unless they are a sanctioned
     pair: reshape aliases at the same offset; an in-place output and the input it took over
     (same offset, the input dying at that op, the op allowed to run in place); a concatenation
-    input at exactly its slice of the output.
+    input at exactly its slice of the output; an output starting inside its op's dying input
+    no further than the kernel's write order allows (write_order.py).
     """
     problems: list[str] = []
     order = list(plan.order)
@@ -104,6 +105,9 @@ def verify_plan(graph: Graph, plan: MemoryPlan) -> list[str]:
                     and u not in graph.outputs
                 ):
                     return True
+            p = producer.get(v)
+            if p is not None and p in plan.overlaps and _overlap_safe(graph, p, u, v, offu, offv):
+                return True
             if tv.role is Role.CONCAT_SLICE and tv.alias_of == u:
                 p = producer.get(u)
                 if p is None or p not in plan.inplace_ops:
@@ -116,6 +120,19 @@ def verify_plan(graph: Graph, plan: MemoryPlan) -> list[str]:
                 if offv == offu + rel and last[v] == step_of[p] == first[u]:
                     return True
         return False
+
+    def _overlap_safe(graph: Graph, p: int, u: int, v: int, offu: int, offv: int) -> bool:
+        # v, the output of op p, may start inside u, its input 0 dying there, as far as the
+        # kernel's write order proves (recomputed from the graph, not read from the plan)
+        op = graph.ops[p]
+        shift_fn = opspec.spec(op.kind).output_shift
+        if shift_fn is None or p in plan.inplace_ops or not op.inputs or op.inputs[0] != u:
+            return False
+        s = step_of[p]
+        if last[u] != s or first[v] != s or u in graph.outputs:
+            return False
+        d = shift_fn(graph, op)
+        return d is not None and offv - offu <= d
 
     bufs.sort(key=lambda b: b[2])
     for i in range(len(bufs)):

@@ -16,6 +16,7 @@ import numpy as np
 from engine import quantization
 from tflite_converter.codegen.api import EmitContext
 from tflite_converter.codegen.ops._common import offset_ptr, refuse
+from tflite_converter.conv2d_spec import REG_1X1_DEPTHS
 from tflite_converter.ir import Activation, ConvAttrs, DType, Op, Tensor
 
 
@@ -236,11 +237,10 @@ def conv_requant_values(bias: np.ndarray, weight_rows: np.ndarray, mult: np.ndar
     return table.astype(np.int32), mode
 
 
-# Input depths of the register-resident 1x1 kernel (conv2d.c mcu_conv2d_1x1_reg_s8): one
-# pixel's inputs stay widened in K/2 registers while every output channel's record streams by
-# (K = 24, 32: in a stack array, each LDRD of it shared by two output channels; ~13
-# instructions per output fewer than the matrix core).
-REG_1X1_DEPTHS = (8, 16, 24, 32)
+# The register-resident 1x1 kernel (conv2d.c mcu_conv2d_1x1_reg_s8, input depths
+# conv2d_spec.REG_1X1_DEPTHS): one pixel's inputs stay widened in K/2 registers while every
+# output channel's record streams by (K = 24, 32: in a stack array, each LDRD of it shared by
+# two output channels; ~13 instructions per output fewer than the matrix core).
 
 
 def conv1x1_register_records(weight_rows: np.ndarray, table: np.ndarray) -> np.ndarray:

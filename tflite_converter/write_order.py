@@ -1,0 +1,101 @@
+"""How far an op's output may start inside its dying input: the write order of the kernels.
+
+A kernel that reads its input front to back and writes its output front to back can place
+its output over the part of the input it has finished reading (vMCU, MLSys 2024). The
+planner may then put the output at `input offset + d` for any `d <= output_shift(...)`
+(`d` negative: the output starts below the input), which lowers the arena below the
+layer-by-layer bound where the op is the peak.
+
+The proof is a replay of the kernel's schedule. engine/kernels/conv2d.c runs every variant
+as a sequence of *blocks* of output pixels in row-major order: a block first reads all its
+inputs (gathered into the scratch columns), then writes its outputs (the matrix core reads
+only the scratch). So a block's writes can only hurt the reads of *later* blocks, and the
+output at offset `d` is safe iff for every block b
+
+    d + (highest output byte written by blocks before b) <= (lowest input byte b reads).
+
+The lowest input byte of output pixel (y, x) is bounded below by the window's first row and
+column clamped into the image (padded taps read nothing): exact for windows inside the
+image, conservative at its borders. The last block of an image of at least MCU_MM_NP pixels
+starts at n - MCU_MM_NP (it rewinds over pixels already written: `mcu_block_start`), which
+the replay includes. The pointwise register kernels (mcu_conv2d_1x1_reg_*) are different:
+one pixel at a time, and where the inputs do not stay in registers (the portable build's
+24/32-channel path, the DSP build's odd last channel) they read the pixel's input again for
+each output channel they write, so a pixel's own writes must stay clear of its own input
+(`INTERLEAVED_PIXEL`). Every schedule the op might run is replayed and the smallest shift
+kept, so the answer holds whatever scratch the planner grants and whichever kernel the
+emitter picks.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Optional
+
+import numpy as np
+
+from tflite_converter.ir import ConvAttrs, Graph, Op, OpKind
+
+# A schedule of `conv_output_shift`: one pixel at a time, its reads interleaved with its writes.
+INTERLEAVED_PIXEL = 0
+
+
+def block_starts(n_pix: int, np_: int) -> list[int]:
+    """The first pixel of every block engine/kernels/conv2d.c runs, in order: blocks of
+    `np_` pixels, the last one moved back to end at the image's end (mcu_block_start);
+    images smaller than a block run one pixel at a time."""
+    if np_ <= 1 or n_pix < np_:
+        return list(range(n_pix))
+    return [p if p + np_ <= n_pix else n_pix - np_ for p in range(0, n_pix, np_)]
+
+
+@functools.lru_cache(maxsize=4096)
+def conv_output_shift(in_h: int, in_w: int, in_c: int, out_h: int, out_w: int, out_c: int,
+                      stride_h: int, stride_w: int, pad_top: int, pad_left: int,
+                      blocks: tuple[int, ...]) -> int:
+    """The largest safe `output offset - input offset` in bytes (int8) of a convolution run
+    in pixel blocks of each width in `blocks` (INTERLEAVED_PIXEL: one pixel whose reads and
+    writes interleave), from its geometry alone (the NAS asks too)."""
+    n = out_h * out_w
+    if n == 0:
+        return 0
+    ys, xs = np.divmod(np.arange(n, dtype=np.int64), out_w)
+    row = np.maximum(ys * stride_h - pad_top, 0)
+    col = np.maximum(xs * stride_w - pad_left, 0)
+    low = (np.minimum(row, in_h - 1) * in_w + np.minimum(col, in_w - 1)) * in_c
+    best: Optional[int] = None
+    for width in blocks:
+        starts = block_starts(n, width)
+        w = 1 if (width <= 1 or n < width) else width
+        written = 0  # highest output byte written so far (exclusive)
+        shift: Optional[int] = None
+        interleaved = width == INTERLEAVED_PIXEL
+        for s in starts:
+            end = (s + w) * out_c
+            if interleaved:  # the block's own writes come before some of its reads
+                written = end if end > written else written
+            lo = int(low[s:s + w].min())
+            if written:
+                limit = lo - written
+                shift = limit if shift is None or limit < shift else shift
+            written = end if end > written else written
+        if shift is None:  # one block: every read before the first write
+            shift = in_h * in_w * in_c
+        best = shift if best is None or shift < best else best
+    assert best is not None
+    return best
+
+
+def conv2d_output_shift(graph: Graph, op: Op, blocks: tuple[int, ...]) -> Optional[int]:
+    """conv_output_shift of a CONV_2D op of int8 tensors, one image (None: no proof here)."""
+    if op.kind is not OpKind.CONV_2D or not isinstance(op.attrs, ConvAttrs):
+        return None
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    if x.dtype.np.itemsize != 1 or y.dtype.np.itemsize != 1 or len(x.shape) != 4 or len(y.shape) != 4:
+        return None
+    if x.shape[0] != 1:  # the emitter runs a batch image after image: not replayed here
+        return None
+    _, ih, iw, ic = x.shape
+    _, oh, ow, oc = y.shape
+    a = op.attrs
+    return conv_output_shift(ih, iw, ic, oh, ow, oc, a.stride_h, a.stride_w, a.pads.top, a.pads.left,
+                             blocks)
