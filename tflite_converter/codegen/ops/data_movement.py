@@ -175,11 +175,12 @@ register(
     OpRecord(OpKind.PADV2, B.PADV2, reader.read_pad(with_value=True), validate.pad_rule, opspec.MOVE,
              _emit_pad),
     OpRecord(OpKind.CONCATENATION, B.CONCATENATION, reader.read_concat, validate.concat_rule,
-             opspec.MOVE, _emit_concat),
+             opspec.MOVE, _emit_concat, Fold(passes.fold_concat)),
     OpRecord(OpKind.SPLIT, B.SPLIT, reader.read_split, validate.split_rule, opspec.MOVE, _emit_split),
     OpRecord(OpKind.TRANSPOSE, B.TRANSPOSE, reader.read_transpose, validate.transpose_rule,
              opspec.MOVE, _emit_transpose, Fold(passes.fold_transpose, (0,))),
     OpRecord(OpKind.STRIDED_SLICE, B.STRIDED_SLICE, reader.read_strided_slice,
-             validate.strided_slice_rule, opspec.MOVE, _emit_strided_slice),
+             validate.strided_slice_rule, opspec.MOVE, _emit_strided_slice,
+             Fold(passes.fold_strided_slice, (0,))),
 )
 

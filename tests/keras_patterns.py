@@ -1,0 +1,68 @@
+"""Small tf_keras models with the exporter patterns the converter must take (issue 18), and
+their int8 export.
+
+Each pattern names the TFLite operators its export must contain, so a TensorFlow release
+that exports it differently fails the test instead of silently testing something else. The
+export imports TensorFlow, so it runs in a child process (the test process never imports it:
+the converter and engine tests run without TensorFlow):
+
+    python -m tests.keras_patterns OUT_DIR   # writes OUT_DIR/<name>.tflite for every pattern
+"""
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import sys
+from typing import Any, Callable
+
+import numpy as np
+
+INPUT_SHAPE = (6, 6, 3)
+CALIBRATION_SAMPLES = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class Pattern:
+    # (keras, tf, the input tensor) -> the output tensor
+    build: Callable[[Any, Any, Any], Any]
+    ops: frozenset[str]  # TFLite operators the int8 export must contain
+
+
+def _reshape_conv1d(keras: Any, tf: Any, x: Any) -> Any:
+    """Keras Reshape with a dynamic batch: tf.reshape by (tf.shape(x)[0],) + target shape,
+    exported as SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE on int32 tensors."""
+    x = keras.layers.Conv2D(4, 3, padding="same")(x)
+    x = keras.layers.Reshape((36, 4))(x)
+    return keras.layers.Conv1D(3, 3)(x)
+
+
+def _reshape_conv2d(keras: Any, tf: Any, x: Any) -> Any:
+    """The same, back to NHWC of another height and width, then a 2-D convolution."""
+    x = keras.layers.Conv2D(4, 3, padding="same")(x)
+    x = keras.layers.Reshape((3, 12, 4))(x)
+    return keras.layers.Conv2D(2, 3, padding="same")(x)
+
+
+PATTERNS: dict[str, Pattern] = {
+    "reshape_conv1d": Pattern(_reshape_conv1d, frozenset({"SHAPE", "STRIDED_SLICE", "PACK", "RESHAPE"})),
+    "reshape_conv2d": Pattern(_reshape_conv2d, frozenset({"SHAPE", "STRIDED_SLICE", "PACK", "RESHAPE"})),
+}
+
+
+def export_all(out_dir: pathlib.Path) -> None:
+    from mcunet_tf.export import export_int8_tflite
+    from mcunet_tf.tf_env import keras, tf
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for k, (name, pattern) in enumerate(sorted(PATTERNS.items())):
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(k)
+        inp = keras.Input(INPUT_SHAPE)
+        model = keras.Model(inp, pattern.build(keras, tf, inp))
+        rng = np.random.default_rng(k)
+        data = rng.uniform(-1, 1, (CALIBRATION_SAMPLES,) + INPUT_SHAPE).astype(np.float32)
+        export_int8_tflite(model, lambda data=data: iter(data), out_dir / f"{name}.tflite")
+
+
+if __name__ == "__main__":
+    export_all(pathlib.Path(sys.argv[1]))
