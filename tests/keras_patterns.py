@@ -43,9 +43,24 @@ def _reshape_conv2d(keras: Any, tf: Any, x: Any) -> Any:
     return keras.layers.Conv2D(2, 3, padding="same")(x)
 
 
+def _sub_pixel_upsampling(keras: Any, tf: Any, x: Any) -> Any:
+    """ESPCN-style upsampling: a convolution to b*b times the channels, then depth to space."""
+    x = keras.layers.Conv2D(8, 3, padding="same")(x)
+    x = keras.layers.Lambda(lambda t: tf.nn.depth_to_space(t, 2))(x)
+    return keras.layers.Conv2D(2, 3, padding="same")(x)
+
+
+def _space_to_depth_stem(keras: Any, tf: Any, x: Any) -> Any:
+    """A space-to-depth stem (YOLOv5-style Focus) before the first convolution."""
+    x = keras.layers.Lambda(lambda t: tf.nn.space_to_depth(t, 2))(x)
+    return keras.layers.Conv2D(4, 3, padding="same")(x)
+
+
 PATTERNS: dict[str, Pattern] = {
     "reshape_conv1d": Pattern(_reshape_conv1d, frozenset({"SHAPE", "STRIDED_SLICE", "PACK", "RESHAPE"})),
     "reshape_conv2d": Pattern(_reshape_conv2d, frozenset({"SHAPE", "STRIDED_SLICE", "PACK", "RESHAPE"})),
+    "sub_pixel_upsampling": Pattern(_sub_pixel_upsampling, frozenset({"DEPTH_TO_SPACE"})),
+    "space_to_depth_stem": Pattern(_space_to_depth_stem, frozenset({"SPACE_TO_DEPTH"})),
 }
 
 

@@ -108,6 +108,8 @@ class OpKind(enum.Enum):
     QUANTIZE = "QUANTIZE"
     DEQUANTIZE = "DEQUANTIZE"
     ABS = "ABS"
+    DEPTH_TO_SPACE = "DEPTH_TO_SPACE"
+    SPACE_TO_DEPTH = "SPACE_TO_DEPTH"
     # Ops whose result is a constant: the reader keeps them only until
     # passes.fold_constants replaces their outputs by constant tensors (else validate refuses).
     SHAPE = "SHAPE"
@@ -288,6 +290,14 @@ class StridedSliceAttrs:
     begin: tuple[int, ...]
     end: tuple[int, ...]
     strides: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockAttrs:
+    """DEPTH_TO_SPACE / SPACE_TO_DEPTH: the side of the square block moved between depth and
+    space (at least 1)."""
+
+    block_size: int
 
 
 @dataclasses.dataclass(frozen=True)

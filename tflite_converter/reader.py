@@ -27,6 +27,7 @@ import numpy as np
 from tflite_converter import op_registry, schema
 from tflite_converter.errors import ConversionError, Problem
 from tflite_converter.ir import (
+    BlockAttrs,
     ConcatAttrs,
     ConvAttrs,
     DType,
@@ -626,3 +627,10 @@ def read_pack(ctx: _OpContext) -> PackAttrs:
     if int(o.valuesCount) != len(ctx.inputs):
         raise _OpProblem(f"values_count {o.valuesCount} but {len(ctx.inputs)} inputs")
     return PackAttrs(_axis(int(o.axis), ctx.rank(0, output=True)))
+
+
+def read_block(cls: Any) -> Callable[[_OpContext], BlockAttrs]:
+    """DEPTH_TO_SPACE and SPACE_TO_DEPTH: the block size of their options of type `cls`."""
+    def read(ctx: _OpContext):
+        return BlockAttrs(_positive(ctx.options(cls).blockSize, "block_size"))
+    return read

@@ -105,6 +105,8 @@ OPTIONS: dict[int, tuple[int, type]] = {
     S.BuiltinOperator.DEQUANTIZE: (S.BuiltinOptions.DequantizeOptions, S.DequantizeOptionsT),
     S.BuiltinOperator.SHAPE: (S.BuiltinOptions.ShapeOptions, S.ShapeOptionsT),
     S.BuiltinOperator.PACK: (S.BuiltinOptions.PackOptions, S.PackOptionsT),
+    S.BuiltinOperator.DEPTH_TO_SPACE: (S.BuiltinOptions.DepthToSpaceOptions, S.DepthToSpaceOptionsT),
+    S.BuiltinOperator.SPACE_TO_DEPTH: (S.BuiltinOptions.SpaceToDepthOptions, S.SpaceToDepthOptionsT),
 }
 
 

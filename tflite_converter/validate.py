@@ -20,6 +20,7 @@ from tflite_converter import op_registry
 from tflite_converter.errors import ConversionError, Problem
 from tflite_converter.ir import (
     Activation,
+    BlockAttrs,
     ConcatAttrs,
     ConvAttrs,
     DType,
@@ -397,6 +398,29 @@ def strided_slice_rule(g: Graph, op: Op) -> None:
     if count != y.num_elements:
         raise _Refuse(f"the slice has {count} elements, the output shape {list(y.shape)} "
                       f"{y.num_elements}", y)
+
+
+def depth_to_space_rule(g: Graph, op: Op) -> None:
+    """TFLM's checks: a 4-D input whose channels fill whole blocks; the output's shape is
+    the one TFLM computes (it overwrites the file's)."""
+    x, y = _int8_io(g, op, (1, 1))
+    _rank(x, 4)
+    b = op.attrs_as(BlockAttrs).block_size
+    n, h, w, c = x.shape
+    if c % (b * b):
+        raise _Refuse(f"{c} channels do not fill {b}x{b} blocks", x)
+    _shape(y, (n, h * b, w * b, c // (b * b)))
+
+
+def space_to_depth_rule(g: Graph, op: Op) -> None:
+    """TFLM's checks: a 4-D input whose height and width are multiples of the block."""
+    x, y = _int8_io(g, op, (1, 1))
+    _rank(x, 4)
+    b = op.attrs_as(BlockAttrs).block_size
+    n, h, w, c = x.shape
+    if h % b or w % b:
+        raise _Refuse(f"height {h} and width {w} are not multiples of the block size {b}", x)
+    _shape(y, (n, h // b, w // b, c * b * b))
 
 
 def resize_rule(g: Graph, op: Op) -> None:
