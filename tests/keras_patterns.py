@@ -56,11 +56,19 @@ def _space_to_depth_stem(keras: Any, tf: Any, x: Any) -> Any:
     return keras.layers.Conv2D(4, 3, padding="same")(x)
 
 
+def _global_max_pool(keras: Any, tf: Any, x: Any) -> Any:
+    """A classifier head over the spatial maximum (Keras GlobalMaxPooling2D: REDUCE_MAX)."""
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(x)
+    x = keras.layers.GlobalMaxPooling2D()(x)
+    return keras.layers.Dense(5)(x)
+
+
 PATTERNS: dict[str, Pattern] = {
     "reshape_conv1d": Pattern(_reshape_conv1d, frozenset({"SHAPE", "STRIDED_SLICE", "PACK", "RESHAPE"})),
     "reshape_conv2d": Pattern(_reshape_conv2d, frozenset({"SHAPE", "STRIDED_SLICE", "PACK", "RESHAPE"})),
     "sub_pixel_upsampling": Pattern(_sub_pixel_upsampling, frozenset({"DEPTH_TO_SPACE"})),
     "space_to_depth_stem": Pattern(_space_to_depth_stem, frozenset({"SPACE_TO_DEPTH"})),
+    "global_max_pool": Pattern(_global_max_pool, frozenset({"REDUCE_MAX"})),
 }
 
 

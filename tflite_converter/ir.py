@@ -109,6 +109,8 @@ class OpKind(enum.Enum):
     DEQUANTIZE = "DEQUANTIZE"
     ABS = "ABS"
     DEPTH_TO_SPACE = "DEPTH_TO_SPACE"
+    REDUCE_MAX = "REDUCE_MAX"
+    REDUCE_MIN = "REDUCE_MIN"
     SPACE_TO_DEPTH = "SPACE_TO_DEPTH"
     # Ops whose result is a constant: the reader keeps them only until
     # passes.fold_constants replaces their outputs by constant tensors (else validate refuses).
@@ -241,7 +243,7 @@ class ElementwiseAttrs:
 
 @dataclasses.dataclass(frozen=True)
 class ReduceAttrs:
-    """MEAN / SUM over `axes` (normalised to non-negative, sorted)."""
+    """MEAN / SUM / REDUCE_MAX / REDUCE_MIN over `axes` (normalised to non-negative, sorted)."""
 
     axes: tuple[int, ...]
     keep_dims: bool

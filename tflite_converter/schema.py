@@ -84,6 +84,8 @@ OPTIONS: dict[int, tuple[int, type]] = {
     S.BuiltinOperator.MAX_POOL_2D: (S.BuiltinOptions.Pool2DOptions, S.Pool2DOptionsT),
     S.BuiltinOperator.MEAN: (S.BuiltinOptions.ReducerOptions, S.ReducerOptionsT),
     S.BuiltinOperator.SUM: (S.BuiltinOptions.ReducerOptions, S.ReducerOptionsT),
+    S.BuiltinOperator.REDUCE_MAX: (S.BuiltinOptions.ReducerOptions, S.ReducerOptionsT),
+    S.BuiltinOperator.REDUCE_MIN: (S.BuiltinOptions.ReducerOptions, S.ReducerOptionsT),
     S.BuiltinOperator.RESHAPE: (S.BuiltinOptions.ReshapeOptions, S.ReshapeOptionsT),
     S.BuiltinOperator.SQUEEZE: (S.BuiltinOptions.SqueezeOptions, S.SqueezeOptionsT),
     S.BuiltinOperator.EXPAND_DIMS: (S.BuiltinOptions.ExpandDimsOptions, S.ExpandDimsOptionsT),

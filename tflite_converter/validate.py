@@ -320,6 +320,14 @@ def reduce_rule(g: Graph, op: Op) -> None:
     _shape(y, expected)
 
 
+def reduce_extreme_rule(g: Graph, op: Op) -> None:
+    """REDUCE_MAX / REDUCE_MIN compare stored values: TFLM requires one quantization."""
+    reduce_rule(g, op)
+    _same_quant(g.tensors[op.inputs[0]], g.tensors[op.outputs[0]])
+    if g.tensors[op.inputs[0]].num_elements == 0:
+        raise _Refuse("reduction of an empty tensor")
+
+
 def reshape_rule(g: Graph, op: Op) -> None:
     if not op.inputs or op.inputs[0] < 0 or len(op.outputs) != 1:
         raise _Refuse("expects a data input and one output")
