@@ -63,12 +63,21 @@ def _global_max_pool(keras: Any, tf: Any, x: Any) -> Any:
     return keras.layers.Dense(5)(x)
 
 
+def _argmax_head(keras: Any, tf: Any, x: Any) -> Any:
+    """A classifier that outputs the class index (int32, as TFLM's ARG_MAX writes)."""
+    x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(5)(x)
+    return keras.layers.Lambda(lambda t: tf.argmax(t, axis=-1, output_type=tf.int32))(x)
+
+
 PATTERNS: dict[str, Pattern] = {
     "reshape_conv1d": Pattern(_reshape_conv1d, frozenset({"SHAPE", "STRIDED_SLICE", "PACK", "RESHAPE"})),
     "reshape_conv2d": Pattern(_reshape_conv2d, frozenset({"SHAPE", "STRIDED_SLICE", "PACK", "RESHAPE"})),
     "sub_pixel_upsampling": Pattern(_sub_pixel_upsampling, frozenset({"DEPTH_TO_SPACE"})),
     "space_to_depth_stem": Pattern(_space_to_depth_stem, frozenset({"SPACE_TO_DEPTH"})),
     "global_max_pool": Pattern(_global_max_pool, frozenset({"REDUCE_MAX"})),
+    "argmax_head": Pattern(_argmax_head, frozenset({"ARG_MAX"})),
 }
 
 

@@ -111,6 +111,8 @@ class OpKind(enum.Enum):
     DEPTH_TO_SPACE = "DEPTH_TO_SPACE"
     REDUCE_MAX = "REDUCE_MAX"
     REDUCE_MIN = "REDUCE_MIN"
+    ARG_MAX = "ARG_MAX"
+    ARG_MIN = "ARG_MIN"
     SPACE_TO_DEPTH = "SPACE_TO_DEPTH"
     # Ops whose result is a constant: the reader keeps them only until
     # passes.fold_constants replaces their outputs by constant tensors (else validate refuses).
@@ -247,6 +249,13 @@ class ReduceAttrs:
 
     axes: tuple[int, ...]
     keep_dims: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class AxisAttrs:
+    """ARG_MAX / ARG_MIN: the one axis reduced (non-negative)."""
+
+    axis: int
 
 
 @dataclasses.dataclass(frozen=True)

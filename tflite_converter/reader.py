@@ -27,6 +27,7 @@ import numpy as np
 from tflite_converter import op_registry, schema
 from tflite_converter.errors import ConversionError, Problem
 from tflite_converter.ir import (
+    AxisAttrs,
     BlockAttrs,
     ConcatAttrs,
     ConvAttrs,
@@ -634,3 +635,11 @@ def read_block(cls: Any) -> Callable[[_OpContext], BlockAttrs]:
     def read(ctx: _OpContext):
         return BlockAttrs(_positive(ctx.options(cls).blockSize, "block_size"))
     return read
+
+
+def read_arg_axis(ctx: _OpContext) -> AxisAttrs:
+    """ARG_MAX / ARG_MIN: the constant scalar axis (the output type is the output tensor's)."""
+    axis = ctx.const(1, "axis").reshape(-1)
+    if axis.size != 1:
+        raise _OpProblem(f"axis must be a single value, has {axis.size}")
+    return AxisAttrs(_axis(int(axis[0]), ctx.rank(0)))

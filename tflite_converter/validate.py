@@ -20,6 +20,7 @@ from tflite_converter import op_registry
 from tflite_converter.errors import ConversionError, Problem
 from tflite_converter.ir import (
     Activation,
+    AxisAttrs,
     BlockAttrs,
     ConcatAttrs,
     ConvAttrs,
@@ -328,6 +329,22 @@ def reduce_extreme_rule(g: Graph, op: Op) -> None:
         raise _Refuse("reduction of an empty tensor")
 
 
+def arg_rule(g: Graph, op: Op) -> None:
+    """ARG_MAX / ARG_MIN as TFLM runs them: int8 input, int32 axis and int32 output."""
+    _arity(g, op, (2, 2))
+    x, axis = _ins(g, op)
+    (y,) = _outs(g, op)
+    _int8_act(g, op, x)
+    if axis.dtype is not DType.INT32:
+        raise _Refuse(f"{axis.dtype.value} axis not supported (TFLM reads an int32 axis only)", axis)
+    if y.dtype is not DType.INT32:
+        raise _Refuse(f"{y.dtype.value} output not supported (TFLM writes int32 indices only)", y)
+    a = op.attrs_as(AxisAttrs).axis
+    if x.shape[a] == 0:
+        raise _Refuse(f"axis {a} is empty", x)
+    _shape(y, tuple(d for i, d in enumerate(x.shape) if i != a))
+
+
 def reshape_rule(g: Graph, op: Op) -> None:
     if not op.inputs or op.inputs[0] < 0 or len(op.outputs) != 1:
         raise _Refuse("expects a data input and one output")
@@ -486,6 +503,9 @@ def dequantize_rule(g: Graph, op: Op) -> None:
         raise _Refuse("DEQUANTIZE only to a model output (float32 arithmetic not supported)", y)
 
 
+_EDGE_TYPES = (DType.INT8, DType.UINT8, DType.FLOAT32)
+
+
 def _check_edges(g: Graph) -> list[Problem]:
     """Model inputs and outputs: int8, or float32/uint8 consumed/produced only by QUANTIZE or
     DEQUANTIZE (checked per op above)."""
@@ -494,7 +514,9 @@ def _check_edges(g: Graph) -> list[Problem]:
         problems.append(Problem("the model has no operators"))
     for t in g.inputs + g.outputs:
         tensor = g.tensors[t]
-        if tensor.dtype not in (DType.INT8, DType.UINT8, DType.FLOAT32):
+        # int32 outputs: the indices of ARG_MAX / ARG_MIN (every other op refuses int32 data)
+        edge_types = _EDGE_TYPES + ((DType.INT32,) if t in g.outputs else ())
+        if tensor.dtype not in edge_types:
             problems.append(Problem(f"model input/output of type {tensor.dtype.value} not supported",
                                     tensor=tensor.name))
         if tensor.is_constant and t in g.outputs:

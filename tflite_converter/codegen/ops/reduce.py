@@ -1,7 +1,10 @@
 """MEAN and SUM (engine/kernels/mean.c), REDUCE_MAX and REDUCE_MIN
-(engine/kernels/reduce_minmax.c) over constant axes, int8. The reduced dimensions are walked
+(engine/kernels/reduce_minmax.c) over constant axes, int8; ARG_MAX and ARG_MIN along one
+axis, int8 in and int32 indices out (engine/kernels/arg_minmax.c). The reduced dimensions are walked
 innermost through strides, so no transpose or int32 scratch is needed."""
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -18,7 +21,7 @@ from tflite_converter.codegen.ops._common import (
     refuse,
     require_dtype,
 )
-from tflite_converter.ir import DType, Op, OpKind, ReduceAttrs
+from tflite_converter.ir import AxisAttrs, DType, Op, OpKind, ReduceAttrs
 from tflite_converter.op_registry import OpRecord, register
 
 B = schema.BuiltinOperator
@@ -101,6 +104,23 @@ def _emit_extreme(fn: str) -> EmitFn:
     return emit
 
 
+def _emit_arg(fn: str) -> EmitFn:
+    """ARG_MAX / ARG_MIN: the input seen as [outer, axis, inner], int32 indices out."""
+    def emit(ctx: EmitContext, op: Op) -> KernelCall:
+        a = op.attrs
+        if not isinstance(a, AxisAttrs):
+            refuse(op, "missing axis")
+        x, y = ctx.tensor(op.inputs[0]), ctx.tensor(op.outputs[0])
+        require_dtype(op, x, (DType.INT8,))
+        require_dtype(op, y, (DType.INT32,))
+        shape = list(x.shape)
+        outer, inner = math.prod(shape[:a.axis]), math.prod(shape[a.axis + 1:])
+        code = (f"{fn}({ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])}, {outer}, "
+                f"{shape[a.axis]}, {inner});")
+        return KernelCall(code, ("arg_minmax",))
+    return emit
+
+
 register(
     OpRecord(OpKind.MEAN, B.MEAN, reader.read_reduce, validate.reduce_rule, opspec.REDUCE, _emit_reduce),
     OpRecord(OpKind.SUM, B.SUM, reader.read_reduce, validate.reduce_rule, opspec.REDUCE, _emit_reduce),
@@ -108,5 +128,9 @@ register(
              opspec.REDUCE, _emit_extreme("mcu_reduce_max_s8")),
     OpRecord(OpKind.REDUCE_MIN, B.REDUCE_MIN, reader.read_reduce, validate.reduce_extreme_rule,
              opspec.REDUCE, _emit_extreme("mcu_reduce_min_s8")),
+    OpRecord(OpKind.ARG_MAX, B.ARG_MAX, reader.read_arg_axis, validate.arg_rule, opspec.REDUCE,
+             _emit_arg("mcu_arg_max_s8")),
+    OpRecord(OpKind.ARG_MIN, B.ARG_MIN, reader.read_arg_axis, validate.arg_rule, opspec.REDUCE,
+             _emit_arg("mcu_arg_min_s8")),
 )
 
