@@ -71,6 +71,13 @@ def _argmax_head(keras: Any, tf: Any, x: Any) -> Any:
     return keras.layers.Lambda(lambda t: tf.argmax(t, axis=-1, output_type=tf.int32))(x)
 
 
+def _channel_gather(keras: Any, tf: Any, x: Any) -> Any:
+    """Channels picked by constant indices: reordered, one twice, one dropped."""
+    x = keras.layers.Conv2D(4, 3, padding="same")(x)
+    x = keras.layers.Lambda(lambda t: tf.gather(t, [3, 1, 0, 0], axis=3))(x)
+    return keras.layers.Conv2D(2, 3, padding="same")(x)
+
+
 PATTERNS: dict[str, Pattern] = {
     "reshape_conv1d": Pattern(_reshape_conv1d, frozenset({"SHAPE", "STRIDED_SLICE", "PACK", "RESHAPE"})),
     "reshape_conv2d": Pattern(_reshape_conv2d, frozenset({"SHAPE", "STRIDED_SLICE", "PACK", "RESHAPE"})),
@@ -78,6 +85,7 @@ PATTERNS: dict[str, Pattern] = {
     "space_to_depth_stem": Pattern(_space_to_depth_stem, frozenset({"SPACE_TO_DEPTH"})),
     "global_max_pool": Pattern(_global_max_pool, frozenset({"REDUCE_MAX"})),
     "argmax_head": Pattern(_argmax_head, frozenset({"ARG_MAX"})),
+    "channel_gather": Pattern(_channel_gather, frozenset({"GATHER"})),
 }
 
 

@@ -113,6 +113,7 @@ class OpKind(enum.Enum):
     REDUCE_MIN = "REDUCE_MIN"
     ARG_MAX = "ARG_MAX"
     ARG_MIN = "ARG_MIN"
+    GATHER = "GATHER"
     SPACE_TO_DEPTH = "SPACE_TO_DEPTH"
     # Ops whose result is a constant: the reader keeps them only until
     # passes.fold_constants replaces their outputs by constant tensors (else validate refuses).
@@ -309,6 +310,15 @@ class BlockAttrs:
     space (at least 1)."""
 
     block_size: int
+
+
+@dataclasses.dataclass(frozen=True)
+class GatherAttrs:
+    """GATHER: `axis` of the params and `batch_dims` leading dimensions shared with the
+    indices, both non-negative (resolved as TFLM resolves them)."""
+
+    axis: int
+    batch_dims: int = 0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,7 +5,7 @@ are shallow-copied) whose outputs are byte-identical to the input graph's for ev
 TFLite Micro's integer arithmetic. `legalize(graph)` composes them:
 
 1. `fold_constants`      ops whose results are constants (SHAPE, PACK, RESHAPE/TRANSPOSE/
-                         STRIDED_SLICE/CONCATENATION/DEQUANTIZE of constants) become constant
+                         STRIDED_SLICE/CONCATENATION/GATHER/DEQUANTIZE of constants) become constant
                          tensors, repeated until no op's inputs newly became constant.
 2. `normalize_reshapes`  SQUEEZE / EXPAND_DIMS become RESHAPE with the data input only. The
                          planner treats every RESHAPE as a zero-copy alias: same bytes, same
@@ -34,6 +34,7 @@ from tflite_converter.ir import (
     ConcatAttrs,
     ConvAttrs,
     DType,
+    GatherAttrs,
     Graph,
     Op,
     OpKind,
@@ -170,6 +171,19 @@ def fold_concat(graph: Graph, op: Op) -> Optional[np.ndarray]:
     return np.concatenate([_const(graph, i) for i in op.inputs], axis=a.axis)
 
 
+def fold_gather(graph: Graph, op: Op) -> Optional[np.ndarray]:
+    """Only what TFLM's GATHER runs (int8 or float32 params, int32 indices, each inside the
+    axis), without batch dimensions."""
+    a = op.attrs_as(GatherAttrs)
+    x, idx = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
+    if x.dtype not in (DType.INT8, DType.FLOAT32) or idx.dtype is not DType.INT32 or a.batch_dims:
+        return None
+    params, indices = _const(graph, op.inputs[0]), _const(graph, op.inputs[1])
+    if np.any(indices < 0) or np.any(indices >= params.shape[a.axis]):
+        return None
+    return np.take(params, indices, axis=a.axis)
+
+
 def _fold_op(g: Graph, op: Op) -> bool:
     """Give the op's output its computed constant value; False (and no change) when the op
     has no fold rule, its inputs are not constant yet, or the value is not exact."""
@@ -201,7 +215,7 @@ def fold_constants(graph: Graph) -> Graph:
     SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE folds to a RESHAPE by a constant shape).
 
     The folded values are what TFLite computes: SHAPE, PACK, RESHAPE, TRANSPOSE,
-    STRIDED_SLICE and CONCATENATION move values without arithmetic, DEQUANTIZE is
+    STRIDED_SLICE, CONCATENATION and GATHER move values without arithmetic, DEQUANTIZE is
     scale * (q - zero_point) in float32. An op is folded only when the computed array has
     exactly the output tensor's shape and converts to its dtype without change; otherwise it
     stays and validate names it.

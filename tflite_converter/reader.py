@@ -34,6 +34,7 @@ from tflite_converter.ir import (
     DType,
     ElementwiseAttrs,
     FullyConnectedAttrs,
+    GatherAttrs,
     Graph,
     LeakyReluAttrs,
     NoAttrs,
@@ -643,3 +644,16 @@ def read_arg_axis(ctx: _OpContext) -> AxisAttrs:
     if axis.size != 1:
         raise _OpProblem(f"axis must be a single value, has {axis.size}")
     return AxisAttrs(_axis(int(axis[0]), ctx.rank(0)))
+
+
+def read_gather(ctx: _OpContext) -> GatherAttrs:
+    """GATHER: axis over the params' rank, batch_dims over the indices' (TFLM's rules)."""
+    o = ctx.options(S.GatherOptionsT)
+    rank, coords_rank = ctx.rank(0), ctx.rank(1)
+    batch_dims = int(o.batchDims)
+    batch_dims = batch_dims + coords_rank if batch_dims < 0 else batch_dims
+    axis = _axis(int(o.axis), rank)
+    if not 0 <= batch_dims <= min(axis, coords_rank):
+        raise _OpProblem(f"batch_dims {o.batchDims} out of range for axis {axis} and "
+                         f"{coords_rank}-D indices")
+    return GatherAttrs(axis, batch_dims)

@@ -88,6 +88,7 @@ OPTIONS: dict[int, tuple[int, type]] = {
     S.BuiltinOperator.REDUCE_MIN: (S.BuiltinOptions.ReducerOptions, S.ReducerOptionsT),
     S.BuiltinOperator.ARG_MAX: (S.BuiltinOptions.ArgMaxOptions, S.ArgMaxOptionsT),
     S.BuiltinOperator.ARG_MIN: (S.BuiltinOptions.ArgMinOptions, S.ArgMinOptionsT),
+    S.BuiltinOperator.GATHER: (S.BuiltinOptions.GatherOptions, S.GatherOptionsT),
     S.BuiltinOperator.RESHAPE: (S.BuiltinOptions.ReshapeOptions, S.ReshapeOptionsT),
     S.BuiltinOperator.SQUEEZE: (S.BuiltinOptions.SqueezeOptions, S.SqueezeOptionsT),
     S.BuiltinOperator.EXPAND_DIMS: (S.BuiltinOptions.ExpandDimsOptions, S.ExpandDimsOptionsT),

@@ -27,6 +27,7 @@ from tflite_converter.ir import (
     DType,
     ElementwiseAttrs,
     FullyConnectedAttrs,
+    GatherAttrs,
     Graph,
     Op,
     OpKind,
@@ -343,6 +344,29 @@ def arg_rule(g: Graph, op: Op) -> None:
     if x.shape[a] == 0:
         raise _Refuse(f"axis {a} is empty", x)
     _shape(y, tuple(d for i, d in enumerate(x.shape) if i != a))
+
+
+def gather_rule(g: Graph, op: Op) -> None:
+    """GATHER as TFLM runs it (int8 params, int32 indices), the indices constant so that
+    each one is checked against the axis here (TFLM only asserts it in debug builds)."""
+    _arity(g, op, (2, 2))
+    x, idx = _ins(g, op)
+    (y,) = _outs(g, op)
+    _int8_act(g, op, x)
+    _int8_act(g, op, y)
+    if idx.dtype is not DType.INT32:
+        raise _Refuse(f"{idx.dtype.value} indices not supported (TFLM reads int32 indices only)", idx)
+    if idx.data is None:
+        raise _Refuse("non-constant indices not supported (their range cannot be checked)", idx)
+    a = op.attrs_as(GatherAttrs)
+    if x.shape[:a.batch_dims] != idx.shape[:a.batch_dims]:
+        raise _Refuse(f"the first {a.batch_dims} dimensions of params {list(x.shape)} and "
+                      f"indices {list(idx.shape)} differ", idx)
+    bad = idx.data[(idx.data < 0) | (idx.data >= x.shape[a.axis])]
+    if bad.size:
+        raise _Refuse(f"index {int(bad.reshape(-1)[0])} outside axis {a.axis} of size "
+                      f"{x.shape[a.axis]}", idx)
+    _shape(y, x.shape[:a.axis] + idx.shape[a.batch_dims:] + x.shape[a.axis + 1:])
 
 
 def reshape_rule(g: Graph, op: Op) -> None:

@@ -1,7 +1,8 @@
 """Ops that only move 8-bit values: PAD, PADV2, CONCATENATION, SPLIT, TRANSPOSE,
 STRIDED_SLICE, DEPTH_TO_SPACE and SPACE_TO_DEPTH, all as strided N-d copies
-(engine/kernels/copy_nd.c). TFLM's int8 versions of these never rescale (CONCATENATION
-requires equal quantization), so neither do we."""
+(engine/kernels/copy_nd.c), and GATHER by constant indices (engine/kernels/gather.c). TFLM's
+int8 versions of these never rescale (CONCATENATION requires equal quantization), so neither
+do we."""
 from __future__ import annotations
 
 import math
@@ -23,6 +24,7 @@ from tflite_converter.ir import (
     Activation,
     BlockAttrs,
     ConcatAttrs,
+    GatherAttrs,
     Op,
     OpKind,
     PadAttrs,
@@ -210,6 +212,24 @@ def _block_move(layout: BlockLayout, tag: str) -> EmitFn:
     return emit
 
 
+def _emit_gather(ctx: EmitContext, op: Op) -> KernelCall:
+    a = op.attrs
+    if not isinstance(a, GatherAttrs):
+        refuse(op, "missing gather attributes")
+    x, idx, y = ctx.tensor(op.inputs[0]), ctx.tensor(op.inputs[1]), ctx.tensor(op.outputs[0])
+    _byte_tensors(ctx, op, (op.inputs[0], op.outputs[0]))
+    if idx.data is None:
+        refuse(op, "non-constant indices", idx)
+    shape, b = list(x.shape), a.batch_dims
+    batch, outer = math.prod(shape[:b]), math.prod(shape[b:a.axis])
+    coords, inner = math.prod(idx.shape[b:]), math.prod(shape[a.axis + 1:])
+    if batch * outer * coords * inner != y.num_elements:
+        refuse(op, f"output shape {y.shape} does not hold the gathered rows", y)
+    code = (f"mcu_gather_8({ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])}, "
+            f"{ctx.ptr(op.inputs[1])}, {batch}, {outer}, {shape[a.axis]}, {coords}, {inner});")
+    return KernelCall(code, ("gather",))
+
+
 register(
     OpRecord(OpKind.PAD, B.PAD, reader.read_pad(with_value=False), validate.pad_rule, opspec.MOVE,
              _emit_pad),
@@ -229,5 +249,7 @@ register(
     OpRecord(OpKind.SPACE_TO_DEPTH, B.SPACE_TO_DEPTH, reader.read_block(S.SpaceToDepthOptionsT),
              validate.space_to_depth_rule, opspec.MOVE,
              _block_move(space_to_depth_layout, "space_to_depth")),
+    OpRecord(OpKind.GATHER, B.GATHER, reader.read_gather, validate.gather_rule, opspec.MOVE,
+             _emit_gather, Fold(passes.fold_gather)),
 )
 
