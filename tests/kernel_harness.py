@@ -15,9 +15,9 @@ output bytes to be identical:
 Also here: seeded random generators (`seeded_rng`), random quantization parameters
 (`random_scales`, `random_qspec`), the CONV_2D / DEPTHWISE_CONV_2D case description and its
 tensors (`ConvCase`, `conv_tensors`, `conv_options`, `conv_model`), the broadcasting binary-op
-model (`broadcast_binary_model`), a stand-in for the emitters' EmitContext
-(`RecordingContext`) and the numpy model of the SMMLAR requantisation the matrix and
-depthwise kernels share (`smmlar_requantize`).
+model (`broadcast_binary_model`), the reduction cases (`REDUCTIONS`, `reduced_shape`), a
+stand-in for the emitters' EmitContext (`RecordingContext`) and the numpy model of the SMMLAR
+requantisation the matrix and depthwise kernels share (`smmlar_requantize`).
 """
 from __future__ import annotations
 
@@ -226,6 +226,26 @@ def broadcast_binary_model(op: str, shapes) -> bytes:
         o = random_qspec(rng, out_shape)
         opts = {"activation": str(rng.choice(["NONE", "RELU", "RELU6"]))}
     return build_single_op_model(op, [a, b], [o], options=opts)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reductions (MEAN, SUM, REDUCE_MAX, REDUCE_MIN)
+
+REDUCTIONS = [  # (shape, axes, keep_dims): spatial, channel, batch, 1x1 and 2-D full
+    ((1, 7, 7, 5), (1, 2), True),
+    ((1, 7, 7, 5), (1, 2), False),
+    ((1, 3, 4, 6), (3,), False),
+    ((2, 3, 4, 5), (0, 2), True),
+    ((1, 1, 1, 9), (1, 2), False),
+    ((4, 6), (0, 1), False),
+]
+
+
+def reduced_shape(shape, axes, keep_dims: bool) -> tuple[int, ...]:
+    """The output shape of a reduction over `axes` (negative ones count from the end)."""
+    axes = {a % len(shape) for a in axes}
+    return (tuple(1 if k in axes else d for k, d in enumerate(shape)) if keep_dims else
+            tuple(d for k, d in enumerate(shape) if k not in axes))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,21 +6,14 @@ import numpy as np
 import pytest
 
 from tests.kernel_harness import (
+    REDUCTIONS,
     assert_host_matches_tflm_on_random_inputs,
     const_int32,
     needs_host_compiler,
     random_qspec,
+    reduced_shape,
 )
 from tests.tflite_builder import TensorSpec, build_single_op_model
-
-REDUCTIONS = [  # (shape, axes, keep_dims)
-    ((1, 7, 7, 5), (1, 2), True),
-    ((1, 7, 7, 5), (1, 2), False),
-    ((1, 3, 4, 6), (3,), False),
-    ((2, 3, 4, 5), (0, 2), True),
-    ((1, 1, 1, 9), (1, 2), False),
-    ((4, 6), (0, 1), False),
-]
 
 
 @needs_host_compiler
@@ -29,8 +22,7 @@ REDUCTIONS = [  # (shape, axes, keep_dims)
 def test_mean_and_sum_match_tflm(op, case, tmp_path):
     shape, axes, keep = case
     rng = np.random.default_rng(len(shape) * 31 + sum(axes))
-    out = tuple(1 if k in axes else d for k, d in enumerate(shape)) if keep else \
-        tuple(d for k, d in enumerate(shape) if k not in axes)
+    out = reduced_shape(shape, axes, keep)
     x = random_qspec(rng, shape)
     y = random_qspec(rng, out)
     if op == "SUM":  # keep the sum representable: a wider output scale

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 from tflite_builder import ModelBuilder, TensorSpec, build_single_op_model
 
+from tests.kernel_harness import assert_host_matches_tflm_on_random_inputs
 from tflite_converter import passes
+from tflite_converter.codegen.generate import convert_model
 from tflite_converter.errors import ConversionError
 from tflite_converter.ir import Activation, DType, OpKind, Pads, Quantization
 from tflite_converter.reader import load_tflite, read_tflite
@@ -247,6 +249,104 @@ def test_uint8_edge_quantize_kept():
     mb.add_op("RELU", [a], [y])
     g = passes.legalize(read_tflite(mb.build([x], [y])))
     assert [op.kind for op in g.ops] == [OpKind.QUANTIZE, OpKind.RELU]
+
+
+# ---------------------------------------------------------------------------------------------
+# Shape arithmetic folded to a fixed point
+
+
+def _i32(shape, data=None):
+    return TensorSpec(shape, "int32", data=data)
+
+
+def _dynamic_batch_reshape(join: str, channels: int = 4, dynamic: bool = False,
+                           expand: bool = False) -> bytes:
+    """x [1,6,6,4] -> RESHAPE to [batch, 36, channels], the new shape computed at run time as
+    a dynamic-batch export does: SHAPE, STRIDED_SLICE of its first (and, by a negative index,
+    last) entry, then PACK of the scalars or CONCATENATION of 1-element slices. `channels` is
+    the static size the file gives the reshaped tensor's last dimension, `dynamic` marks it
+    -1 in the shape signatures (as `tf.reshape(x, [tf.shape(x)[0], 36, -1])` exports), and
+    `expand` puts an EXPAND_DIMS between the RESHAPE and the final ABS."""
+    mb = ModelBuilder()
+    x = mb.add_tensor(_q((1, 6, 6, 4), 0.05, 3))
+    shp = mb.add_tensor(_i32((4,)))
+    mb.add_op("SHAPE", [x], [shp])
+    shrink = 1 if join == "PACK" else 0
+    piece = () if shrink else (1,)
+    first, last = mb.add_tensor(_i32(piece)), mb.add_tensor(_i32(piece))
+    mb.add_op("STRIDED_SLICE", [shp, mb.add_tensor(_i32((1,), [0])), mb.add_tensor(_i32((1,), [1])),
+                                mb.add_tensor(_i32((1,), [1]))], [first], {"shrink_axis_mask": shrink})
+    mb.add_op("STRIDED_SLICE", [shp, mb.add_tensor(_i32((1,), [-1])), mb.add_tensor(_i32((1,), [0])),
+                                mb.add_tensor(_i32((1,), [1]))], [last],
+              {"shrink_axis_mask": shrink, "end_mask": 1})
+    rows = mb.add_tensor(_i32(piece, 36))
+    new_shape = mb.add_tensor(_i32((3,)))
+    if join == "PACK":
+        mb.add_op("PACK", [first, rows, last], [new_shape], {"values_count": 3, "axis": 0})
+    else:
+        mb.add_op("CONCATENATION", [first, rows, last], [new_shape], {"axis": 0})
+    shape = (1, 36, channels)
+    signature = (-1, 36, -1) if dynamic else None
+    y = mb.add_tensor(_q(shape, 0.05, 3, shape_signature=signature))
+    mb.add_op("RESHAPE", [x, new_shape], [y])
+    if expand:
+        shape, signature = (1, 1, 36, channels), (-1, 1, 36, -1) if dynamic else None
+        e = mb.add_tensor(_q(shape, 0.05, 3, shape_signature=signature))
+        mb.add_op("EXPAND_DIMS", [y, mb.add_tensor(_i32((), 1))], [e])
+        y = e
+    z = mb.add_tensor(_q(shape, 0.05, 3, shape_signature=signature))
+    mb.add_op("ABS", [y], [z])  # not a bare alias of the model input
+    return mb.build([x], [z])
+
+
+@pytest.mark.parametrize("join", ["PACK", "CONCATENATION"])
+def test_dynamic_batch_shape_chain_folds(join, tmp_path):
+    """The whole chain folds to a RESHAPE by the constant [1, 36, 4] and the C gives TFLM's
+    bytes (TFLM runs the shape ops at run time)."""
+    model = _dynamic_batch_reshape(join)
+    g = read_tflite(model)
+    assert [op.kind for op in g.ops] == [OpKind.RESHAPE, OpKind.ABS]
+    assert g.tensors[g.ops[0].inputs[1]].data.tolist() == [1, 36, 4]
+    assert_host_matches_tflm_on_random_inputs(model, tmp_path)
+
+
+@pytest.mark.parametrize("expand", [False, True])
+def test_dynamic_dimensions_accepted_where_folding_proves_them(expand, tmp_path):
+    """A -1 beyond the batch in the shape signatures: the folded shape operand gives the
+    RESHAPE output's static shape, and what follows derives from it; TFLM runs exactly
+    those static shapes."""
+    model = _dynamic_batch_reshape("PACK", dynamic=True, expand=expand)
+    assert read_tflite(model).tensors[-1].shape == ((1, 1, 36, 4) if expand else (1, 36, 4))
+    assert_host_matches_tflm_on_random_inputs(model, tmp_path)
+
+
+def test_placeholder_dynamic_dimensions_refused_as_tflm_does():
+    """The exporter's placeholder 1 for the dynamic dimension (what `tf.reshape(x,
+    [tf.shape(x)[0], -1])` gives): the folded shape says 4, the file 1; TFLM refuses the
+    RESHAPE, so do we, naming the tensor."""
+    model = _dynamic_batch_reshape("PACK", channels=1, dynamic=True)
+    with pytest.raises(ConversionError, match=r"tensor 't\d+': dynamic shape \(shape_signature \[-1, 36, -1\]\)"):
+        read_tflite(model)
+    pytest.importorskip("tflite_micro")
+    from engine.tflm import TflmModel
+
+    with pytest.raises(RuntimeError, match="Node RESHAPE .* failed to prepare"):
+        TflmModel(model)
+
+
+def test_concatenation_of_differently_quantized_constants_not_folded(tmp_path):
+    """TFLM's int8 CONCATENATION copies bytes only under one quantization: other constants
+    stay unfolded, and the conversion names the op."""
+    mb = ModelBuilder()
+    a = mb.add_tensor(TensorSpec((2,), scale=0.5, zero_point=0, data=[1, 2]))
+    b = mb.add_tensor(TensorSpec((2,), scale=0.25, zero_point=0, data=[3, 4]))
+    x, c, z = (mb.add_tensor(_q((4,), 0.5, 0)) for _ in range(3))
+    mb.add_op("CONCATENATION", [a, b], [c], {"axis": 0})
+    mb.add_op("ADD", [x, c], [z])
+    model = mb.build([x], [z])
+    assert [op.kind for op in read_tflite(model).ops] == [OpKind.CONCATENATION, OpKind.ADD]
+    with pytest.raises(ConversionError, match="op 0 CONCATENATION.*quantization differ"):
+        convert_model(model, tmp_path / "gen", name="m")
 
 
 # ---------------------------------------------------------------------------------------------

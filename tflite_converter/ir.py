@@ -108,6 +108,13 @@ class OpKind(enum.Enum):
     QUANTIZE = "QUANTIZE"
     DEQUANTIZE = "DEQUANTIZE"
     ABS = "ABS"
+    DEPTH_TO_SPACE = "DEPTH_TO_SPACE"
+    REDUCE_MAX = "REDUCE_MAX"
+    REDUCE_MIN = "REDUCE_MIN"
+    ARG_MAX = "ARG_MAX"
+    ARG_MIN = "ARG_MIN"
+    GATHER = "GATHER"
+    SPACE_TO_DEPTH = "SPACE_TO_DEPTH"
     # Ops whose result is a constant: the reader keeps them only until
     # passes.fold_constants replaces their outputs by constant tensors (else validate refuses).
     SHAPE = "SHAPE"
@@ -239,10 +246,17 @@ class ElementwiseAttrs:
 
 @dataclasses.dataclass(frozen=True)
 class ReduceAttrs:
-    """MEAN / SUM over `axes` (normalised to non-negative, sorted)."""
+    """MEAN / SUM / REDUCE_MAX / REDUCE_MIN over `axes` (normalised to non-negative, sorted)."""
 
     axes: tuple[int, ...]
     keep_dims: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class AxisAttrs:
+    """ARG_MAX / ARG_MIN: the one axis reduced (non-negative)."""
+
+    axis: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -288,6 +302,23 @@ class StridedSliceAttrs:
     begin: tuple[int, ...]
     end: tuple[int, ...]
     strides: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockAttrs:
+    """DEPTH_TO_SPACE / SPACE_TO_DEPTH: the side of the square block moved between depth and
+    space (at least 1)."""
+
+    block_size: int
+
+
+@dataclasses.dataclass(frozen=True)
+class GatherAttrs:
+    """GATHER: `axis` of the params and `batch_dims` leading dimensions shared with the
+    indices, both non-negative (resolved as TFLM resolves them)."""
+
+    axis: int
+    batch_dims: int = 0
 
 
 @dataclasses.dataclass(frozen=True)

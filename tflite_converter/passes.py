@@ -4,8 +4,9 @@ Every pass takes a Graph and returns a new Graph (the input is not modified; ten
 are shallow-copied) whose outputs are byte-identical to the input graph's for every input, under
 TFLite Micro's integer arithmetic. `legalize(graph)` composes them:
 
-1. `fold_constants`      ops whose results are constants (SHAPE, PACK, RESHAPE/TRANSPOSE of a
-                         constant, DEQUANTIZE of a constant) become constant tensors.
+1. `fold_constants`      ops whose results are constants (SHAPE, PACK, RESHAPE/TRANSPOSE/
+                         STRIDED_SLICE/CONCATENATION/GATHER/DEQUANTIZE of constants) become constant
+                         tensors, repeated until no op's inputs newly became constant.
 2. `normalize_reshapes`  SQUEEZE / EXPAND_DIMS become RESHAPE with the data input only. The
                          planner treats every RESHAPE as a zero-copy alias: same bytes, same
                          offset (validate guarantees equal element counts and quantization).
@@ -30,8 +31,10 @@ from tflite_converter import op_registry
 from tflite_converter.errors import ConversionError
 from tflite_converter.ir import (
     Activation,
+    ConcatAttrs,
     ConvAttrs,
     DType,
+    GatherAttrs,
     Graph,
     Op,
     OpKind,
@@ -41,6 +44,7 @@ from tflite_converter.ir import (
     Quantization,
     ReduceAttrs,
     ReshapeAttrs,
+    StridedSliceAttrs,
     Tensor,
     TransposeAttrs,
     same_quantization,
@@ -144,43 +148,84 @@ def fold_dequantize(graph: Graph, op: Op) -> Optional[np.ndarray]:
     return ((data.astype(np.int64) - zp).astype(np.float32) * scale).astype(np.float32)
 
 
-def fold_constants(graph: Graph) -> Graph:
-    """Replace ops whose outputs are computable now by constant output tensors.
+def fold_strided_slice(graph: Graph, op: Op) -> Optional[np.ndarray]:
+    """The reader resolved begin/end/strides (masks and clamping applied, end exclusive), so
+    the slice is the same index ranges the copy kernel walks; shrunk axes have one index and
+    disappear when the caller reshapes to the output's shape."""
+    a = op.attrs_as(StridedSliceAttrs)
+    data = _const(graph, op.inputs[0])
+    if not len(a.begin) == len(a.end) == len(a.strides) == data.ndim:
+        return None
+    ranges = [np.arange(b, e, s) for b, e, s in zip(a.begin, a.end, a.strides)]
+    return data[np.ix_(*ranges)] if ranges else data
 
-    The folded values are what TFLite computes: SHAPE, PACK, RESHAPE and TRANSPOSE move bytes
-    without arithmetic, DEQUANTIZE is scale * (q - zero_point) in float32. An op is folded only
-    when the computed array has exactly the output tensor's shape and converts to its dtype
-    without change; otherwise it stays and validate names it.
+
+def fold_concat(graph: Graph, op: Op) -> Optional[np.ndarray]:
+    """Only what TFLM's CONCATENATION does by copying bytes: no fused activation and one
+    quantization for every input and the output (int32 shape pieces have none)."""
+    a = op.attrs_as(ConcatAttrs)
+    out_quant = graph.tensors[op.outputs[0]].quant
+    if a.activation is not Activation.NONE or not all(
+            same_quantization(graph.tensors[i].quant, out_quant) for i in op.inputs):
+        return None
+    return np.concatenate([_const(graph, i) for i in op.inputs], axis=a.axis)
+
+
+def fold_gather(graph: Graph, op: Op) -> Optional[np.ndarray]:
+    """Only what TFLM's GATHER runs (int8 or float32 params, int32 indices, each inside the
+    axis), without batch dimensions."""
+    a = op.attrs_as(GatherAttrs)
+    x, idx = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
+    if x.dtype not in (DType.INT8, DType.FLOAT32) or idx.dtype is not DType.INT32 or a.batch_dims:
+        return None
+    params, indices = _const(graph, op.inputs[0]), _const(graph, op.inputs[1])
+    if np.any(indices < 0) or np.any(indices >= params.shape[a.axis]):
+        return None
+    return np.take(params, indices, axis=a.axis)
+
+
+def _fold_op(g: Graph, op: Op) -> bool:
+    """Give the op's output its computed constant value; False (and no change) when the op
+    has no fold rule, its inputs are not constant yet, or the value is not exact."""
+    rec = op_registry.record(op.kind)
+    rule = None if rec is None else rec.fold
+    if rule is None or len(op.outputs) != 1 or any(i < 0 for i in op.inputs):
+        return False
+    slots = range(len(op.inputs)) if rule.const_inputs is None else rule.const_inputs
+    if not all(s < len(op.inputs) and g.tensors[op.inputs[s]].is_constant for s in slots):
+        return False
+    out = g.tensors[op.outputs[0]]
+    try:
+        value = rule.compute(g, op)
+    except (ValueError, IndexError, TypeError):  # e.g. PACK of unequal shapes
+        value = None
+    if value is None or value.size != out.num_elements:
+        return False
+    converted = value.astype(out.dtype.np).reshape(out.shape)
+    if not np.array_equal(converted, value.reshape(out.shape)):
+        return False
+    converted.setflags(write=False)
+    out.data = converted
+    return True
+
+
+def fold_constants(graph: Graph) -> Graph:
+    """Replace ops whose outputs are computable now by constant output tensors, to a fixed
+    point: a folded output can make the next op's inputs constant (Keras' dynamic-batch
+    SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE folds to a RESHAPE by a constant shape).
+
+    The folded values are what TFLite computes: SHAPE, PACK, RESHAPE, TRANSPOSE,
+    STRIDED_SLICE, CONCATENATION and GATHER move values without arithmetic, DEQUANTIZE is
+    scale * (q - zero_point) in float32. An op is folded only when the computed array has
+    exactly the output tensor's shape and converts to its dtype without change; otherwise it
+    stays and validate names it.
     """
     g = _copy(graph)
-    kept = []
-    for op in g.ops:
-        rec = op_registry.record(op.kind)
-        rule = None if rec is None else rec.fold
-        if rule is None or len(op.outputs) != 1 or any(i < 0 for i in op.inputs):
-            kept.append(op)
-            continue
-        fn, needed = rule.compute, rule.const_inputs
-        slots = range(len(op.inputs)) if needed is None else needed
-        if not all(s < len(op.inputs) and g.tensors[op.inputs[s]].is_constant for s in slots):
-            kept.append(op)
-            continue
-        out = g.tensors[op.outputs[0]]
-        try:
-            value = fn(g, op)
-        except (ValueError, IndexError, TypeError):  # e.g. PACK of unequal shapes
-            value = None
-        if value is None or value.size != out.num_elements:
-            kept.append(op)
-            continue
-        converted = value.astype(out.dtype.np).reshape(out.shape)
-        if not np.array_equal(converted, value.reshape(out.shape)):
-            kept.append(op)
-            continue
-        converted.setflags(write=False)
-        out.data = converted
-    g.ops = kept
-    return g
+    while True:
+        kept = [op for op in g.ops if not _fold_op(g, op)]
+        if len(kept) == len(g.ops):
+            return g
+        g.ops = kept
 
 
 # ---------------------------------------------------------------------------------------------

@@ -27,15 +27,19 @@ import numpy as np
 from tflite_converter import op_registry, schema
 from tflite_converter.errors import ConversionError, Problem
 from tflite_converter.ir import (
+    AxisAttrs,
+    BlockAttrs,
     ConcatAttrs,
     ConvAttrs,
     DType,
     ElementwiseAttrs,
     FullyConnectedAttrs,
+    GatherAttrs,
     Graph,
     LeakyReluAttrs,
     NoAttrs,
     Op,
+    OpKind,
     PackAttrs,
     PadAttrs,
     Padding,
@@ -88,6 +92,7 @@ def read_tflite(data: bytes, name: str = "model", *, validate: bool = True) -> G
     graph, problems = reader.read()
     if not problems:
         graph = passes.fold_constants(graph)
+        problems += _check_dynamic(graph, reader.dynamic)
     if validate:
         # Ops reading a refused tensor see only its placeholder shape: skip them, their
         # problem is already listed.
@@ -97,6 +102,57 @@ def read_tflite(data: bytes, name: str = "model", *, validate: bool = True) -> G
     if problems:
         raise ConversionError(_sorted(problems))
     return graph
+
+
+def _resolved_reshape(graph: Graph, op: Op) -> Optional[tuple[int, ...]]:
+    """The shape a RESHAPE's constant shape operand gives (its one -1 filled in from the
+    input's element count, as TFLM fills it), or None without a constant operand."""
+    if len(op.inputs) < 2 or min(op.inputs[:2]) < 0:
+        return None
+    shape_operand = graph.tensors[op.inputs[1]]
+    data = shape_operand.data
+    if data is None or shape_operand.dtype not in (DType.INT32, DType.INT64):
+        return None
+    dims = [int(d) for d in data.reshape(-1)]
+    known = math.prod(d for d in dims if d != -1)
+    if dims.count(-1) > 1 or any(d < -1 for d in dims) or (dims.count(-1) and not known):
+        return None
+    count = graph.tensors[op.inputs[0]].num_elements
+    return tuple(count // known if d == -1 else d for d in dims)
+
+
+def _non_unit(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(d for d in shape if d != 1)
+
+
+def _check_dynamic(graph: Graph, dynamic: dict[int, list[int]]) -> list[Problem]:
+    """Accept a tensor with a dynamic non-batch dimension only where its static shape is the
+    one TFLM runs (TFLM ignores shape_signature and runs the static shapes): the output of a
+    RESHAPE whose shape operand, folded to a constant, gives exactly that shape (a dynamic-
+    batch `tf.reshape(x, [tf.shape(x)[0], -1])`); of SQUEEZE / EXPAND_DIMS, which only add or
+    remove size-1 dimensions of a proven input; or of any other op whose dynamic inputs are
+    proven (validate recomputes every other op's output shape from its inputs). Model inputs
+    and everything else stay refused."""
+    if not dynamic:
+        return []
+    proven: set[int] = set()
+    for op in graph.ops:
+        shapes_ok = all(t not in dynamic or t in proven for t in op.inputs)
+        for t in op.outputs:
+            if t not in dynamic:
+                continue
+            shape = graph.tensors[t].shape
+            if op.kind is OpKind.RESHAPE:
+                ok = _resolved_reshape(graph, op) == tuple(shape)
+            elif op.kind in (OpKind.SQUEEZE, OpKind.EXPAND_DIMS):
+                ok = (shapes_ok and bool(op.inputs) and op.inputs[0] >= 0
+                      and _non_unit(graph.tensors[op.inputs[0]].shape) == _non_unit(shape))
+            else:
+                ok = shapes_ok
+            if ok:
+                proven.add(t)
+    return [Problem(f"dynamic shape (shape_signature {sig}) not supported", tensor=graph.tensors[t].name)
+            for t, sig in sorted(dynamic.items()) if t not in proven]
 
 
 def _sorted(problems: list[Problem]) -> list[Problem]:
@@ -180,6 +236,8 @@ class _Reader:
         self.name = name
         self.problems: list[Problem] = []
         self.bad_tensors: set[int] = set()  # refused tensors: their ops are not checked further
+        # tensors with a dynamic non-batch dimension: their signatures, checked after folding
+        self.dynamic: dict[int, list[int]] = {}
 
     def read(self) -> tuple[Graph, list[Problem]]:
         model = _unpack_model(self.data)
@@ -235,11 +293,13 @@ class _Reader:
             return refuse(f"negative dimension in shape {list(shape)}")
         signature = _as_ints(t.shapeSignature, f"shape signature of tensor '{name}'")
         # A -1 in shape_signature marks a dimension resizable at run time. Keras writes one for
-        # the batch of every tensor while `shape` fixes it (at 1), which is what TFLM runs; a
-        # dynamic dimension anywhere else makes the static shapes placeholders.
-        if signature and (len(signature) != len(shape) or any(
-                d < 0 and not (i == 0 and shape[0] == 1) for i, d in enumerate(signature))):
+        # the batch of every tensor while `shape` fixes it (at 1), which is what TFLM runs. A
+        # dynamic dimension anywhere else may make the static shape a placeholder: such a
+        # tensor is accepted only where folding proves its static shape (`_check_dynamic`).
+        if signature and len(signature) != len(shape):
             return refuse(f"dynamic shape (shape_signature {signature}) not supported")
+        if any(d < 0 and not (i == 0 and shape[0] == 1) for i, d in enumerate(signature)):
+            self.dynamic[index] = signature
         count = math.prod(shape)
         if count * dtype.itemsize > MAX_TENSOR_BYTES:
             return refuse(f"shape {list(shape)} is {count * dtype.itemsize} bytes, over the "
@@ -626,3 +686,31 @@ def read_pack(ctx: _OpContext) -> PackAttrs:
     if int(o.valuesCount) != len(ctx.inputs):
         raise _OpProblem(f"values_count {o.valuesCount} but {len(ctx.inputs)} inputs")
     return PackAttrs(_axis(int(o.axis), ctx.rank(0, output=True)))
+
+
+def read_block(cls: Any) -> Callable[[_OpContext], BlockAttrs]:
+    """DEPTH_TO_SPACE and SPACE_TO_DEPTH: the block size of their options of type `cls`."""
+    def read(ctx: _OpContext):
+        return BlockAttrs(_positive(ctx.options(cls).blockSize, "block_size"))
+    return read
+
+
+def read_arg_axis(ctx: _OpContext) -> AxisAttrs:
+    """ARG_MAX / ARG_MIN: the constant scalar axis (the output type is the output tensor's)."""
+    axis = ctx.const(1, "axis").reshape(-1)
+    if axis.size != 1:
+        raise _OpProblem(f"axis must be a single value, has {axis.size}")
+    return AxisAttrs(_axis(int(axis[0]), ctx.rank(0)))
+
+
+def read_gather(ctx: _OpContext) -> GatherAttrs:
+    """GATHER: axis over the params' rank, batch_dims over the indices' (TFLM's rules)."""
+    o = ctx.options(S.GatherOptionsT)
+    rank, coords_rank = ctx.rank(0), ctx.rank(1)
+    batch_dims = int(o.batchDims)
+    batch_dims = batch_dims + coords_rank if batch_dims < 0 else batch_dims
+    axis = _axis(int(o.axis), rank)
+    if not 0 <= batch_dims <= min(axis, coords_rank):
+        raise _OpProblem(f"batch_dims {o.batchDims} out of range for axis {axis} and "
+                         f"{coords_rank}-D indices")
+    return GatherAttrs(axis, batch_dims)

@@ -84,6 +84,11 @@ OPTIONS: dict[int, tuple[int, type]] = {
     S.BuiltinOperator.MAX_POOL_2D: (S.BuiltinOptions.Pool2DOptions, S.Pool2DOptionsT),
     S.BuiltinOperator.MEAN: (S.BuiltinOptions.ReducerOptions, S.ReducerOptionsT),
     S.BuiltinOperator.SUM: (S.BuiltinOptions.ReducerOptions, S.ReducerOptionsT),
+    S.BuiltinOperator.REDUCE_MAX: (S.BuiltinOptions.ReducerOptions, S.ReducerOptionsT),
+    S.BuiltinOperator.REDUCE_MIN: (S.BuiltinOptions.ReducerOptions, S.ReducerOptionsT),
+    S.BuiltinOperator.ARG_MAX: (S.BuiltinOptions.ArgMaxOptions, S.ArgMaxOptionsT),
+    S.BuiltinOperator.ARG_MIN: (S.BuiltinOptions.ArgMinOptions, S.ArgMinOptionsT),
+    S.BuiltinOperator.GATHER: (S.BuiltinOptions.GatherOptions, S.GatherOptionsT),
     S.BuiltinOperator.RESHAPE: (S.BuiltinOptions.ReshapeOptions, S.ReshapeOptionsT),
     S.BuiltinOperator.SQUEEZE: (S.BuiltinOptions.SqueezeOptions, S.SqueezeOptionsT),
     S.BuiltinOperator.EXPAND_DIMS: (S.BuiltinOptions.ExpandDimsOptions, S.ExpandDimsOptionsT),
@@ -105,6 +110,8 @@ OPTIONS: dict[int, tuple[int, type]] = {
     S.BuiltinOperator.DEQUANTIZE: (S.BuiltinOptions.DequantizeOptions, S.DequantizeOptionsT),
     S.BuiltinOperator.SHAPE: (S.BuiltinOptions.ShapeOptions, S.ShapeOptionsT),
     S.BuiltinOperator.PACK: (S.BuiltinOptions.PackOptions, S.PackOptionsT),
+    S.BuiltinOperator.DEPTH_TO_SPACE: (S.BuiltinOptions.DepthToSpaceOptions, S.DepthToSpaceOptionsT),
+    S.BuiltinOperator.SPACE_TO_DEPTH: (S.BuiltinOptions.SpaceToDepthOptions, S.SpaceToDepthOptionsT),
 }
 
 

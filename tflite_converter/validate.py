@@ -20,11 +20,14 @@ from tflite_converter import op_registry
 from tflite_converter.errors import ConversionError, Problem
 from tflite_converter.ir import (
     Activation,
+    AxisAttrs,
+    BlockAttrs,
     ConcatAttrs,
     ConvAttrs,
     DType,
     ElementwiseAttrs,
     FullyConnectedAttrs,
+    GatherAttrs,
     Graph,
     Op,
     OpKind,
@@ -319,6 +322,53 @@ def reduce_rule(g: Graph, op: Op) -> None:
     _shape(y, expected)
 
 
+def reduce_extreme_rule(g: Graph, op: Op) -> None:
+    """REDUCE_MAX / REDUCE_MIN compare stored values: TFLM requires one quantization."""
+    reduce_rule(g, op)
+    _same_quant(g.tensors[op.inputs[0]], g.tensors[op.outputs[0]])
+    if g.tensors[op.inputs[0]].num_elements == 0:
+        raise _Refuse("reduction of an empty tensor")
+
+
+def arg_rule(g: Graph, op: Op) -> None:
+    """ARG_MAX / ARG_MIN as TFLM runs them: int8 input, int32 axis and int32 output."""
+    _arity(g, op, (2, 2))
+    x, axis = _ins(g, op)
+    (y,) = _outs(g, op)
+    _int8_act(g, op, x)
+    if axis.dtype is not DType.INT32:
+        raise _Refuse(f"{axis.dtype.value} axis not supported (TFLM reads an int32 axis only)", axis)
+    if y.dtype is not DType.INT32:
+        raise _Refuse(f"{y.dtype.value} output not supported (TFLM writes int32 indices only)", y)
+    a = op.attrs_as(AxisAttrs).axis
+    if x.shape[a] == 0:
+        raise _Refuse(f"axis {a} is empty", x)
+    _shape(y, tuple(d for i, d in enumerate(x.shape) if i != a))
+
+
+def gather_rule(g: Graph, op: Op) -> None:
+    """GATHER as TFLM runs it (int8 params, int32 indices), the indices constant so that
+    each one is checked against the axis here (TFLM only asserts it in debug builds)."""
+    _arity(g, op, (2, 2))
+    x, idx = _ins(g, op)
+    (y,) = _outs(g, op)
+    _int8_act(g, op, x)
+    _int8_act(g, op, y)
+    if idx.dtype is not DType.INT32:
+        raise _Refuse(f"{idx.dtype.value} indices not supported (TFLM reads int32 indices only)", idx)
+    if idx.data is None:
+        raise _Refuse("non-constant indices not supported (their range cannot be checked)", idx)
+    a = op.attrs_as(GatherAttrs)
+    if x.shape[:a.batch_dims] != idx.shape[:a.batch_dims]:
+        raise _Refuse(f"the first {a.batch_dims} dimensions of params {list(x.shape)} and "
+                      f"indices {list(idx.shape)} differ", idx)
+    bad = idx.data[(idx.data < 0) | (idx.data >= x.shape[a.axis])]
+    if bad.size:
+        raise _Refuse(f"index {int(bad.reshape(-1)[0])} outside axis {a.axis} of size "
+                      f"{x.shape[a.axis]}", idx)
+    _shape(y, x.shape[:a.axis] + idx.shape[a.batch_dims:] + x.shape[a.axis + 1:])
+
+
 def reshape_rule(g: Graph, op: Op) -> None:
     if not op.inputs or op.inputs[0] < 0 or len(op.outputs) != 1:
         raise _Refuse("expects a data input and one output")
@@ -399,6 +449,29 @@ def strided_slice_rule(g: Graph, op: Op) -> None:
                       f"{y.num_elements}", y)
 
 
+def depth_to_space_rule(g: Graph, op: Op) -> None:
+    """TFLM's checks: a 4-D input whose channels fill whole blocks; the output's shape is
+    the one TFLM computes (it overwrites the file's)."""
+    x, y = _int8_io(g, op, (1, 1))
+    _rank(x, 4)
+    b = op.attrs_as(BlockAttrs).block_size
+    n, h, w, c = x.shape
+    if c % (b * b):
+        raise _Refuse(f"{c} channels do not fill {b}x{b} blocks", x)
+    _shape(y, (n, h * b, w * b, c // (b * b)))
+
+
+def space_to_depth_rule(g: Graph, op: Op) -> None:
+    """TFLM's checks: a 4-D input whose height and width are multiples of the block."""
+    x, y = _int8_io(g, op, (1, 1))
+    _rank(x, 4)
+    b = op.attrs_as(BlockAttrs).block_size
+    n, h, w, c = x.shape
+    if h % b or w % b:
+        raise _Refuse(f"height {h} and width {w} are not multiples of the block size {b}", x)
+    _shape(y, (n, h // b, w // b, c * b * b))
+
+
 def resize_rule(g: Graph, op: Op) -> None:
     x, y = _int8_io(g, op, (2, 2))
     _rank(x, 4)
@@ -454,6 +527,9 @@ def dequantize_rule(g: Graph, op: Op) -> None:
         raise _Refuse("DEQUANTIZE only to a model output (float32 arithmetic not supported)", y)
 
 
+_EDGE_TYPES = (DType.INT8, DType.UINT8, DType.FLOAT32)
+
+
 def _check_edges(g: Graph) -> list[Problem]:
     """Model inputs and outputs: int8, or float32/uint8 consumed/produced only by QUANTIZE or
     DEQUANTIZE (checked per op above)."""
@@ -462,7 +538,9 @@ def _check_edges(g: Graph) -> list[Problem]:
         problems.append(Problem("the model has no operators"))
     for t in g.inputs + g.outputs:
         tensor = g.tensors[t]
-        if tensor.dtype not in (DType.INT8, DType.UINT8, DType.FLOAT32):
+        # int32 outputs: the indices of ARG_MAX / ARG_MIN (every other op refuses int32 data)
+        edge_types = _EDGE_TYPES + ((DType.INT32,) if t in g.outputs else ())
+        if tensor.dtype not in edge_types:
             problems.append(Problem(f"model input/output of type {tensor.dtype.value} not supported",
                                     tensor=tensor.name))
         if tensor.is_constant and t in g.outputs:

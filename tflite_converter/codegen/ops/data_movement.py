@@ -1,12 +1,15 @@
-"""Ops that only move 8-bit values: PAD, PADV2, CONCATENATION, SPLIT, TRANSPOSE and
-STRIDED_SLICE, all as strided N-d copies (engine/kernels/copy_nd.c). TFLM's int8 versions
-of these never rescale (CONCATENATION requires equal quantization), so neither do we."""
+"""Ops that only move 8-bit values: PAD, PADV2, CONCATENATION, SPLIT, TRANSPOSE,
+STRIDED_SLICE, DEPTH_TO_SPACE and SPACE_TO_DEPTH, all as strided N-d copies
+(engine/kernels/copy_nd.c), and GATHER by constant indices (engine/kernels/gather.c). TFLM's
+int8 versions of these never rescale (CONCATENATION requires equal quantization), so neither
+do we."""
 from __future__ import annotations
 
-from typing import Sequence
+import math
+from typing import Callable, Sequence
 
 from tflite_converter import opspec, passes, reader, schema, validate
-from tflite_converter.codegen.api import EmitContext, KernelCall
+from tflite_converter.codegen.api import EmitContext, EmitFn, KernelCall
 from tflite_converter.codegen.ops._common import (
     BYTE_TYPES,
     contiguous_strides,
@@ -19,7 +22,9 @@ from tflite_converter.codegen.ops._common import (
 )
 from tflite_converter.ir import (
     Activation,
+    BlockAttrs,
     ConcatAttrs,
+    GatherAttrs,
     Op,
     OpKind,
     PadAttrs,
@@ -31,6 +36,7 @@ from tflite_converter.ir import (
 from tflite_converter.op_registry import Fold, OpRecord, register
 
 B = schema.BuiltinOperator
+S = schema.S
 
 
 def _byte_tensors(ctx: EmitContext, op: Op, indices) -> None:
@@ -169,17 +175,81 @@ def _emit_strided_slice(ctx: EmitContext, op: Op) -> KernelCall:
     return KernelCall(code, ("copy_nd",))
 
 
+# DEPTH_TO_SPACE / SPACE_TO_DEPTH as one 6-d copy: (dims, input strides) of the walk in the
+# output's order, which the output's contiguous strides then write; block b, NHWC input.
+BlockLayout = Callable[[Sequence[int], int], tuple[list[int], list[int]]]
+
+
+def depth_to_space_layout(shape: Sequence[int], b: int) -> tuple[list[int], list[int]]:
+    """TFLite's DCR order: output[n, h*b + i, w*b + j, c] = input[n, h, w, (i*b + j)*C' + c],
+    C' = C / b^2; the output walked as [n, h, i, w, j, c]."""
+    n, h, w, c = shape
+    co = c // (b * b)
+    return [n, h, b, w, b, co], [h * w * c, w * c, b * co, c, co, 1]
+
+
+def space_to_depth_layout(shape: Sequence[int], b: int) -> tuple[list[int], list[int]]:
+    """output[n, h, w, (i*b + j)*C + c] = input[n, h*b + i, w*b + j, c]; the output walked
+    as [n, h, w, i, j, c]."""
+    n, hh, ww, c = shape
+    return [n, hh // b, ww // b, b, b, c], [hh * ww * c, b * ww * c, b * c, ww * c, c, 1]
+
+
+def _block_move(layout: BlockLayout, tag: str) -> EmitFn:
+    def emit(ctx: EmitContext, op: Op) -> KernelCall:
+        a = op.attrs
+        if not isinstance(a, BlockAttrs):
+            refuse(op, "missing block size")
+        src, dst, x, y = _byte_io(ctx, op)
+        if len(x.shape) != 4:
+            refuse(op, "the input must be 4-D (NHWC)", x)
+        dims, src_strides = layout(x.shape, a.block_size)
+        if math.prod(dims) != y.num_elements:
+            refuse(op, f"output shape {y.shape} does not hold the moved input", y)
+        code = emit_copy(ctx, op, f"op{op.index}_{tag}", ctx.ptr(src), ctx.ptr(dst), dims,
+                         src_strides, contiguous_strides(dims))
+        return KernelCall(code, ("copy_nd",))
+    return emit
+
+
+def _emit_gather(ctx: EmitContext, op: Op) -> KernelCall:
+    a = op.attrs
+    if not isinstance(a, GatherAttrs):
+        refuse(op, "missing gather attributes")
+    x, idx, y = ctx.tensor(op.inputs[0]), ctx.tensor(op.inputs[1]), ctx.tensor(op.outputs[0])
+    _byte_tensors(ctx, op, (op.inputs[0], op.outputs[0]))
+    if idx.data is None:
+        refuse(op, "non-constant indices", idx)
+    shape, b = list(x.shape), a.batch_dims
+    batch, outer = math.prod(shape[:b]), math.prod(shape[b:a.axis])
+    coords, inner = math.prod(idx.shape[b:]), math.prod(shape[a.axis + 1:])
+    if batch * outer * coords * inner != y.num_elements:
+        refuse(op, f"output shape {y.shape} does not hold the gathered rows", y)
+    code = (f"mcu_gather_8({ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])}, "
+            f"{ctx.ptr(op.inputs[1])}, {batch}, {outer}, {shape[a.axis]}, {coords}, {inner});")
+    return KernelCall(code, ("gather",))
+
+
 register(
     OpRecord(OpKind.PAD, B.PAD, reader.read_pad(with_value=False), validate.pad_rule, opspec.MOVE,
              _emit_pad),
     OpRecord(OpKind.PADV2, B.PADV2, reader.read_pad(with_value=True), validate.pad_rule, opspec.MOVE,
              _emit_pad),
     OpRecord(OpKind.CONCATENATION, B.CONCATENATION, reader.read_concat, validate.concat_rule,
-             opspec.MOVE, _emit_concat),
+             opspec.MOVE, _emit_concat, Fold(passes.fold_concat)),
     OpRecord(OpKind.SPLIT, B.SPLIT, reader.read_split, validate.split_rule, opspec.MOVE, _emit_split),
     OpRecord(OpKind.TRANSPOSE, B.TRANSPOSE, reader.read_transpose, validate.transpose_rule,
              opspec.MOVE, _emit_transpose, Fold(passes.fold_transpose, (0,))),
     OpRecord(OpKind.STRIDED_SLICE, B.STRIDED_SLICE, reader.read_strided_slice,
-             validate.strided_slice_rule, opspec.MOVE, _emit_strided_slice),
+             validate.strided_slice_rule, opspec.MOVE, _emit_strided_slice,
+             Fold(passes.fold_strided_slice, (0,))),
+    OpRecord(OpKind.DEPTH_TO_SPACE, B.DEPTH_TO_SPACE, reader.read_block(S.DepthToSpaceOptionsT),
+             validate.depth_to_space_rule, opspec.MOVE,
+             _block_move(depth_to_space_layout, "depth_to_space")),
+    OpRecord(OpKind.SPACE_TO_DEPTH, B.SPACE_TO_DEPTH, reader.read_block(S.SpaceToDepthOptionsT),
+             validate.space_to_depth_rule, opspec.MOVE,
+             _block_move(space_to_depth_layout, "space_to_depth")),
+    OpRecord(OpKind.GATHER, B.GATHER, reader.read_gather, validate.gather_rule, opspec.MOVE,
+             _emit_gather, Fold(passes.fold_gather)),
 )
 
