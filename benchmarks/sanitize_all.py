@@ -22,13 +22,13 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
-import numpy as np
 from absl import app, flags
 
 from benchmarks import real_inputs
 from engine import catalogue
-from engine.host import CC, STRICT_FLAGS, BuildError, HostModel, SanitizerError
-from engine.tflm import TflmModel, random_inputs
+from engine.compare import host_vs_tflm
+from engine.host import CC, STRICT_FLAGS, BuildError, SanitizerError
+from engine.tflm import TflmModel
 from tflite_converter.codegen.generate import convert_model
 from tflite_converter.errors import ConversionError
 
@@ -53,28 +53,21 @@ def sanitize_model(path: Path, work: Path, n_inputs: int = 3, seed: int = 0, n_r
         tflm = TflmModel(path)
     except RuntimeError as e:
         return "tflm_refused", str(e).splitlines()[0]
-    details = [tflm.input_details(i) for i in range(tflm.num_inputs)]
-    rng = np.random.default_rng(seed)
-    samples = [random_inputs(details, rng) for _ in range(n_inputs)]
     try:
         real = real_inputs.real_inputs_for(path.stem, gm.inputs, data_dir, n_real)
     except (real_inputs.RealInputError, OSError) as e:
         return "real_inputs", str(e).splitlines()[0]
-    n_real_used = 0 if real is None else len(real.samples)
-    if real is not None:
-        samples += real.samples
+    real_samples = [] if real is None else list(real.samples)
     try:
-        ours = HostModel(out, "net", sanitize=True).run_many(samples)
+        diff = host_vs_tflm(path, out, "net", n_random=n_inputs, seed=seed, extra=real_samples,
+                            sanitize=True, tflm=tflm)
     except BuildError as e:
         return "build", str(e)[-2000:]
     except SanitizerError as e:
         return "sanitizer", str(e)[-2000:]
-    for k, (sample, got) in enumerate(zip(samples, ours)):
-        want = tflm.run(sample)
-        for i, (g, w) in enumerate(zip(got, want)):
-            if np.asarray(g).tobytes() != np.asarray(w).tobytes():
-                return "mismatch", f"sample {k} output {i} differs from TFLM"
-    return "ok", (f"{len(samples) - n_real_used} random + {n_real_used} real inputs, "
+    if diff is not None:
+        return "mismatch", diff
+    return "ok", (f"{n_inputs} random + {len(real_samples)} real inputs, "
                   f"{len(gm.kernels)} kernels, bytes equal to TFLM")
 
 

@@ -47,8 +47,21 @@ def _pair_interval(km: int, rm: int, sm: int, fm: int, lm: int, ko: int, at: int
     return at - rm - sm, at + so - rm
 
 
+def _shifts_for(item: Item, shifts: Optional[Shifts], keys: frozenset[int]) -> Optional[Shifts]:
+    """`shifts` when one of the item's buffers is in a shifted pair (`keys`: every buffer
+    that is), else None: the item then takes _forbidden's plain path."""
+    if shifts and any(m[4] in keys for m in item[3]):
+        return shifts
+    return None
+
+
+def _shifted_keys(shifts: Optional[Shifts]) -> frozenset[int]:
+    return frozenset(k for pair in shifts for k in pair) if shifts else frozenset()
+
+
 def _forbidden(item: Item, placed: Iterable[Placed], shifts: Optional[Shifts] = None) -> list[tuple[int, int]]:
-    """Open intervals (lo, hi) of group base offsets that would overlap a live buffer."""
+    """Open intervals (lo, hi) of group base offsets that would overlap a live buffer
+    (`shifts`: pass only where `_shifts_for` gives them, so unshifted items stay fast)."""
     f0, l0, extent, members = item
     if len(members) == 1 and not shifts:
         # a lone buffer (offset 0 in its item, live for the whole item): only the other
@@ -97,12 +110,13 @@ def place_first_fit(items: list[Item], idx: list[int], sweep: bool, shifts: Opti
     placed: list[Placed] = []
     arena = 0
     step = -1
+    keys = _shifted_keys(shifts)
     for i in idx:
         it = items[i]
         if sweep and it[0] != step:
             step = it[0]
             placed = [pb for pb in placed if pb[1] >= step]
-        b = _lowest(_forbidden(it, placed, shifts))
+        b = _lowest(_forbidden(it, placed, _shifts_for(it, shifts, keys)))
         bases[i] = b
         placed.append((*it, b))
         if b + it[2] > arena:
@@ -118,13 +132,14 @@ def _place_two_ended(items: list[Item], idx: list[int], cap: int, shifts: Option
     placed: list[Placed] = []
     arena = 0
     step = -1
+    keys = _shifted_keys(shifts)
     for i in idx:
         it = items[i]
         f0, _, extent, _ = it
         if f0 != step:  # forget items that ended before this step (none end within a step)
             placed = [pb for pb in placed if pb[1] >= f0]
             step = f0
-        iv = _forbidden(it, placed, shifts)
+        iv = _forbidden(it, placed, _shifts_for(it, shifts, keys))
         b = _lowest(iv)
         if b != 0 and extent <= cap:
             # the top end is free iff no forbidden interval contains it
