@@ -27,6 +27,8 @@ from tflite_converter.errors import ConversionError
 FLAGS = flags.FLAGS
 flags.DEFINE_string("save", None, "Write the digests to this JSON file.")
 flags.DEFINE_string("check", None, "Compare with the digests in this JSON file; exit 1 on a difference.")
+flags.DEFINE_bool("overlap", True, "Convert as `convert --overlap` (the default); --nooverlap "
+                  "compares the layer-by-layer plans.")
 flags.DEFINE_list("models", None, "The .tflite files (default: every one under ../shared/models "
                   "and build/models).")
 
@@ -45,13 +47,13 @@ def _sha(paths: Sequence[Path]) -> str:
     return h.hexdigest()
 
 
-def digest(tflite: Path) -> dict[str, str]:
+def digest(tflite: Path, overlap: bool = True) -> dict[str, str]:
     """{'code': sha, 'plan': sha, 'kernels': sha} of the generated folder, or
     {'refused': reasons}."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         try:
-            convert_model(tflite, out, name="model")
+            convert_model(tflite, out, name="model", overlap=overlap)
         except ConversionError as e:
             return {"refused": "; ".join(str(p) for p in e.problems)}
         kernels = sorted((out / "kernels").iterdir())
@@ -59,8 +61,8 @@ def digest(tflite: Path) -> dict[str, str]:
                 "kernels": _sha(kernels)}
 
 
-def all_digests(models: Sequence[Path]) -> dict[str, dict[str, str]]:
-    return {m.stem: digest(m) for m in models}
+def all_digests(models: Sequence[Path], overlap: bool = True) -> dict[str, dict[str, str]]:
+    return {m.stem: digest(m, overlap) for m in models}
 
 
 def differences(old: dict[str, dict[str, str]], new: dict[str, dict[str, str]]) -> list[str]:
@@ -84,7 +86,7 @@ def main(argv: Sequence[str]) -> Optional[int]:
     if not models:
         print(f"no models under {' or '.join(map(str, MODEL_DIRS))}; pass --models", file=sys.stderr)
         return 2
-    digests = all_digests(models)
+    digests = all_digests(models, FLAGS.overlap)
     for name, d in digests.items():
         shas = "refused" if "refused" in d else " ".join(d[k][:16] for k in ("code", "plan", "kernels"))
         print(f"{name:45s} {shas}")

@@ -48,7 +48,7 @@ def main(dirs: Sequence[Path], check: bool) -> int:
             except ConversionError:
                 continue
             plan = compiled.plan
-            plain = plan_memory(compiled.graph, compiled.order)
+            plain = plan_memory(compiled.graph, compiled.order, overlap=False)
             verdict = ""
             if check:
                 ok = same_as_tflm(path, Path(tmp) / path.stem, compiled)

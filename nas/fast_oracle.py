@@ -35,14 +35,19 @@ in-place rules or to ``two_ended`` must be made here too, and that test says so 
 from __future__ import annotations
 
 import functools
-from typing import Optional
+from typing import Any, Optional
 
 from mcunet_tf.network import NetworkSpec
-from tflite_converter.conv2d_spec import conv2d_min_scratch_bytes
+from tflite_converter.conv2d_spec import conv2d_min_scratch_bytes, conv2d_schedules
 from tflite_converter.depthwise_spec import depthwise_min_scratch_bytes, is_single_channel_image
+from tflite_converter.ir import same_pads
+from tflite_converter.planner.placement import lowest_free_base
+from tflite_converter.planner.plan import overlap_union_bytes
+from tflite_converter.write_order import conv_output_shift
 
-# A buffer of the replay: [rounded bytes, first step, last step]; a list, because the last
-# step of a block's output is only known once its readers have been laid out.
+# A buffer of the replay: [rounded bytes, first step, last step, key]; a list, because the
+# last step of a block's output is only known once its readers have been laid out. The key
+# names the buffer in the overlap shifts {(input key, output key): d}.
 # An item to place: (step, extent, members), every member at offset 0, as in the planner.
 
 
@@ -56,12 +61,28 @@ def _conv_scratch(kernel: int, cin: int, in_elems: int, out_elems: int, a: int) 
     return _round(conv2d_min_scratch_bytes(kernel, kernel, cin, kernel == 1, in_elems, out_elems), a)
 
 
+def _shift(h: int, cin: int, ho: int, cout: int, k: int, stride: int, out_bytes: int, a: int) -> Optional[int]:
+    """The planner's overlap shift of a square convolution whose input dies at it
+    (layout._decide_overlaps: conv2d_shift rounded down to the alignment), None where the
+    output could not share an aligned block with its input."""
+    pad = same_pads(h, k, stride, 1, ho)[0]
+    d = conv_output_shift(h, h, cin, ho, ho, cout, stride, stride, pad, pad, conv2d_schedules(k == 1, cin))
+    d = d // a * a
+    return d if d > -out_bytes else None
+
+
+def _union(n_in: int, n_out: int, d: Optional[int]) -> int:
+    """Bytes an input and its output take together at best (d None: no overlap)."""
+    return n_in + n_out if d is None else min(n_in + n_out, overlap_union_bytes(n_in, n_out, d))
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def _block(h: int, cin: int, mid: int, cout: int, k: int, stride: int, expand: bool, residual: bool,
-           a: int) -> tuple[int, int, int, int, int, int, int, bool, int, int]:
+           a: int, overlap: bool) -> tuple[Any, ...]:
     """One MBConv block on an h x h input: (input, expansion, depthwise and projection output
     bytes, expansion / depthwise / projection scratch bytes, depthwise in place, the most
-    bytes live at one of its steps, output size), all rounded to `a`."""
+    bytes live at one of its steps, output size, the same peak with the overlaps used to the
+    full, the expansion's and the projection's shifts or None), all rounded to `a`."""
     ho = -(-h // stride)
     sx = _round(h * h * cin, a)
     se = _round(h * h * mid, a) if expand else 0
@@ -82,10 +103,17 @@ def _block(h: int, cin: int, mid: int, cout: int, k: int, stride: int, expand: b
         kd = _round(raw_out, a)
     shortcut = sx if residual else 0  # the block input, alive until the ADD
     at_d = (max(st, sd) if inplace else st + sd) + kd + (shortcut if expand else 0)
-    peak = max(at_d, sd + sp + kp + shortcut, sx + sp if residual else 0)
+    at_add = sx + sp if residual else 0
+    # the expansion writes over the block input where it dies there (no shortcut); the
+    # projection always over the depthwise output
+    de = _shift(h, cin, h, mid, 1, 1, se, a) if overlap and expand and not residual else None
+    dp = _shift(ho, mid, ho, cout, 1, 1, sp, a) if overlap else None
+    peak = max(at_d, sd + sp + kp + shortcut, at_add)
+    peak_ov = max(at_d, _union(sd, sp, dp) + kp + shortcut, at_add)
     if expand:
         peak = max(peak, sx + se + ke)
-    return sx, se, sd, sp, ke, kd, kp, inplace, peak, ho
+        peak_ov = max(peak_ov, _union(sx, se, de) + ke)
+    return sx, se, sd, sp, ke, kd, kp, inplace, peak, ho, peak_ov, de, dp
 
 
 def _put(seq: list, step: int, tensor: Optional[tuple], scratch: int) -> None:
@@ -93,43 +121,61 @@ def _put(seq: list, step: int, tensor: Optional[tuple], scratch: int) -> None:
     tensor (listed before all scratch in the planner's items) on ties."""
     if tensor is None:
         if scratch:
-            seq.append((step, scratch, [[scratch, step, step]]))
+            seq.append((step, scratch, [[scratch, step, step, -1]]))
     elif scratch > tensor[0]:
-        seq.append((step, scratch, [[scratch, step, step]]))
+        seq.append((step, scratch, [[scratch, step, step, -1]]))
         seq.append((step, *tensor))
     else:
         seq.append((step, *tensor))
         if scratch:
-            seq.append((step, scratch, [[scratch, step, step]]))
+            seq.append((step, scratch, [[scratch, step, step, -1]]))
 
 
-def _layout(spec: NetworkSpec, a: int) -> Optional[tuple[list, int]]:
-    """The items to place in the planner's order, (step, extent, members), and the lower
-    bound; None for a shape the replay does not model."""
+class _Buffers:
+    """Makes the replay's buffers, each with its own key, and records the overlap shifts."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.shifts: dict[tuple[int, int], int] = {}
+
+    def new(self, size: int, first: int, last: int) -> list:
+        self.n += 1
+        return [size, first, last, self.n]
+
+    def shift(self, src: list, dst: list, d: Optional[int]) -> None:
+        if d is not None:
+            self.shifts[(src[3], dst[3])] = d
+
+
+def _layout(spec: NetworkSpec, a: int, overlap: bool = False) -> Optional[tuple[list, int, int, dict]]:
+    """The items to place in the planner's order, (step, extent, members), the lower bound,
+    the overlap bound (the lower bound with every shift used to the full; the lower bound
+    itself without `overlap`) and the shifts; None for a shape the replay does not model."""
     r, cin = spec.resolution, spec.in_channels
     stem = spec.first_conv
     h = -(-r // stem.stride)
     c = stem.out_channels
     si, s0 = _round(r * r * cin, a), _round(h * h * c, a)
     k0 = _conv_scratch(stem.kernel, cin, r * r * cin, h * h * c, a)
-    lb = si + s0 + k0
-    x = [s0, 0, 0]  # the current activation's buffer; readers set its last step
+    lb = ob = si + s0 + k0  # the stem's input is the graph input: never written over
+    bufs = _Buffers()
+    x = bufs.new(s0, 0, 0)  # the current activation's buffer; readers set its last step
     x_item = [x]  # the members of its group (a depthwise output may join)
-    first = [(si, [[si, 0, 0]]), (s0, x_item)]
+    first = [(si, [bufs.new(si, 0, 0)]), (s0, x_item)]
     if k0:
-        first.append((k0, [[k0, 0, 0]]))
+        first.append((k0, [[k0, 0, 0, -1]]))
     first.sort(key=lambda it: -it[0])  # stable: input, stem output, scratch on ties
     seq: list = [(0, ext, members) for ext, members in first]
     s = 1
     for b in spec.blocks:
-        sx, se, sd, sp, ke, kd, kp, inplace, peak, ho = _block(
+        sx, se, sd, sp, ke, kd, kp, inplace, peak, ho, peak_ov, de, dp = _block(
             h, b.in_channels, b.mid_channels, b.out_channels, b.kernel_size, b.stride,
-            b.has_expansion, b.residual, a)
-        if peak > lb:
-            lb = peak
+            b.has_expansion, b.residual, a, overlap)
+        lb, ob = max(lb, peak), max(ob, peak_ov)
         x[2] = s  # read by the expansion or the depthwise conv
         if b.has_expansion:
-            e = [se, s, s + 1]
+            e = bufs.new(se, s, s + 1)
+            bufs.shift(x, e, de)
             e_item = [e]
             _put(seq, s, (se, e_item), ke)
             s += 1
@@ -138,23 +184,30 @@ def _layout(spec: NetworkSpec, a: int) -> Optional[tuple[list, int]]:
                     return None  # depthwise output is never larger than its input)
                 if sd == se:
                     e[2] = s + 1  # same bytes, one buffer from expansion to projection
+                    d = e
                 else:
-                    e_item.append([sd, s, s + 1])
+                    d = bufs.new(sd, s, s + 1)
+                    e_item.append(d)
                 _put(seq, s, None, kd)
             else:
-                _put(seq, s, (sd, [[sd, s, s + 1]]), kd)
+                d = bufs.new(sd, s, s + 1)
+                _put(seq, s, (sd, [d]), kd)
         elif inplace:  # written over the block input, which joins nothing after this
             if sd > sx:  # as above
                 return None
             if sd == sx:
                 x[2] = s + 1
+                d = x
             else:
-                x_item.append([sd, s, s + 1])
+                d = bufs.new(sd, s, s + 1)
+                x_item.append(d)
             _put(seq, s, None, kd)
         else:
-            _put(seq, s, (sd, [[sd, s, s + 1]]), kd)
+            d = bufs.new(sd, s, s + 1)
+            _put(seq, s, (sd, [d]), kd)
         s += 1
-        p = [sp, s, s]
+        p = bufs.new(sp, s, s)
+        bufs.shift(d, p, dp)
         p_item = [p]
         _put(seq, s, (sp, p_item), kp)
         s += 1
@@ -172,18 +225,20 @@ def _layout(spec: NetworkSpec, a: int) -> Optional[tuple[list, int]]:
         ho = -(-h // fm.stride)
         sf = _round(ho * ho * fm.out_channels, a)
         kf = _conv_scratch(fm.kernel, c, h * h * c, ho * ho * fm.out_channels, a)
-        lb = max(lb, x[0] + sf + kf)
-        f = [sf, s, s]
+        df = _shift(h, c, ho, fm.out_channels, fm.kernel, fm.stride, sf, a) if overlap else None
+        lb, ob = max(lb, x[0] + sf + kf), max(ob, _union(x[0], sf, df) + kf)
+        f = bufs.new(sf, s, s)
+        bufs.shift(x, f, df)
         _put(seq, s, (sf, [f]), kf)  # no depthwise conv follows: nothing joins it
         s += 1
         x, h, c = f, ho, fm.out_channels
     x[2] = s  # MEAN
     sm = _round(c, a)
     sy = _round(spec.num_classes, a)
-    lb = max(lb, x[0] + sm, sm + sy)
-    seq.append((s, sm, [[sm, s, s + 1]]))
-    seq.append((s + 1, sy, [[sy, s + 1, s + 1]]))  # the graph output lives to the end
-    return seq, lb
+    lb, ob = max(lb, x[0] + sm, sm + sy), max(ob, x[0] + sm, sm + sy)
+    seq.append((s, sm, [bufs.new(sm, s, s + 1)]))
+    seq.append((s + 1, sy, [bufs.new(sy, s + 1, s + 1)]))  # the graph output lives to the end
+    return seq, lb, ob, bufs.shifts
 
 
 def _two_ended_fits(seq: list, cap: int) -> bool:
@@ -200,14 +255,14 @@ def _two_ended_fits(seq: list, cap: int) -> bool:
         # that size; with every member at offset 0 the largest conflicting one covers the rest
         ivs = []
         if len(members) == 1:
-            _, f, last = members[0]
+            _, f, last, _ = members[0]
             for lo, hi, bf, _ in live:
                 if bf <= last:  # buffers in `live` are alive at s <= f
                     ivs.append((lo - ext, hi))
         else:
             for lo, hi, bf, bl in live:
                 m = 0
-                for sz, f, last in members:
+                for sz, f, last, _ in members:
                     if f <= bl and bf <= last and sz > m:
                         m = sz
                 if m:
@@ -229,19 +284,74 @@ def _two_ended_fits(seq: list, cap: int) -> bool:
                     b = top
         if b + ext > cap:
             return False
-        for sz, f, last in members:
+        for sz, f, last, _ in members:
             live.append((b, b + sz, f, last))
     return True
 
 
-def chain_memory(spec: NetworkSpec, alignment: int = 4) -> Optional[tuple[int, int]]:
-    """(arena bytes, lower bound bytes) of ``plan_memory(network_to_graph(spec))``, or None
-    when the planner's first strategy misses the lower bound (then only the full planner
-    knows the arena)."""
-    laid = _layout(spec, alignment)
+def _greedy_fits(seq: list, shifts: dict[tuple[int, int], int], cap: int) -> bool:
+    """Whether the planner's ``place_greedy`` with these overlap shifts keeps every item of
+    `seq` inside `cap` bytes: items largest first (ties: earlier first step, then earlier
+    item), each at the lowest base clear of the placed buffers whose lifetimes meet its
+    members' -- clear except as a shift allows where one is the other's input dying as it is
+    born (placement._pair_interval). Placed buffers are kept per step they live, so an item
+    meets only the few buffers of its own steps (each once: at its first step or the item's)."""
+    order = sorted(range(len(seq)), key=lambda i: (-seq[i][1], seq[i][0], i))
+    by_step: list[list[tuple[int, int, int, int, int]]] = [[] for _ in range(seq[-1][0] + 2)]
+    for i in order:
+        step, ext, members = seq[i]
+        ivs = []
+        if len(members) == 1:  # every buffer of its steps meets it: only shifts to look up
+            sz, f, last, key = members[0]
+            for t in range(f, last + 1):
+                for lo, hi, bf, bl, bk in by_step[t]:
+                    if t != f and bf != t:
+                        continue
+                    if bl == f and (bk, key) in shifts:  # the placed buffer is its input
+                        ivs.append((lo + shifts[(bk, key)], hi))
+                    elif last == bf and (key, bk) in shifts:  # it is the placed buffer's input
+                        ivs.append((lo - sz, lo - shifts[(key, bk)]))
+                    else:
+                        ivs.append((lo - sz, hi))
+        else:
+            for t in range(step, max(m[2] for m in members) + 1):
+                for lo, hi, bf, bl, bk in by_step[t]:
+                    if t != step and bf != t:
+                        continue
+                    for sz, f, last, key in members:
+                        if bf > last or f > bl:
+                            continue
+                        if bl == f and (bk, key) in shifts:
+                            ivs.append((lo + shifts[(bk, key)], hi))
+                        elif last == bf and (key, bk) in shifts:
+                            ivs.append((lo - sz, lo - shifts[(key, bk)]))
+                        else:
+                            ivs.append((lo - sz, hi))
+        b = lowest_free_base(ivs) if ivs else 0
+        if b + ext > cap:
+            return False
+        for sz, f, last, key in members:
+            buf = (b, b + sz, f, last, key)
+            for t in range(f, last + 1):
+                by_step[t].append(buf)
+    return True
+
+
+def chain_memory(spec: NetworkSpec, alignment: int = 4, overlap: bool = True) -> Optional[tuple[int, int]]:
+    """(arena bytes, lower bound bytes) of ``plan_memory(network_to_graph(spec),
+    overlap=overlap)``, or None when the replayed strategy misses its bound (then only the
+    full planner knows the arena).
+
+    Without overlap the planner's first strategy, two_ended, is replayed against the lower
+    bound. With overlap the planner places with the shifts against the overlap bound
+    (plan._place), and no placement can go below that bound: if its greedy_by_size strategy
+    reaches it, the arena is the bound whatever the strategies before it gave."""
+    laid = _layout(spec, alignment, overlap)
     if laid is None:
         return None
-    seq, lb = laid
+    seq, lb, ob, shifts = laid
+    if shifts:
+        return (ob, lb) if _greedy_fits(seq, shifts, ob) else None
     if not _two_ended_fits(seq, lb):
         return None
     return lb, lb

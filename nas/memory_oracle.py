@@ -7,17 +7,19 @@ for its export), schedules it and plans it with ``tflite_converter``'s ``schedul
 ``plan_memory`` exactly as ``mcunet-convert`` does. No TensorFlow and no file I/O on this path.
 
 By default (``fast=True``) a candidate is first worked out from its NetworkSpec alone
-(:mod:`nas.fast_oracle`: the same layout, lower bound and first placement strategy as the
-planner, several times faster); where that strategy misses the lower bound the full planner
-above decides. Both give the same three figures; ``strategy`` is ``"chain_fast"`` when the
-fast path decided. ``MemoryOracle(fast=False)`` always runs the full planner.
+(:mod:`nas.fast_oracle`: the same layout, bounds and placement strategy as the planner,
+several times faster); where that strategy misses its bound the full planner above decides.
+Both give the same three figures; ``strategy`` is ``"chain_fast"`` when the fast path decided.
+``MemoryOracle(fast=False)`` always runs the full planner.
 
 Figures:
 
 - ``arena_bytes``: the planner's arena, i.e. activations and kernel scratch (im2col columns,
   the in-place depthwise channel buffer) in one arena -- the SRAM the engine's arena takes.
-- ``lower_bound_bytes``: the most bytes live at one step of that schedule (no placement can
-  use less).
+- ``lower_bound_bytes``: the layer-by-layer bound, the most bytes live at one step of that
+  schedule with every op's whole input and output live together. With ``overlap`` (the
+  default, as in ``mcunet-convert``) outputs may start inside their op's dying input
+  (tflite_converter/write_order.py) and the arena is then often below it.
 - ``flash_estimate_bytes``: an ESTIMATE of the generated model object's Flash (weights in the
   layouts the emitters write, their per-channel tables, and the code; :mod:`nas.flash_estimate`).
   The C runtime and the application beside it are not counted (the MCU reserve covers them):
@@ -76,9 +78,12 @@ def network_flash_estimate_bytes(spec: NetworkSpec) -> int:
 class MemoryOracle:
     """`peak_sram` / `profile` of candidate networks, with an LRU cache of `cache_size`
     networks. `alignment`: the arena alignment the engine uses (bytes). `fast`: try the
-    NetworkSpec fast path first (same figures; False: always the full planner)."""
+    NetworkSpec fast path first (same figures; False: always the full planner). `overlap`: plan
+    as the converter does by default (``plan_memory(overlap=True)``); False gives the arena
+    without partial overlap."""
 
-    def __init__(self, alignment: int = 4, cache_size: int = 100_000, fast: bool = True) -> None:
+    def __init__(self, alignment: int = 4, cache_size: int = 100_000, fast: bool = True,
+                 overlap: bool = True) -> None:
         if alignment < 1:
             raise ValueError(f"MemoryOracle: alignment must be >= 1, got {alignment}")
         if cache_size < 0:
@@ -86,6 +91,7 @@ class MemoryOracle:
         self.alignment = alignment
         self.cache_size = cache_size
         self.fast = fast
+        self.overlap = overlap
         self._cache: collections.OrderedDict[NetworkSpec, MemoryProfile] = collections.OrderedDict()
         self.hits = 0
         self.misses = 0
@@ -112,7 +118,7 @@ class MemoryOracle:
             self._cache.move_to_end(spec)
             return cached
         self.misses += 1
-        fast = chain_memory(spec, self.alignment) if self.fast else None
+        fast = chain_memory(spec, self.alignment, self.overlap) if self.fast else None
         if fast is not None:
             arena, lower_bound = fast
             result = MemoryProfile(arena, lower_bound, network_flash_estimate_bytes(spec), "chain_fast")
@@ -127,7 +133,7 @@ class MemoryOracle:
     def _plan(self, spec: NetworkSpec) -> MemoryProfile:
         graph = network_to_graph(spec)
         # the converter's pipeline (tflite_converter/convert.py): schedule, then plan
-        plan = plan_memory(graph, schedule(graph), alignment=self.alignment)
+        plan = plan_memory(graph, schedule(graph), alignment=self.alignment, overlap=self.overlap)
         return MemoryProfile(
             arena_bytes=plan.arena_bytes,
             lower_bound_bytes=plan.lower_bound_bytes,

@@ -35,7 +35,7 @@ MIRRORS = [
      "MCU_RQ_FAST_FULL"),
     ("tflite_converter.codegen.ops._common", "BCAST_DIMS", "mcu_broadcast.h", "MCU_BCAST_DIMS"),
     ("tflite_converter.codegen.ops._common", "COPY_DIMS", "copy_nd.c", "MCU_COPY_DIMS"),
-    ("tflite_converter.codegen.ops._common", "REDUCE_DIMS", "mean.c", "MCU_REDUCE_DIMS"),
+    ("tflite_converter.codegen.ops._common", "REDUCE_DIMS", "mcu_reduce.h", "MCU_REDUCE_DIMS"),
     ("tflite_converter.codegen.ops.depthwise_conv2d", "BAND4_CHANNELS", "depthwise_conv2d.c",
      "MCU_DW_BAND4"),
     # the taps of a stored kernel row are rounded up to a multiple of ROW_MULTIPLE: MCU_DW_ROW

@@ -36,7 +36,12 @@ def test_plan_only_writes_plan_and_prints_table(tmp_path):
     r = _run(f"--model={model}", f"--output_dir={tmp_path / 'out'}", "--plan_only")
     assert r.returncode == 0, r.stderr
     plan = json.loads((tmp_path / "out" / "plan.json").read_text())
-    assert plan["lower_bound_bytes"] <= plan["arena_bytes"] <= 103680 / 1.8
+    # overlap is the default: below the layer-by-layer bound; --nooverlap reaches the bound
+    assert plan["arena_bytes"] <= 0.85 * plan["lower_bound_bytes"] <= 103680 / 1.8
+    assert any(o.get("overlap_bytes") for o in plan["ops"])
+    r2 = _run(f"--model={model}", f"--output_dir={tmp_path / 'plain'}", "--plan_only", "--nooverlap")
+    plain = json.loads((tmp_path / "plain" / "plan.json").read_text())
+    assert r2.returncode == 0 and plain["arena_bytes"] == plain["lower_bound_bytes"] == plan["lower_bound_bytes"]
     assert {"offset", "bytes", "first_op", "last_op"} <= set(plan["tensors"][0])
     assert len(plan["ops"]) == len(plan["order"]) and all("live_bytes" in o and "macs" in o for o in plan["ops"])
     assert f"arena {plan['arena_bytes']:,} B" in r.stdout

@@ -68,7 +68,8 @@ def test_shared_model_every_op_identical(tmp_path):
 
 def _perturb_weight(source: str, op: int) -> str:
     """Add 64 to the first packed weight of op `op`'s convolution."""
-    m = re.search(rf"model_op{op}_wpk\[\d+\][^=]*=\s*\{{\s*(-?\d+)", source)
+    # the weights as the picked kernel packs them: blocked (wpk) or one pixel at a time (wide)
+    m = re.search(rf"model_op{op}_(?:wpk|wide)\[\d+\][^=]*=\s*\{{\s*(-?\d+)", source)
     assert m, f"no weight array of op {op} in the generated C"
     w = int(m.group(1))
     return source[:m.start(1)] + str((w + 64 + 128) % 256 - 128) + source[m.end(1):]

@@ -26,6 +26,7 @@ from nas.memory_oracle import MemoryOracle, flash_estimate_bytes, network_flash_
 from tflite_converter import planner
 from tflite_converter.ir import OpKind
 from tflite_converter.planner import plan_memory
+from tflite_converter.planner.plan import overlap_bound_bytes
 
 WIDTHS = (0.2, 0.35, 0.5, 0.75, 1.0)
 RESOLUTIONS = (32, 64, 128, 176, 224)
@@ -36,12 +37,13 @@ def _figures(p):
     return p.arena_bytes, p.lower_bound_bytes, p.flash_estimate_bytes
 
 
-def _assert_same(spec, alignment=4):
-    fast = MemoryOracle(alignment, fast=True).profile(spec)
-    full = MemoryOracle(alignment, fast=False).profile(spec)
+def _assert_same(spec, alignment=4, overlap=True):
+    fast = MemoryOracle(alignment, fast=True, overlap=overlap).profile(spec)
+    full = MemoryOracle(alignment, fast=False, overlap=overlap).profile(spec)
     assert _figures(fast) == _figures(full), (spec.to_json(), fast, full)
     if fast.strategy == "chain_fast":
-        assert full.strategy == "two_ended" and full.arena_bytes == full.lower_bound_bytes
+        if not overlap:
+            assert full.strategy == "two_ended" and full.arena_bytes == full.lower_bound_bytes
     else:
         assert fast == full  # deferred: the full planner's profile, strategy included
     return fast, full
@@ -57,31 +59,37 @@ def _space_candidates(seed=0):
                     yield space.sample(rng).to_network()
 
 
-def test_fast_equals_full_on_search_space_candidates():
-    decided = total = 0
+@pytest.mark.parametrize("overlap", [True, False])
+def test_fast_equals_full_on_search_space_candidates(overlap):
+    decided = total = below = 0
     for spec in _space_candidates():
-        fast, _ = _assert_same(spec)
+        fast, _ = _assert_same(spec, overlap=overlap)
+        below += fast.arena_bytes < fast.lower_bound_bytes
         decided += fast.strategy == "chain_fast"
         total += 1
     assert total >= 300
     # the point of the fast path: it decides (almost) every candidate of MCUNet's spaces
     assert decided >= 0.9 * total, f"fast path decided only {decided}/{total}"
+    # with overlap the arena goes below the layer-by-layer bound on most candidates
+    assert (below >= 0.8 * total) if overlap else below == 0, f"{below}/{total} below the bound"
 
 
+@pytest.mark.parametrize("overlap", [True, False])
 @pytest.mark.parametrize("alignment", [1, 8, 16])
-def test_fast_equals_full_at_other_alignments(alignment):
+def test_fast_equals_full_at_other_alignments(alignment, overlap):
     for i, spec in enumerate(_space_candidates(seed=1)):
         if i % 7 == 0:
-            _assert_same(spec, alignment)
+            _assert_same(spec, alignment, overlap)
 
 
+@pytest.mark.parametrize("overlap", [True, False])
 @pytest.mark.parametrize("name", [p.name for p in PUBLISHED])
-def test_fast_equals_full_on_published_networks(name):
+def test_fast_equals_full_on_published_networks(name, overlap):
     try:
         spec = published_spec(name)
     except FileNotFoundError as e:  # read from ../shared/mcunet_configs
         pytest.skip(str(e))
-    fast, _ = _assert_same(spec)
+    fast, _ = _assert_same(spec, overlap=overlap)
     assert fast.strategy == "chain_fast"
 
 
@@ -111,8 +119,9 @@ def test_shortcut_sets_the_peak():
     shortcut = [t for t, tp in plan.tensors.items()
                 if tp.first_step < step < tp.last_step and t not in op.inputs + op.outputs]
     assert shortcut, "the block input must be live at the peak without being read there"
-    fast, _ = _assert_same(spec)
+    fast, _ = _assert_same(spec, overlap=False)
     assert fast.strategy == "chain_fast"
+    _assert_same(spec)  # with overlap: the same figures, decided or deferred
 
 
 def test_im2col_scratch_sets_the_peak():
@@ -128,8 +137,9 @@ def test_im2col_scratch_sets_the_peak():
     scratch = plan.scratch[p].min_bytes
     assert scratch > max(t.bytes for t in plan.tensors.values())
     assert plan.live_bytes[step] - scratch < sorted(plan.live_bytes)[-2]
-    fast, _ = _assert_same(spec)
+    fast, _ = _assert_same(spec, overlap=False)
     assert fast.strategy == "chain_fast"
+    _assert_same(spec)  # with overlap: the same figures, decided or deferred
 
 
 def test_search_space_candidate_where_shortcut_and_projection_scratch_set_the_peak():
@@ -166,10 +176,10 @@ DEFERRED = (
 
 @pytest.mark.parametrize("spec, alignment", DEFERRED)
 def test_fast_path_defers_where_two_ended_misses_the_bound(spec, alignment):
-    plan = plan_memory(network_to_graph(spec), alignment=alignment)
+    plan = plan_memory(network_to_graph(spec), alignment=alignment, overlap=False)
     assert plan.strategy != "two_ended"
-    assert chain_memory(spec, alignment) is None
-    fast, full = _assert_same(spec, alignment)
+    assert chain_memory(spec, alignment, overlap=False) is None
+    fast, full = _assert_same(spec, alignment, overlap=False)
     assert fast == full and fast.strategy == plan.strategy
 
 
@@ -177,7 +187,7 @@ def _merged(members):
     """(size, first, last) of a group's members, all at offset 0, with consecutive members of
     one size merged: the same bytes over one unbroken lifetime conflict exactly as one buffer."""
     out = []
-    for size, first, last in sorted(members, key=lambda m: m[1]):
+    for size, first, last, *_ in sorted(members, key=lambda m: m[1]):
         if out and out[-1][0] == size and out[-1][2] == first:
             out[-1] = (size, out[-1][1], last)
         else:
@@ -188,17 +198,23 @@ def _merged(members):
 def _check_layout(spec, alignment):
     graph = network_to_graph(spec)
     order = list(range(len(graph.ops)))
-    layout = planner.build_layout(graph, order, alignment, True, False)
+    layout = planner.build_layout(graph, order, alignment, True, False, overlap=True)
     items = layout.items
     theirs = []
     for i in sorted(range(len(items)), key=lambda i: (items[i][0], -items[i][2], i)):  # two_ended's order
         first, _, extent, members = items[i]
         assert all(rel == 0 for rel, *_ in members)  # what the replay relies on
         theirs.append((first, extent, _merged([(size, f, last) for _, size, f, last, _ in members])))
-    seq, lower_bound = fast_oracle._layout(spec, alignment)
+    seq, lower_bound, overlap_bound, shifts = fast_oracle._layout(spec, alignment, True)
     ours = [(step, extent, _merged(members)) for step, extent, members in seq]
     assert ours == theirs, spec.to_json()
-    assert lower_bound == max(planner.live_bytes(layout))
+    live = planner.live_bytes(layout)
+    assert lower_bound == max(live)
+    # the same shifts at the same ops, and the same bound once they are used to the full
+    steps = {m[3]: m[1] for _, _, members in seq for m in members}
+    assert sorted((steps[dst], d) for (_, dst), d in shifts.items()) == sorted(
+        (layout.first[out], d) for (_, out), (d, _) in layout.overlaps.items()), spec.to_json()
+    assert overlap_bound == overlap_bound_bytes(layout, live), spec.to_json()
 
 
 def test_layout_is_the_planners():
@@ -232,30 +248,36 @@ def _irregular(rng: random.Random) -> NetworkSpec:
                        stem, tuple(blocks), fm, rng.choice([1, 2, 10, 1000]))
 
 
-def test_irregular_networks():
-    rng = random.Random(0)
+@pytest.mark.parametrize("overlap", [False, True])
+def test_irregular_networks(overlap):
+    rng = random.Random(0 if not overlap else 5)
     decided = deferred = 0
     for _ in range(600):
         spec = _irregular(rng)
         alignment = rng.choice([1, 4, 8, 16])
-        plan = plan_memory(network_to_graph(spec), alignment=alignment)
-        fast = chain_memory(spec, alignment)
-        exact = plan.strategy == "two_ended" and plan.arena_bytes == plan.lower_bound_bytes
-        # decides exactly where the planner's first strategy reaches the bound
-        assert (fast is not None) == exact, spec.to_json()
-        if fast is not None:
+        plan = plan_memory(network_to_graph(spec), alignment=alignment, overlap=overlap)
+        fast = chain_memory(spec, alignment, overlap=overlap)
+        if not overlap:
+            exact = plan.strategy == "two_ended" and plan.arena_bytes == plan.lower_bound_bytes
+            # decides exactly where the planner's first strategy reaches the bound
+            assert (fast is not None) == exact, spec.to_json()
+        if fast is not None:  # with overlap: where greedy_by_size reaches the overlap bound
             assert fast == (plan.arena_bytes, plan.lower_bound_bytes), spec.to_json()
             decided += 1
         else:
             deferred += 1
-        assert network_flash_estimate_bytes(spec) == flash_estimate_bytes(network_to_graph(spec))
+        if not overlap:
+            assert network_flash_estimate_bytes(spec) == flash_estimate_bytes(network_to_graph(spec))
     assert decided and deferred  # both ways were exercised
+    if overlap:
+        assert decided > 0.8 * (decided + deferred)
 
 
 def test_fast_flag_and_cache():
     spec = published_spec("mcunet-in0")
     full = MemoryOracle(fast=False)
-    assert full.profile(spec).strategy == "two_ended"
+    assert full.profile(spec).strategy == "greedy_by_size"  # with the overlap shifts
+    assert MemoryOracle(fast=False, overlap=False).profile(spec).strategy == "two_ended"
     oracle = MemoryOracle()
     first = oracle.profile(spec)
     assert first.strategy == "chain_fast"

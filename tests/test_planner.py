@@ -183,18 +183,25 @@ def test_chain_arena_equals_lower_bound():
     for i in range(60):
         g = _chain(rng, rng.randint(1, 25), with_dw=False)
         for inplace in (False, True):
-            plan = plan_memory(g, inplace=inplace)
+            plan = plan_memory(g, inplace=inplace, overlap=False)
             assert verify_plan(g, plan) == []
             assert plan.arena_bytes == plan.lower_bound_bytes, (i, plan.strategy)
+            # with overlap (the default): proved safe and never larger
+            overlapped = plan_memory(g, inplace=inplace)
+            assert verify_plan(g, overlapped) == []
+            assert overlapped.arena_bytes <= plan.arena_bytes, i
 
 
 def test_chain_with_inplace_depthwise_is_sound_and_not_above_greedy():
     rng = random.Random(2)
     for _ in range(60):
         g = _chain(rng, rng.randint(2, 25), with_dw=True)
-        plan = plan_memory(g)
+        plan = plan_memory(g, overlap=False)
         assert verify_plan(g, plan) == []
         assert plan.lower_bound_bytes <= plan.arena_bytes <= greedy_arena_bytes(g)
+        overlapped = plan_memory(g)
+        assert verify_plan(g, overlapped) == []
+        assert overlapped.arena_bytes <= plan.arena_bytes
 
 
 def test_lower_bound_counts_live_bytes_and_scratch():
@@ -365,10 +372,13 @@ def test_random_dags_sound_and_not_above_greedy():
     for seed in range(300):
         g = random_dag(seed, n_ops=random.Random(seed).randint(3, 18))
         for inplace in (True, False):
-            plan = plan_memory(g, inplace=inplace)
+            plan = plan_memory(g, inplace=inplace, overlap=False)
             problems = verify_plan(g, plan)
             assert problems == [], (seed, inplace, problems[:3])
             assert plan.lower_bound_bytes <= plan.arena_bytes <= greedy_arena_bytes(g), seed
+            overlapped = plan_memory(g, inplace=inplace)
+            assert verify_plan(g, overlapped) == [], seed
+            assert overlapped.arena_bytes <= plan.arena_bytes, seed
 
 
 def test_random_dags_other_orders_and_alignment():

@@ -105,14 +105,19 @@ def conv2d_variant_pixels(variant: str) -> int:
 REG_1X1_DEPTHS = (8, 16, 24, 32)
 
 
+def conv2d_schedules(pointwise: bool, cin: int) -> tuple[int, ...]:
+    """Every schedule a CONV_2D may run (write_order.conv_output_shift's `blocks`), whichever
+    kernel the emitter picks: the pixel blocks, and for pointwise layers of a register
+    kernel's depth its interleaved pixel. From shapes alone, so the NAS can ask."""
+    if pointwise and cin in REG_1X1_DEPTHS:
+        return (*CONV_PIXEL_BLOCKS, INTERLEAVED_PIXEL)
+    return CONV_PIXEL_BLOCKS
+
+
 def conv2d_shift(graph: Graph, op: Op) -> Optional[int]:
-    """How far the output may start inside the dying input, whichever kernel runs: the pixel
-    blocks, and for pointwise layers of a register kernel's depth its interleaved pixel."""
+    """How far the output may start inside the dying input, whichever kernel runs."""
     f = graph.tensors[op.inputs[1]].shape
-    schedules: tuple[int, ...] = CONV_PIXEL_BLOCKS
-    if _is_pointwise(op, f[1], f[2]) and f[3] in REG_1X1_DEPTHS:
-        schedules = (*CONV_PIXEL_BLOCKS, INTERLEAVED_PIXEL)
-    return conv2d_output_shift(graph, op, schedules)
+    return conv2d_output_shift(graph, op, conv2d_schedules(_is_pointwise(op, f[1], f[2]), f[3]))
 
 
 SPEC = OpSpec(macs=conv2d_macs, scratch=conv2d_scratch, preferred_scratch=conv2d_preferred_scratch,

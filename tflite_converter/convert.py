@@ -34,9 +34,9 @@ flags.DEFINE_string("model", None, "Input .tflite model.")
 flags.DEFINE_string("output_dir", None, "Folder for plan.json (and the generated C).")
 flags.DEFINE_string("name", "model", "C identifier prefix of the generated API (NAME_invoke, ...).")
 flags.DEFINE_bool("plan_only", False, "Only plan memory: write plan.json and print the table.")
-flags.DEFINE_bool("overlap", False, "Let a convolution's output start inside its dying input as far as "
+flags.DEFINE_bool("overlap", True, "Let a convolution's output start inside its dying input as far as "
                   "the kernel's read/write order proves safe (below the layer-by-layer bound; "
-                  "tflite_converter/write_order.py).")
+                  "tflite_converter/write_order.py). --nooverlap: every op's input and output apart.")
 flags.DEFINE_bool("debug_layers", False, "After generating, run the C (host build, every op's output "
                   "observed) and TFLM on one input and compare every op's outputs; exit 1 if any differs.")
 flags.DEFINE_string("debug_input", None, "With --debug_layers: the input, a .npy (or a .npz with one "
@@ -48,7 +48,7 @@ EXIT_REFUSED = 2
 
 def convert(model: Path, output_dir: Path, name: str = "model", plan_only: bool = False,
             debug_layers: bool = False, debug_input: Optional[Path] = None, debug_seed: int = 0,
-            overlap: bool = False) -> int:
+            overlap: bool = True) -> int:
     """Run the pipeline; returns the exit status. Raises ConversionError on refusal
     (and debug_layers.DebugInputError on a bad --debug_input)."""
     compiled = compile_model(model, overlap=overlap)

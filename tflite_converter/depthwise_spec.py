@@ -4,6 +4,7 @@ band kernels) it runs with the scratch the planner grants. The planner stores th
 the plan; the emitter (codegen/ops/depthwise_conv2d.py) reads it."""
 from __future__ import annotations
 
+import functools
 from typing import Mapping, Optional
 
 from tflite_converter.ir import ConvAttrs, Graph, Op
@@ -95,6 +96,7 @@ def depthwise_hwc_scratch_bytes(graph: Graph, op: Op) -> int:
     return ih * iw * DEPTHWISE_GROUP
 
 
+@functools.lru_cache(maxsize=1 << 14)  # the search asks about the same layers again and again
 def _valid_taps(size: int, out: int, k: int, stride: int, dil: int, pad: int) -> float:
     """Mean number of the k taps of one axis that fall inside the image, over the outputs."""
     total = 0

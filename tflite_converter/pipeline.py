@@ -25,9 +25,10 @@ class CompiledModel:
     plan: MemoryPlan
 
 
-def compile_model(tflite: str | os.PathLike[str] | bytes, overlap: bool = False) -> CompiledModel:
+def compile_model(tflite: str | os.PathLike[str] | bytes, overlap: bool = True) -> CompiledModel:
     """Read a .tflite (a path, or the file's bytes), legalize, schedule and plan memory
-    (`overlap`: let outputs start inside their op's dying input, planner.plan_memory).
+    (`overlap`, the default: let outputs start inside their op's dying input where the
+    kernels' write order proves it safe, planner.plan_memory; False: layer-by-layer).
 
     Raises ConversionError (every problem at once, each naming its op or tensor) for a file
     that cannot be read or a model the engine cannot run exactly.

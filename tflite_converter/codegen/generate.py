@@ -372,7 +372,7 @@ def generate(graph: Graph, plan: Any, output_dir: str | os.PathLike[str], name: 
 
 
 def convert_model(tflite: str | os.PathLike[str] | bytes, output_dir: str | os.PathLike[str],
-                  name: str = "model", overlap: bool = False) -> GeneratedModel:
+                  name: str = "model", overlap: bool = True) -> GeneratedModel:
     """Read a .tflite (path or bytes), legalize, schedule and plan (`pipeline.compile_model`,
     `overlap` as there), then generate C into `output_dir`. Raises ConversionError (one line
     per problem) for what cannot be run."""

@@ -93,7 +93,8 @@ def _forbidden(item: Item, placed: Iterable[Placed], shifts: Optional[Shifts] = 
     return out
 
 
-def _lowest(intervals: list[tuple[int, int]]) -> int:
+def lowest_free_base(intervals: list[tuple[int, int]]) -> int:
+    """The lowest base >= 0 inside none of the open intervals (lo, hi)."""
     b = 0
     for lo, hi in sorted(intervals):
         if lo >= b:
@@ -116,7 +117,7 @@ def place_first_fit(items: list[Item], idx: list[int], sweep: bool, shifts: Opti
         if sweep and it[0] != step:
             step = it[0]
             placed = [pb for pb in placed if pb[1] >= step]
-        b = _lowest(_forbidden(it, placed, _shifts_for(it, shifts, keys)))
+        b = lowest_free_base(_forbidden(it, placed, _shifts_for(it, shifts, keys)))
         bases[i] = b
         placed.append((*it, b))
         if b + it[2] > arena:
@@ -140,7 +141,7 @@ def _place_two_ended(items: list[Item], idx: list[int], cap: int, shifts: Option
             placed = [pb for pb in placed if pb[1] >= f0]
             step = f0
         iv = _forbidden(it, placed, _shifts_for(it, shifts, keys))
-        b = _lowest(iv)
+        b = lowest_free_base(iv)
         if b != 0 and extent <= cap:
             # the top end is free iff no forbidden interval contains it
             top = cap - extent

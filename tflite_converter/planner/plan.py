@@ -97,14 +97,22 @@ def _assemble(graph: Graph, layout: Layout, bases: list[int], arena: int, live: 
     )
 
 
+def overlap_union_bytes(n_in: int, n_out: int, d: int) -> int:
+    """The fewest bytes an input and its output can take together when the output may start
+    at any offset up to `d` from the input's start (every smaller offset is safe too): at 0
+    when d >= 0 (max(in, out)), else at d (max(in - d, out))."""
+    return max(n_in - min(d, 0), n_out)
+
+
 def overlap_bound_bytes(layout: Layout, live: Sequence[int]) -> int:
-    """The live bytes of the worst step once every allowed overlap is used to the full: at an
-    op with a shift d, its input and output take max(in, d + out) - min(0, d) bytes together."""
+    """The live bytes of the worst step once every allowed overlap is used to the full (no
+    placement with these shifts can use less): at an op with a shift d, its input and output
+    take overlap_union_bytes together."""
     saved = [0] * len(live)
     size = layout.size
     for (t, out), (d, _) in layout.overlaps.items():
         s = layout.first[out]
-        union = max(size[t], d + size[out]) - min(0, d)
+        union = overlap_union_bytes(size[t], size[out], d)
         saved[s] = max(saved[s], size[t] + size[out] - union)
     return max((v - w for v, w in zip(live, saved)), default=0)
 
@@ -126,7 +134,7 @@ def plan_memory(
     alignment: int = OFFSET_ALIGNMENT,
     inplace: bool = True,
     overwrite_inputs: bool = False,
-    overlap: bool = False,
+    overlap: bool = True,
 ) -> MemoryPlan:
     """Plan the arena for `graph` run in `order` (positions in graph.ops; default file order).
 

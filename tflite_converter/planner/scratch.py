@@ -1,8 +1,8 @@
 """Scratch grants: loop tiling into the room placement left free.
 
 An op whose kernel runs faster with more scratch (`opspec.preferred_scratch_bytes`, e.g.
-CONV_2D's wider im2col pixel block) gets, after placement, the largest scratch up to that size
-that fits in a free gap of the arena at its step. The arena never grows and every other offset
+CONV_2D's wider im2col pixel block) gets, after placement, that scratch where it fits in a
+free gap of the arena at its step. The arena never grows and every other offset
 stays as placed, so the arena is exactly the minimum-scratch plan's.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from tflite_converter.planner.lifetimes import round_up
 
 def grant_scratch(layout: Layout, bases: list[int], arena: int) -> dict[int, tuple[int, int]]:
     """Op position -> (offset, bytes) of the scratch granted beyond the minimum: for each op
-    with a preferred size, min(preferred, widest free gap) bytes, where the gaps are the
+    with a preferred size, that size where the widest free gap holds it, where the gaps are the
     arena's bytes no other buffer uses at the op's step (its minimum buffer's own bytes are
     free to it). The buffer grows in place when its gap is the widest, else moves to the
     widest gap's start. Nothing else moves and the arena does not grow."""
@@ -53,8 +53,10 @@ def grant_scratch(layout: Layout, bases: list[int], arena: int) -> dict[int, tup
                 best_lo, best_size = cursor, size
             if hi > cursor:
                 cursor = hi
-        raw = min(preferred[p], best_size)
-        if raw > layout.scratch_raw[p]:
+        # all or nothing: every kernel variant wants its whole preferred buffer, so a part
+        # of it would only be reported, never used
+        raw = preferred[p]
+        if best_size >= round_up(raw, layout.alignment) and raw > layout.scratch_raw[p]:
             in_gap = best_lo <= off and off + round_up(raw, layout.alignment) <= best_lo + best_size
             grants[p] = (off if in_gap else best_lo, raw)
     return grants

@@ -14,7 +14,7 @@ from tflite_converter.ir import Activation, DType, Op, Tensor
 
 BCAST_DIMS = 6  # MCU_BCAST_DIMS
 COPY_DIMS = 6  # MCU_COPY_DIMS
-REDUCE_DIMS = 4  # MCU_REDUCE_DIMS
+REDUCE_DIMS = 4  # MCU_REDUCE_DIMS (mcu_reduce.h)
 BYTE_TYPES = (DType.INT8, DType.UINT8)
 
 
