@@ -40,6 +40,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+from pathlib import Path
 from typing import Optional
 
 import flatbuffers
@@ -87,6 +89,11 @@ class TflmPlan:
     greedy_bytes: int  # TFLM's greedy rule on the same tensors (each its own buffer)
     lower_bound_bytes: int  # the most bytes live in one scope, a RESHAPE pair counted once
     strategy: str
+
+    @property
+    def n_planned(self) -> int:
+        """Tensors with an offset (the others TFLM places itself)."""
+        return sum(o != ONLINE for o in self.offsets)
 
     def words(self) -> np.ndarray:
         """The metadata buffer's int32 words."""
@@ -331,3 +338,17 @@ def with_offline_plan(data: bytes) -> tuple[bytes, TflmPlan]:
     if written is None or written.tolist() != plan.words().tolist():
         raise AssertionError("the offline plan did not survive writing the model")
     return out, plan
+
+
+def write_tflm_plan(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> TflmPlan:
+    """Write the model at `src`, with our offline plan, to `dst`; returns the plan."""
+    try:
+        data = Path(src).read_bytes()
+    except OSError as e:
+        raise ConversionError(f"cannot read {src}: {e.strerror or e}") from None
+    out, plan = with_offline_plan(data)
+    try:
+        Path(dst).write_bytes(out)
+    except OSError as e:
+        raise ConversionError(f"cannot write {dst}: {e.strerror or e}") from None
+    return plan
