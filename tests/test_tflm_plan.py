@@ -191,3 +191,20 @@ def test_tflm_with_our_plan_on_shared_models(shared_models, name):
     assert all(plan.offsets[i] == ONLINE for i, t in enumerate(tensors) if t.isVariable)  # TFLM keeps them
     if name == "mlperf_tiny_vww_96_int8":
         assert row.plan_arena < row.default_arena
+
+
+def test_squeeze_output_gets_its_own_bytes():
+    # TFLM's SQUEEZE copies unconditionally (no same-address check as in RESHAPE): no view
+    mb = ModelBuilder()
+    x = mb.add_tensor(TensorSpec((1, 1, 16), **Q))
+    y = mb.add_tensor(TensorSpec((1, 16), **Q))
+    mb.add_op("SQUEEZE", [x], [y], {"squeeze_dims": [1]})
+    _, plan = with_offline_plan(mb.build([x], [y]))
+    assert plan.offsets[x] != plan.offsets[y] and all(b.view_of is None for b in plan.buffers)
+    assert check_offsets(plan) == []
+
+
+def test_buffers_after_the_flatbuffer_are_refused():
+    mb, _ = _chain()
+    with pytest.raises(ConversionError, match="after the flatbuffer"):
+        with_offline_plan(mb.build([0], [4], offset_buffers=True))
