@@ -49,7 +49,7 @@ import numpy as np
 
 from tflite_converter import schema
 from tflite_converter.errors import ConversionError
-from tflite_converter.planner.layout import Item
+from tflite_converter.planner.layout import Item, alias_root
 from tflite_converter.planner.live import live_bytes_of
 from tflite_converter.planner.placement import TieBreak, best_placement, place_greedy
 from tflite_converter.reader import unpack_model
@@ -172,12 +172,13 @@ def tflm_buffers(model: "S.ModelT") -> tuple[list[TflmBuffer], int]:
         for t in outs:
             produced[t] = produced.get(t, 0) + 1
     view_of: dict[int, int] = {}
-    for code, ins, outs in ops:
+    for scope, (code, ins, outs) in enumerate(ops, start=1):
         if code != S.BuiltinOperator.RESHAPE or not ins or len(outs) != 1:
             continue
         src, out = ins[0], outs[0]
-        if (src in nbytes and out in nbytes and nbytes[src] == nbytes[out] and src != out
-                and produced.get(out) == 1 and produced.get(src, 0) <= 1 and out not in view_of):
+        # the input already there (so views never form a cycle), each written once, same bytes
+        if (src in nbytes and out in nbytes and nbytes[src] == nbytes[out] and first.get(src, scope) < scope
+                and first.get(out) == scope and produced.get(out) == 1 and produced.get(src, 0) <= 1):
             view_of[out] = src
     result = [TflmBuffer(t, _round(b), first[t], last[t], view_of.get(t))
               for t, b in nbytes.items() if t in first]
@@ -186,20 +187,12 @@ def tflm_buffers(model: "S.ModelT") -> tuple[list[TflmBuffer], int]:
     return result, n
 
 
-def _root(t: int, view_of: dict[int, int]) -> int:
-    for _ in range(len(view_of)):
-        if t not in view_of:
-            break
-        t = view_of[t]
-    return t
-
-
 def _items(buffers: list[TflmBuffer], aliases: bool) -> list[Item]:
     """One placement item per group of buffers sharing bytes (a RESHAPE chain), else per buffer."""
     view_of = {b.tensor: b.view_of for b in buffers if aliases and b.view_of is not None}
     groups: dict[int, list[TflmBuffer]] = {}
     for b in buffers:
-        groups.setdefault(_root(b.tensor, view_of), []).append(b)
+        groups.setdefault(alias_root(b.tensor, view_of), []).append(b)
     return [(min(b.first for b in g), max(b.last for b in g), max(b.bytes for b in g),
              [(0, b.bytes, b.first, b.last, b.tensor) for b in g]) for g in groups.values()]
 
@@ -250,7 +243,7 @@ def check_offsets(plan: TflmPlan) -> list[str]:
                 break
             if a.first > b.last or b.first > a.last:
                 continue
-            if oa == ob and _root(a.tensor, view_of) == _root(b.tensor, view_of):
+            if oa == ob and alias_root(a.tensor, view_of) == alias_root(b.tensor, view_of):
                 continue  # a RESHAPE output viewing its input's bytes
             problems.append(f"tensors {a.tensor} [{oa}, {oa + a.bytes}) scopes {a.first}..{a.last} and "
                             f"{b.tensor} [{ob}, {ob + b.bytes}) scopes {b.first}..{b.last} overlap")
