@@ -4,8 +4,8 @@
 
 For every .tflite that converts (default: ../shared/models, plus build/models when the MCUNet
 exports are there): the layer-by-layer bound (every op's whole input and output live), the
-arena without overlap (today's default), the arena with `--overlap` (write_order.py), their
-ratio, and how many ops write over their input. With --check (default) the overlap C is
+arena without overlap (`convert --nooverlap`), the arena with overlap (the converter's
+default, write_order.py), their ratio, and how many ops write over their input. With --check (default) the overlap C is
 built for the host and run on two seeded random inputs against TFLM: "same" or "DIFFERENT".
 Bytes are deterministic: no timing here.
 """
@@ -17,6 +17,7 @@ from typing import Sequence
 
 from absl import app, flags
 
+from benchmarks.model_files import tflite_files
 from engine.compare import host_vs_tflm
 from tflite_converter.codegen.generate import generate
 from tflite_converter.errors import ConversionError
@@ -34,9 +35,8 @@ def same_as_tflm(path: Path, out: Path, compiled) -> bool:
 
 
 def main(dirs: Sequence[Path], check: bool) -> int:
-    paths = [p for d in dirs if d.is_dir() for p in sorted(d.glob("*.tflite"))]
+    paths = tflite_files(dirs)
     if not paths:
-        print(f"no models under {', '.join(map(str, dirs))}")
         return 0
     print(f"{'model':40s} {'bound B':>9s} {'arena B':>9s} {'overlap B':>9s} {'ratio':>6s} "
           f"{'ops':>4s} {'vs bound':>8s}{'  C vs TFLM' if check else ''}")

@@ -1,7 +1,7 @@
 """`convert`: .tflite -> memory plan and interpreter-free C.
 
     bazel run //tflite_converter:convert -- --model=M.tflite --output_dir=DIR [--name=model] [--plan_only]
-        [--debug_layers [--debug_input=X.npy] [--debug_seed=0]]
+        [--debug_layers [--debug_input=X.npy] [--debug_seed=0]] [--tflm_plan=OUT.tflite]
     mcunet-convert --model=M.tflite --output_dir=DIR ...
 
 Pipeline (`tflite_converter.pipeline.compile_model`, the one `convert_model` runs too): read
@@ -11,6 +11,9 @@ model that cannot be converted is refused with one line per problem on stderr an
 With --debug_layers the C is then built for the host with a per-op hook and run beside TFLM
 on one input (`tflite_converter.debug_layers`): one line per op with the largest difference and
 the count of differing elements, and the first op that differs; exit status 1 if any does.
+With --tflm_plan the model is first written to OUT.tflite with our placement of the tensors
+TFLM allocates as its "OfflineMemoryAllocation" metadata (`tflite_converter.tflm_plan`), for
+users who keep TFLM; with it --output_dir may be left out (then nothing else is written).
 Relative paths are the user's (Bazel's BUILD_WORKING_DIRECTORY under `bazel run`).
 """
 from __future__ import annotations
@@ -28,6 +31,7 @@ from tflite_converter.debug_layers import DebugInputError
 from tflite_converter.debug_layers import run as debug_layers_run
 from tflite_converter.errors import ConversionError
 from tflite_converter.pipeline import compile_model
+from tflite_converter.tflm_plan import write_tflm_plan
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Input .tflite model.")
@@ -42,15 +46,24 @@ flags.DEFINE_bool("debug_layers", False, "After generating, run the C (host buil
 flags.DEFINE_string("debug_input", None, "With --debug_layers: the input, a .npy (or a .npz with one "
                     "array per input) of each input's shape and dtype; default seeded random.")
 flags.DEFINE_integer("debug_seed", 0, "With --debug_layers and no --debug_input: the random input's seed.")
+flags.DEFINE_string("tflm_plan", None, "Also write this .tflite: the model with our placement of the tensors "
+                    "TFLM allocates as its OfflineMemoryAllocation metadata (TFLM then uses our arena).")
 
 EXIT_REFUSED = 2
 
 
-def convert(model: Path, output_dir: Path, name: str = "model", plan_only: bool = False,
+def convert(model: Path, output_dir: Optional[Path], name: str = "model", plan_only: bool = False,
             debug_layers: bool = False, debug_input: Optional[Path] = None, debug_seed: int = 0,
-            overlap: bool = True) -> int:
+            overlap: bool = True, tflm_plan: Optional[Path] = None) -> int:
     """Run the pipeline; returns the exit status. Raises ConversionError on refusal
-    (and debug_layers.DebugInputError on a bad --debug_input)."""
+    (and debug_layers.DebugInputError on a bad --debug_input). With `tflm_plan` the TFLM
+    offline plan is written first; `output_dir` None: only that."""
+    if tflm_plan is not None:
+        offline = write_tflm_plan(model, tflm_plan)
+        print(f"wrote {tflm_plan}: TFLM offline plan, {offline.arena_bytes:,} B for {offline.n_planned} tensors "
+              f"(TFLM's greedy rule on the same tensors: {offline.greedy_bytes:,} B)")
+    if output_dir is None:
+        return 0
     compiled = compile_model(model, overlap=overlap)
     graph, plan = compiled.graph, compiled.plan
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -70,12 +83,17 @@ def convert(model: Path, output_dir: Path, name: str = "model", plan_only: bool 
 def main(argv: Sequence[str]) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    missing = [f"--{f}" for f in ("model", "output_dir") if not getattr(FLAGS, f)]
+    needed = ("model",) if FLAGS.tflm_plan else ("model", "output_dir")
+    missing = [f"--{f}" for f in needed if not getattr(FLAGS, f)]
     if missing:
         raise app.UsageError(f"missing {' and '.join(missing)}")
     model = Path(resolve_user_path(FLAGS.model))
-    output_dir = Path(resolve_user_path(FLAGS.output_dir))
+    output_dir = Path(resolve_user_path(FLAGS.output_dir)) if FLAGS.output_dir else None
+    tflm_plan = Path(resolve_user_path(FLAGS.tflm_plan)) if FLAGS.tflm_plan else None
     debug_input = Path(resolve_user_path(FLAGS.debug_input)) if FLAGS.debug_input else None
+    if output_dir is None and (FLAGS.plan_only or FLAGS.debug_layers):
+        print("--plan_only and --debug_layers write into --output_dir: give it", file=sys.stderr)
+        return EXIT_REFUSED
     if FLAGS.debug_layers and FLAGS.plan_only:
         print("--debug_layers runs the generated C: it cannot go with --plan_only", file=sys.stderr)
         return EXIT_REFUSED
@@ -87,7 +105,7 @@ def main(argv: Sequence[str]) -> int:
         return EXIT_REFUSED
     try:
         return convert(model, output_dir, FLAGS.name, FLAGS.plan_only, FLAGS.debug_layers,
-                       debug_input, FLAGS.debug_seed, FLAGS.overlap)
+                       debug_input, FLAGS.debug_seed, FLAGS.overlap, tflm_plan)
     except ConversionError as e:
         for problem in e.problems:
             print(f"{model.name}: {problem}", file=sys.stderr)

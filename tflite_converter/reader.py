@@ -193,7 +193,9 @@ def _check_header(data: bytes) -> None:
         raise ConversionError("malformed TFLite file: inconsistent root vtable")
 
 
-def _unpack_model(data: bytes) -> "S.ModelT":
+def unpack_model(data: bytes) -> "S.ModelT":
+    """The file's object-API model, the header checked first; raises ConversionError for a
+    file that is not a well-formed flatbuffer (nothing the generated code raises escapes)."""
     _check_header(data)
     try:
         return S.ModelT.InitFromPackedBuf(data, 0)
@@ -240,7 +242,7 @@ class _Reader:
         self.dynamic: dict[int, list[int]] = {}
 
     def read(self) -> tuple[Graph, list[Problem]]:
-        model = _unpack_model(self.data)
+        model = unpack_model(self.data)
         if int(model.version) != schema.SCHEMA_VERSION:
             raise ConversionError(
                 f"TFLite schema version {model.version} not supported (expected {schema.SCHEMA_VERSION})")
