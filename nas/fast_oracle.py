@@ -157,11 +157,15 @@ def _layout(spec: NetworkSpec, a: int, overlap: bool = False) -> Optional[tuple[
     c = stem.out_channels
     si, s0 = _round(r * r * cin, a), _round(h * h * c, a)
     k0 = _conv_scratch(stem.kernel, cin, r * r * cin, h * h * c, a)
-    lb = ob = si + s0 + k0  # the stem's input is the graph input: never written over
+    # the stem writes over the graph input, which dies at it (plan_memory's overwrite_inputs)
+    d0 = _shift(r, cin, h, c, stem.kernel, stem.stride, s0, a) if overlap else None
+    lb, ob = si + s0 + k0, _union(si, s0, d0) + k0
     bufs = _Buffers()
+    image = bufs.new(si, 0, 0)
     x = bufs.new(s0, 0, 0)  # the current activation's buffer; readers set its last step
+    bufs.shift(image, x, d0)
     x_item = [x]  # the members of its group (a depthwise output may join)
-    first = [(si, [bufs.new(si, 0, 0)]), (s0, x_item)]
+    first = [(si, [image]), (s0, x_item)]
     if k0:
         first.append((k0, [[k0, 0, 0, -1]]))
     first.sort(key=lambda it: -it[0])  # stable: input, stem output, scratch on ties

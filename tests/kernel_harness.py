@@ -253,9 +253,11 @@ def reduced_shape(shape, axes, keep_dims: bool) -> tuple[int, ...]:
 
 
 def convert(model: bytes, tmp_path: pathlib.Path, name: str = "m") -> pathlib.Path:
-    """Convert the model to C in tmp_path/name (the files name.c / name.h)."""
+    """Convert the model to C in tmp_path/name (the files name.c / name.h). The graph input
+    is kept intact (overwrite_input=False), so a single-op model runs its op's out-of-place
+    kernel: the in-place kernels are tested on purpose, by the tests that ask for them."""
     d = pathlib.Path(tmp_path) / name
-    convert_model(model, d, name=name)
+    convert_model(model, d, name=name, overwrite_input=False)
     return d
 
 

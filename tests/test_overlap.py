@@ -28,7 +28,12 @@ from tflite_converter import opspec
 from tflite_converter.codegen.generate import convert_model, generate
 from tflite_converter.pipeline import compile_model
 from tflite_converter.planner import plan_memory, verify_plan
-from tflite_converter.write_order import INTERLEAVED_PIXEL, block_starts, conv_output_shift
+from tflite_converter.write_order import (
+    INTERLEAVED_PIXEL,
+    block_starts,
+    conv_output_shift,
+    elementwise_output_shift,
+)
 
 SHARED = pathlib.Path(__file__).resolve().parent.parent.parent / "shared" / "models"
 
@@ -101,6 +106,24 @@ def _plan_at_shift(compiled, extra: int = 0):
                                overlaps={0: shared} if shared > 0 else {}), d
 
 
+def _brute_elementwise_shift(n: int, wi: int, wo: int) -> int:
+    """The largest d such that every offset up to d is safe for a kernel that reads element
+    i (wi bytes) and then writes element i (wo bytes at d + i * wo), i = 0..n-1: no write
+    hits a byte a later read still needs. Capped at the input's size (nothing to overlap)."""
+    for d in range(-(wi + wo) * n, n * wi + 1):
+        for i in range(n - 1):
+            w_lo, w_hi = d + i * wo, d + (i + 1) * wo
+            if w_hi > (i + 1) * wi and w_lo < n * wi:  # hits the input of elements > i
+                return d - 1
+    return n * wi
+
+
+@pytest.mark.parametrize("wi,wo", [(4, 1), (1, 4), (1, 1), (2, 1), (1, 2)])
+def test_elementwise_shift_is_exact(wi, wo):
+    for n in (1, 2, 3, 7, 16):
+        assert elementwise_output_shift(n, wi, wo) == _brute_elementwise_shift(n, wi, wo), n
+
+
 # every kernel the emitter picks for CONV_2D: matrix core 1x1 (48 channels), register 1x1
 # (8 / 16 / 24 / 32 channels, strided, odd output count), kxk gather, stride-2 stem
 CASES = [
@@ -147,7 +170,11 @@ def test_a_shift_past_the_proof_is_refused_and_corrupts(case, tmp_path):
 
 @pytest.mark.parametrize("name,below", [
     ("tflm_person_detect", 0.75), ("mlperf_tiny_vww_96_int8", 0.85), ("mlperf_tiny_ic_resnet_quant", 0.75),
-    ("tinymaix_mnist_resnet_q", 0.80), ("mlperf_tiny_kws_ref_model_int8", 1.0),
+    ("tinymaix_mnist_resnet_q", 0.75), ("mlperf_tiny_kws_ref_model_int8", 1.0),
+    # the QUANTIZE over the float input image (write_order.elementwise_output_shift)
+    ("tinyengine_mcunet_vww", 0.88),
+    # float32 in and out: QUANTIZE and DEQUANTIZE over their dying inputs
+    ("mlperf_tiny_ad_toycar_fullint_floatio", 0.81),
 ])
 def test_shared_models_with_overlap(name, below, tmp_path):
     path = SHARED / f"{name}.tflite"

@@ -210,7 +210,7 @@ def test_lower_bound_counts_live_bytes_and_scratch():
     y = b.conv(x, 8, 3)  # 512 B, scratch: one int16 column of K=36 + the 36 B gather = 108 B
     z = b.conv(y, 2)  # 128 B, 1x1: three int16 columns of K=8 = 48 B
     g = b.graph([x], [z])
-    plan = plan_memory(g)
+    plan = plan_memory(g, overlap=False)
     assert plan.live_bytes == (256 + 512 + 108, 512 + 128 + 48)
     assert plan.lower_bound_bytes == 876 == plan.arena_bytes
     assert plan.scratch[0].bytes == 108 and plan.scratch[1].bytes == 48
@@ -271,20 +271,21 @@ def test_elementwise_inplace_and_broadcast():
     assert plan.tensors[s].role is Role.INPLACE
 
 
-def test_graph_inputs_not_overwritten_unless_allowed():
+def test_graph_inputs_overwritten_unless_kept():
     b = GraphBuilder()
     x = b.tensor((1, 8, 8, 8))
     r = b.relu(x)
     d = b.dw(r)
     g = b.graph([x], [d])
-    plan = plan_memory(g)
-    assert plan.tensors[r].role is Role.OWN  # x belongs to the caller
+    kept = plan_memory(g, overwrite_inputs=False)
+    assert kept.tensors[r].role is Role.OWN  # x intact until the RELU has run
     # a graph output may be written over a dead intermediate: r is ours
-    assert plan.tensors[d].role is Role.INPLACE and plan.tensors[d].alias_of == r
+    assert kept.tensors[d].role is Role.INPLACE and kept.tensors[d].alias_of == r
+    assert verify_plan(g, kept) == []
+    plan = plan_memory(g)  # the default: x is dead once read, as TFLM treats it
+    assert plan.tensors[r].role is Role.INPLACE and plan.tensors[r].alias_of == x
     assert verify_plan(g, plan) == []
-    plan2 = plan_memory(g, overwrite_inputs=True)
-    assert plan2.tensors[r].role is Role.INPLACE
-    assert verify_plan(g, plan2) == []
+    assert plan.arena_bytes < kept.arena_bytes
 
 
 def test_graph_outputs_never_overwritten():
@@ -446,13 +447,15 @@ def test_shared_model_plans(name):
         assert plan.arena_bytes * TFLM_FACTOR[name] <= TFLM_ARENA[name], plan.arena_bytes
 
 
-def test_inplace_over_alias_of_graph_input_blocked():
+def test_inplace_over_alias_of_graph_input_blocked_when_kept():
     b = GraphBuilder()
     x = b.tensor((1, 4, 4, 8))
     f = b.reshape(x, (1, 128))
     r = b.op(OpKind.RELU, [f], (1, 128))
     g = b.graph([x], [r])
-    plan = plan_memory(g)
+    over = plan_memory(g)  # the default: the RELU may write over the view, hence the input
+    assert over.tensors[r].role is Role.INPLACE and verify_plan(g, over) == []
+    plan = plan_memory(g, overwrite_inputs=False)
     assert plan.tensors[f].role is Role.ALIAS
     assert plan.tensors[r].role is Role.OWN
     assert plan.tensors[r].offset != plan.tensors[x].offset

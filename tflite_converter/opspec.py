@@ -23,6 +23,7 @@ from tflite_converter.ir import (
     Pads,
     PoolAttrs,
 )
+from tflite_converter.write_order import elementwise_shift
 
 MacsFn = Callable[[Graph, Op], int]
 ScratchFn = Callable[[Graph, Op, bool], int]
@@ -167,6 +168,9 @@ class OpSpec:
 
 # Specs shared by several op kinds; each op's record (tflite_converter/op_registry.py) names one.
 UNARY = OpSpec(macs=per_output_macs, inplace=elementwise_unary_inplace)
+# QUANTIZE / DEQUANTIZE: in place where the byte width is kept, else the output may start
+# inside the dying input as far as the element-by-element order allows
+TYPE_CONVERSION = OpSpec(macs=per_output_macs, inplace=elementwise_unary_inplace, output_shift=elementwise_shift)
 BINARY = OpSpec(macs=per_output_macs, inplace=elementwise_binary_inplace)
 ALIAS = OpSpec(alias=True)
 MOVE = OpSpec()  # data movement: no arithmetic, no scratch, writes elsewhere

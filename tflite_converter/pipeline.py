@@ -25,10 +25,15 @@ class CompiledModel:
     plan: MemoryPlan
 
 
-def compile_model(tflite: str | os.PathLike[str] | bytes, overlap: bool = True) -> CompiledModel:
+def compile_model(tflite: str | os.PathLike[str] | bytes, overlap: bool = True,
+                  overwrite_input: bool = True) -> CompiledModel:
     """Read a .tflite (a path, or the file's bytes), legalize, schedule and plan memory
     (`overlap`, the default: let outputs start inside their op's dying input where the
     kernels' write order proves it safe, planner.plan_memory; False: layer-by-layer).
+    `overwrite_input` (the default): an in-place or overlapping first op may write over the
+    graph input it reads last, as the arena reuses the input's bytes after that anyway; False
+    keeps the input intact until its last reader has run (planner.plan_memory's
+    overwrite_inputs).
 
     Raises ConversionError (every problem at once, each naming its op or tensor) for a file
     that cannot be read or a model the engine cannot run exactly.
@@ -38,5 +43,5 @@ def compile_model(tflite: str | os.PathLike[str] | bytes, overlap: bool = True) 
     else:
         graph = load_tflite(tflite)
     graph = legalize(graph)
-    plan = plan_memory(graph, schedule(graph), overlap=overlap)
+    plan = plan_memory(graph, schedule(graph), overlap=overlap, overwrite_inputs=overwrite_input)
     return CompiledModel(graph, tuple(plan.order), plan)

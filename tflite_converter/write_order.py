@@ -25,6 +25,11 @@ each output channel they write, so a pixel's own writes must stay clear of its o
 (`INTERLEAVED_PIXEL`). Every schedule the op might run is replayed and the smallest shift
 kept, so the answer holds whatever scratch the planner grants and whichever kernel the
 emitter picks.
+
+The element-wise kernels that change the byte width (QUANTIZE float32 -> int8 / uint8 in
+engine/kernels/quantize.c, DEQUANTIZE through mcu_lut_f32 in lut.c) read element i and then
+write element i, for i = 0, 1, ...: `elementwise_output_shift`. (Their pointers are of
+different types, one of them a character type, so C's aliasing rules keep that order.)
 """
 from __future__ import annotations
 
@@ -99,3 +104,26 @@ def conv2d_output_shift(graph: Graph, op: Op, blocks: tuple[int, ...]) -> Option
     a = op.attrs
     return conv_output_shift(ih, iw, ic, oh, ow, oc, a.stride_h, a.stride_w, a.pads.top, a.pads.left,
                              blocks)
+
+
+def elementwise_output_shift(n: int, in_bytes: int, out_bytes: int) -> int:
+    """The largest safe `output offset - input offset` of a kernel that, for i = 0 .. n-1,
+    reads input element i (`in_bytes` wide) and then writes output element i (`out_bytes`
+    wide): the writes of elements 0..i must end before input element i + 1 starts,
+    d + (i + 1) * out_bytes <= (i + 1) * in_bytes for i <= n - 2. Narrowing (QUANTIZE from
+    float32) allows in_bytes - out_bytes; widening (DEQUANTIZE) needs the output to start
+    (n - 1) * (out_bytes - in_bytes) below the input."""
+    if n < 2:  # one element: read before it is written
+        return n * in_bytes
+    step = in_bytes - out_bytes
+    return step if step >= 0 else (n - 1) * step
+
+
+def elementwise_shift(graph: Graph, op: Op) -> Optional[int]:
+    """elementwise_output_shift of a one-input, one-output op of equal element counts."""
+    if len(op.inputs) != 1 or len(op.outputs) != 1 or op.inputs[0] < 0:
+        return None
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    if x.num_elements != y.num_elements:
+        return None
+    return elementwise_output_shift(x.num_elements, x.dtype.np.itemsize, y.dtype.np.itemsize)

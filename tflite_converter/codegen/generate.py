@@ -222,7 +222,8 @@ extern "C" {{
 #define {name}_NUM_INPUTS {n_in}
 #define {name}_NUM_OUTPUTS {n_out}
 
-/* Write input `index` here (TFLite layout and dtype) before {name}_invoke; NULL if out of range. */
+/* Write input `index` here (TFLite layout and dtype) before every {name}_invoke: the arena
+ * reuses its bytes once they are read, as TFLM's does. NULL if out of range. */
 void *{name}_input(int index);
 size_t {name}_input_bytes(int index);
 /* Read output `index` here after {name}_invoke; NULL if out of range. */
@@ -372,11 +373,11 @@ def generate(graph: Graph, plan: Any, output_dir: str | os.PathLike[str], name: 
 
 
 def convert_model(tflite: str | os.PathLike[str] | bytes, output_dir: str | os.PathLike[str],
-                  name: str = "model", overlap: bool = True) -> GeneratedModel:
+                  name: str = "model", overlap: bool = True, overwrite_input: bool = True) -> GeneratedModel:
     """Read a .tflite (path or bytes), legalize, schedule and plan (`pipeline.compile_model`,
-    `overlap` as there), then generate C into `output_dir`. Raises ConversionError (one line
+    `overlap` and `overwrite_input` as there), then generate C into `output_dir`. Raises ConversionError (one line
     per problem) for what cannot be run."""
-    compiled = compile_model(tflite, overlap=overlap)
+    compiled = compile_model(tflite, overlap=overlap, overwrite_input=overwrite_input)
     return generate(compiled.graph, compiled.plan, output_dir, name=name, order=compiled.order)
 
 

@@ -133,15 +133,17 @@ def plan_memory(
     order: Optional[Sequence[int]] = None,
     alignment: int = OFFSET_ALIGNMENT,
     inplace: bool = True,
-    overwrite_inputs: bool = False,
+    overwrite_inputs: bool = True,
     overlap: bool = True,
 ) -> MemoryPlan:
     """Plan the arena for `graph` run in `order` (positions in graph.ops; default file order).
 
     inplace: allow in-place ops and concatenations written into place (reshape aliases are
-    always used: the engine never copies a reshape). overwrite_inputs: let an in-place op
-    write over a graph input it is the last reader of (off by default: the caller owns the
-    input). Graph outputs are never written over. overlap: let an op's output start inside
+    always used: the engine never copies a reshape). overwrite_inputs: let an in-place or
+    overlapping op write over a graph input it is the last reader of (the default: the
+    arena reuses an input's bytes after its last reader anyway, as TFLM's does, so the caller
+    writes the input before every invoke; False keeps it intact until that op has run).
+    Graph outputs are never written over. overlap: let an op's output start inside
     the input that dies there as far as its kernel's write order allows (write_order.py), used
     only where it gives a smaller arena; the arena may then be below `lower_bound_bytes`.
     """
@@ -214,7 +216,7 @@ def lower_bound_bytes(
     order: Optional[Sequence[int]] = None,
     alignment: int = OFFSET_ALIGNMENT,
     inplace: bool = True,
-    overwrite_inputs: bool = False,
+    overwrite_inputs: bool = True,
 ) -> int:
     """The plan's `lower_bound_bytes` for `order` without placing anything (the schedule's
     objective)."""

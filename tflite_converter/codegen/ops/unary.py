@@ -115,8 +115,8 @@ register(
                              OpKind.RELU6, OpKind.ABS)),
     _table_op(OpKind.LEAKY_RELU, reader.read_leaky_relu),
     # in place only when the byte width is kept (int8 -> int8, uint8 <-> int8)
-    OpRecord(OpKind.QUANTIZE, B.QUANTIZE, reader.fixed_attrs(), validate.quantize_rule, opspec.UNARY,
-             _emit_table),
+    OpRecord(OpKind.QUANTIZE, B.QUANTIZE, reader.fixed_attrs(), validate.quantize_rule,
+             opspec.TYPE_CONVERSION, _emit_table),
     OpRecord(OpKind.DEQUANTIZE, B.DEQUANTIZE, reader.fixed_attrs(), validate.dequantize_rule,
-             opspec.PER_OUTPUT, _emit_dequantize, Fold(passes.fold_dequantize, (0,))),
+             opspec.TYPE_CONVERSION, _emit_dequantize, Fold(passes.fold_dequantize, (0,))),
 )
