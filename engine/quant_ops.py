@@ -166,7 +166,7 @@ def softmax_params(s_in: float, beta: float, s_out: float, zp_out: int) -> Softm
 # gemmlowp fixed point on int32 raw values, vectorised (int64 carriers, int32 wrap-around)
 
 
-def _w32(x: np.ndarray) -> np.ndarray:
+def _w32(x: np.ndarray | int) -> np.ndarray:
     """Wrap int64 values to int32 as the C++ int32 additions do."""
     return ((np.asarray(x, dtype=np.int64) + (1 << 31)) % (1 << 32)) - (1 << 31)
 
@@ -179,7 +179,7 @@ def _rdbpot(x, e) -> np.ndarray:
     return rounding_divide_by_pot(x, e).astype(np.int64)
 
 
-def _sat_shl(x: np.ndarray, e: int) -> np.ndarray:
+def _sat_shl(x: np.ndarray | int, e: int) -> np.ndarray:
     """SaturatingRoundingMultiplyByPOT with a positive exponent (Rescale to fewer integer
     bits)."""
     thr = (1 << (31 - e)) - 1
@@ -410,6 +410,58 @@ def relu6_table(s_in: float, zp_in: int, s_out: float, zp_out: int) -> np.ndarra
     six = int(np.clip(round_half_away(float(_f32(6.0) / _f32(s_in))) + zp_in, -128, 127))
     x = byte_inputs()
     return np.where(x > six, six, np.where(x < zp_in, zp_in, x)).astype(np.int8)
+
+
+def _inv_sqrt_multiplier(v: int) -> tuple[int, int]:
+    """TFLite GetInvSqrtQuantizedMultiplierExp(v, reverse_shift=-1) for v >= 0: a Q0.31
+    mantissa and a left shift with 1/sqrt(v) ~= mantissa * 2^shift / 2^31. v is brought into
+    [2^27, 2^29) by even shifts, then five Newton-Raphson steps x <- (3x - v x^3) / 2 from
+    x = 1 in gemmlowp FixedPoint<int32, 3> (products add integer bits, Rescale back to 3 is a
+    saturating left shift), times sqrt(2)/2 in Q0.31. 0 and 1 give (INT32_MAX, 0)."""
+    if v <= 1:
+        return INT32_MAX, 0
+    shift = 11
+    while v >= (1 << 29):
+        v //= 4
+        shift += 1
+    pairs = ((32 - int(v).bit_length()) - 1) // 2 - 1
+    shift -= pairs
+    v <<= 2 * pairs
+
+    def mul(a: int, b: int) -> int:
+        return int(saturating_rounding_doubling_high_mul(a, b))
+
+    half_input = int(rounding_divide_by_pot(v >> 1, 1))
+    half_three = (1 << 28) + (1 << 27)
+    x = 1 << 28  # 1.0 with 3 integer bits
+    for _ in range(5):
+        x3 = int(_sat_shl(mul(mul(x, x), x), 6))  # 9 integer bits -> 3
+        x = int(_sat_shl(int(_w32(mul(half_three, x) - mul(half_input, x3))), 3))  # 6 -> 3
+    x = mul(x, 1518500250)  # * sqrt(2)/2 (Q0.31): still 3 integer bits
+    if shift < 0:
+        x = int(_w32(x << -shift))
+        shift = 0
+    return x, -shift
+
+
+def rsqrt_table(s_in: float, zp_in: int, s_out: float, zp_out: int) -> np.ndarray:
+    """RSQRT int8 (TFLM elementwise.cc): for v = x - zp_in > 0, 1/sqrt(v) as a quantized
+    multiplier (_inv_sqrt_multiplier) applied to 1 with 20 extra bits, then rescaled by
+    QuantizeMultiplier(1 / double(sqrtf(s_in) * s_out)) with 20 bits less, plus zp_out,
+    clamped. v == 0 gives 127. v < 0 is outside the domain: TFLM's invoke fails on such an
+    input; the table holds 127 there too (it cannot fail)."""
+    k_shift = 20
+    m, sh = _qm(1.0 / float(F32(np.sqrt(_f32(s_in))) * _f32(s_out)))
+    out = np.full(256, 127, dtype=np.int8)
+    for i, q in enumerate(byte_inputs()):
+        v = int(q) - zp_in
+        if v <= 0:
+            continue
+        inv, inv_shift = _inv_sqrt_multiplier(v)
+        data = int(multiply_by_quantized_multiplier(1, inv, inv_shift + k_shift))
+        y = int(multiply_by_quantized_multiplier(data, m, sh - k_shift)) + zp_out
+        out[i] = min(max(y, -128), 127)
+    return out
 
 
 def dequantize_table(in_dtype: str, s_in: float, zp_in: int) -> np.ndarray:

@@ -115,6 +115,9 @@ class OpKind(enum.Enum):
     ARG_MIN = "ARG_MIN"
     GATHER = "GATHER"
     SPACE_TO_DEPTH = "SPACE_TO_DEPTH"
+    RSQRT = "RSQRT"
+    LOG_SOFTMAX = "LOG_SOFTMAX"
+    SQUARED_DIFFERENCE = "SQUARED_DIFFERENCE"
     # Ops whose result is a constant: the reader keeps them only until
     # passes.fold_constants replaces their outputs by constant tensors (else validate refuses).
     SHAPE = "SHAPE"
