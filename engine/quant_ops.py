@@ -107,6 +107,31 @@ def sub_params(s1: float, zp1: int, s2: float, zp2: int, so: float, zpo: int) ->
     return add_params(s1, zp1, s2, zp2, so, zpo)
 
 
+def squared_difference_params(s1: float, zp1: int, s2: float, zp2: int, so: float,
+                              zpo: int) -> AddParams:
+    """SQUARED_DIFFERENCE int8 (TFLM squared_difference.cc): ADD's input rescale with a left
+    shift of 7 instead of 20 (in double from the float32 scales), and an output multiplier
+    (2 max(s1, s2))^2 / (2^14 so) for the squared difference, by QuantizeMultiplier (it may
+    exceed one: a left shift)."""
+    s1d, s2d = float(_f32(s1)), float(_f32(s2))
+    twice_max = 2.0 * max(s1d, s2d)
+    m1, sh1 = _smaller_than_one(s1d / twice_max)
+    m2, sh2 = _smaller_than_one(s2d / twice_max)
+    mo, sho = _qm(twice_max * twice_max / float(_f32((1 << 14) * _f32(so))))
+    return AddParams(-int(zp1), m1, sh1, -int(zp2), m2, sh2, int(zpo), mo, sho, left_shift=7)
+
+
+def squared_difference_reference(p: AddParams, x, y) -> np.ndarray:
+    """The int8 result for int8 operands x, y (numpy, broadcasting)."""
+    def scaled(v, offset: int, m: int, sh: int) -> np.ndarray:
+        shifted = (np.asarray(v, dtype=np.int64) + offset) << p.left_shift
+        return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, m), -sh)
+    d = (scaled(x, p.in1_offset, p.in1_multiplier, p.in1_shift).astype(np.int64)
+         - scaled(y, p.in2_offset, p.in2_multiplier, p.in2_shift))
+    out = multiply_by_quantized_multiplier(d * d, p.out_multiplier, p.out_shift)
+    return _clamp(out.astype(np.int64) + p.out_offset, -128, 127)
+
+
 def mul_params(s1: float, s2: float, so: float) -> tuple[int, int]:
     """MUL (mul_common.cc): double(s1) * double(s2) / double(so)."""
     return _qm(float(_f32(s1)) * float(_f32(s2)) / float(_f32(so)))

@@ -296,6 +296,10 @@ def binary_rule(g: Graph, op: Op) -> None:
     x1, x2, y = _two_int8_inputs(g, op)
     if op.kind in (OpKind.ADD, OpKind.SUB, OpKind.MUL):
         _clamp(op.attrs_as(ElementwiseAttrs).activation)
+    elif op.kind is OpKind.SQUARED_DIFFERENCE:
+        # TFLM broadcasts it only through its 4-D slow path
+        if tuple(x1.shape) != tuple(x2.shape) and max(len(x1.shape), len(x2.shape)) > 4:
+            raise _Refuse("broadcasting beyond 4 dimensions (TFLM supports 4)")
     else:  # MAXIMUM / MINIMUM compare the stored int8 values: one scale for all three
         _same_quant(x1, y)
         _same_quant(x2, y)
