@@ -179,12 +179,42 @@ def softmax_params(s_in: float, beta: float, s_out: float, zp_out: int) -> Softm
         raise UnsupportedQuantization(
             f"int8 SOFTMAX needs output scale 1/256 and zero point -128 (TFLM requires it), got "
             f"scale {s_out!r} zero point {zp_out}")
-    real = min(float(_f32(beta)) * float(_f32(s_in)) * float(1 << 26), float((1 << 31) - 1))
+    return _softmax_input_scaling(float(_f32(beta)) * float(_f32(s_in)))
+
+
+def _softmax_input_scaling(beta_scale: float) -> SoftmaxParams:
+    """PreprocessSoftmaxScaling with 5 integer bits and CalculateInputRadius (SOFTMAX and
+    LOG_SOFTMAX): beta * input_scale in double, scaled by 2^26 and capped at 2^31 - 1, as a
+    multiplier above one; differences below -radius underflow the exponential."""
+    real = min(beta_scale * float(1 << 26), float((1 << 31) - 1))
     if real <= 1.0:
         raise UnsupportedQuantization(f"beta * input_scale * 2^26 = {real!r} is not above 1")
     mult, shift = _qm(real)
     radius = math.floor(31.0 * float(1 << 26) / float(1 << shift))
     return SoftmaxParams(mult, shift, -radius)
+
+
+@dataclasses.dataclass(frozen=True)
+class LogSoftmaxParams:
+    exp: SoftmaxParams  # the input scaling (beta 1), as SOFTMAX's
+    reverse_scaling_divisor: int
+    reverse_scaling_shift: int  # <= 0: a right shift
+
+
+LOG_SOFTMAX_OUTPUT = (16.0 / 256, 127)  # the int8 output quantization TFLM requires
+
+
+def log_softmax_params(s_in: float, s_out: float, zp_out: int) -> LogSoftmaxParams:
+    """int8 LOG_SOFTMAX (TFLM log_softmax.cc, PreprocessLogSoftmaxScalingExp): SOFTMAX's input
+    scaling with beta 1, plus the reverse scaling 2^(31 - left_shift) / multiplier (as a
+    multiplier below one) that maps a Q5.26 value back to input steps."""
+    if zp_out != LOG_SOFTMAX_OUTPUT[1] or float(_f32(s_out)) != LOG_SOFTMAX_OUTPUT[0]:
+        raise UnsupportedQuantization(
+            f"int8 LOG_SOFTMAX needs output scale 16/256 and zero point 127 (TFLM requires it), "
+            f"got scale {s_out!r} zero point {zp_out}")
+    p = _softmax_input_scaling(float(_f32(s_in)))
+    rev, rev_shift = _smaller_than_one(float(1 << (31 - p.input_left_shift)) / p.input_multiplier)
+    return LogSoftmaxParams(p, rev, rev_shift)
 
 
 # ---------------------------------------------------------------------------------------------

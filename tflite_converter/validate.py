@@ -493,6 +493,15 @@ def softmax_rule(g: Graph, op: Op) -> None:
         raise _Refuse(f"softmax beta {beta} not supported")
 
 
+def log_softmax_rule(g: Graph, op: Op) -> None:
+    x, _y = _int8_io(g, op, (1, 1))
+    unary_same_shape_rule(g, op)
+    # the Q12.19 sum of up to `depth` exponentials (each at most 2^19) must not wrap
+    if x.shape and x.shape[-1] >= 4096:
+        raise _Refuse(f"last dimension {x.shape[-1]} of 4096 or more (the Q12.19 sum of "
+                      "exponentials could overflow)", x)
+
+
 def quantize_rule(g: Graph, op: Op) -> None:
     _arity(g, op, (1, 1))
     (x,), (y,) = _ins(g, op), _outs(g, op)
