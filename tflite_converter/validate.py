@@ -21,6 +21,7 @@ from tflite_converter.errors import ConversionError, Problem
 from tflite_converter.ir import (
     Activation,
     AxisAttrs,
+    BatchSpaceAttrs,
     BlockAttrs,
     ConcatAttrs,
     ConvAttrs,
@@ -474,6 +475,35 @@ def space_to_depth_rule(g: Graph, op: Op) -> None:
     if h % b or w % b:
         raise _Refuse(f"height {h} and width {w} are not multiples of the block size {b}", x)
     _shape(y, (n, h // b, w // b, c * b * b))
+
+
+def space_to_batch_rule(g: Graph, op: Op) -> None:
+    """TFLM's int8 SPACE_TO_BATCH_ND writes padding from a parameter it never sets (its
+    persistent SpaceToBatchParams.output_offset), so only unpadded ones are bit-exact."""
+    x, y = _int8_io(g, op, (3, 3))
+    _same_quant(x, y)
+    a = op.attrs_as(BatchSpaceAttrs)
+    if any(p != (0, 0) for p in a.pads):
+        raise _Refuse(f"paddings {list(a.pads)}: TFLM pads with an uninitialised value "
+                      "(its SpaceToBatchParams.output_offset is never set)")
+    bh, bw, *_ = a.as_4d()
+    n, h, w, c = BatchSpaceAttrs.shape_4d(x.shape)
+    if h % bh or w % bw:
+        raise _Refuse(f"spatial size {h}x{w} is not a multiple of the block {bh}x{bw}", x)
+    _shape(y, (n * bh * bw, h // bh) + ((w // bw,) if len(x.shape) == 4 else ()) + (c,))
+
+
+def batch_to_space_rule(g: Graph, op: Op) -> None:
+    x, y = _int8_io(g, op, (3, 3))
+    _same_quant(x, y)
+    bh, bw, ct, cb, cl, cr = op.attrs_as(BatchSpaceAttrs).as_4d()
+    n, h, w, c = BatchSpaceAttrs.shape_4d(x.shape)
+    if n % (bh * bw):
+        raise _Refuse(f"batch {n} is not a multiple of the block {bh}x{bw}", x)
+    oh, ow = h * bh - ct - cb, w * bw - cl - cr
+    if oh < 0 or ow < 0:
+        raise _Refuse(f"crops {ct}+{cb}, {cl}+{cr} exceed the {h * bh}x{w * bw} output")
+    _shape(y, (n // (bh * bw), oh) + ((ow,) if len(x.shape) == 4 else ()) + (c,))
 
 
 def resize_rule(g: Graph, op: Op) -> None:
