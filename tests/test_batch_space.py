@@ -65,3 +65,18 @@ def test_batch_to_space_of_a_batch_the_block_does_not_divide_is_refused():
     model = _model("BATCH_TO_SPACE_ND", ((3, 2, 2, 1), [2, 2], [[0, 0], [0, 0]], (1, 4, 4, 1)))
     with pytest.raises(ConversionError, match="op 0 BATCH_TO_SPACE_ND.*not a multiple"):
         read_tflite(model)
+
+
+@pytest.mark.parametrize("block,pads,reason", [
+    ([0, 2], [[0, 0], [0, 0]], "block sizes below 1"),
+    ([2, 2], [[0, -1], [0, 0]], "negative paddings"),
+    ([2], [[0, 0]], "expected \\[2\\] and \\[2, 2\\]"),
+])
+def test_bad_block_or_crops_are_refused(block, pads, reason):
+    x = TensorSpec((4, 2, 2, 1), scale=0.1, zero_point=0)
+    model = build_single_op_model(
+        "BATCH_TO_SPACE_ND", [x, kh.const_int32(block, (len(block),)),
+                              kh.const_int32(pads, (len(pads), 2))],
+        [TensorSpec((1, 4, 4, 1), scale=0.1, zero_point=0)])
+    with pytest.raises(ConversionError, match=f"op 0 BATCH_TO_SPACE_ND.*{reason}"):
+        read_tflite(model)

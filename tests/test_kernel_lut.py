@@ -1,5 +1,5 @@
 """The table look-up kernels (engine/kernels/lut.c mcu_lut_8, mcu_lut_f32) against TFLite
-Micro: LOGISTIC, TANH, HARD_SWISH, RELU, RELU6, ABS, LEAKY_RELU, QUANTIZE between int8 and uint8
+Micro: LOGISTIC, TANH, HARD_SWISH, RELU, RELU6, ABS, LEAKY_RELU, RSQRT, QUANTIZE between int8 and uint8
 (requantisation) and DEQUANTIZE to float32. The generation-time tables (engine/quant_ops.py,
 engine/quantization.py) are checked exhaustively over all 256 input bytes against TFLM, then
 one generated model per op runs on the host."""
