@@ -107,6 +107,31 @@ def sub_params(s1: float, zp1: int, s2: float, zp2: int, so: float, zpo: int) ->
     return add_params(s1, zp1, s2, zp2, so, zpo)
 
 
+def squared_difference_params(s1: float, zp1: int, s2: float, zp2: int, so: float,
+                              zpo: int) -> AddParams:
+    """SQUARED_DIFFERENCE int8 (TFLM squared_difference.cc): ADD's input rescale with a left
+    shift of 7 instead of 20 (in double from the float32 scales), and an output multiplier
+    (2 max(s1, s2))^2 / (2^14 so) for the squared difference, by QuantizeMultiplier (it may
+    exceed one: a left shift)."""
+    s1d, s2d = float(_f32(s1)), float(_f32(s2))
+    twice_max = 2.0 * max(s1d, s2d)
+    m1, sh1 = _smaller_than_one(s1d / twice_max)
+    m2, sh2 = _smaller_than_one(s2d / twice_max)
+    mo, sho = _qm(twice_max * twice_max / float(_f32((1 << 14) * _f32(so))))
+    return AddParams(-int(zp1), m1, sh1, -int(zp2), m2, sh2, int(zpo), mo, sho, left_shift=7)
+
+
+def squared_difference_reference(p: AddParams, x, y) -> np.ndarray:
+    """The int8 result for int8 operands x, y (numpy, broadcasting)."""
+    def scaled(v, offset: int, m: int, sh: int) -> np.ndarray:
+        shifted = (np.asarray(v, dtype=np.int64) + offset) << p.left_shift
+        return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, m), -sh)
+    d = (scaled(x, p.in1_offset, p.in1_multiplier, p.in1_shift).astype(np.int64)
+         - scaled(y, p.in2_offset, p.in2_multiplier, p.in2_shift))
+    out = multiply_by_quantized_multiplier(d * d, p.out_multiplier, p.out_shift)
+    return _clamp(out.astype(np.int64) + p.out_offset, -128, 127)
+
+
 def mul_params(s1: float, s2: float, so: float) -> tuple[int, int]:
     """MUL (mul_common.cc): double(s1) * double(s2) / double(so)."""
     return _qm(float(_f32(s1)) * float(_f32(s2)) / float(_f32(so)))
@@ -154,7 +179,14 @@ def softmax_params(s_in: float, beta: float, s_out: float, zp_out: int) -> Softm
         raise UnsupportedQuantization(
             f"int8 SOFTMAX needs output scale 1/256 and zero point -128 (TFLM requires it), got "
             f"scale {s_out!r} zero point {zp_out}")
-    real = min(float(_f32(beta)) * float(_f32(s_in)) * float(1 << 26), float((1 << 31) - 1))
+    return _softmax_input_scaling(float(_f32(beta)) * float(_f32(s_in)))
+
+
+def _softmax_input_scaling(beta_scale: float) -> SoftmaxParams:
+    """PreprocessSoftmaxScaling with 5 integer bits and CalculateInputRadius (SOFTMAX and
+    LOG_SOFTMAX): beta * input_scale in double, scaled by 2^26 and capped at 2^31 - 1, as a
+    multiplier above one; differences below -radius underflow the exponential."""
+    real = min(beta_scale * float(1 << 26), float((1 << 31) - 1))
     if real <= 1.0:
         raise UnsupportedQuantization(f"beta * input_scale * 2^26 = {real!r} is not above 1")
     mult, shift = _qm(real)
@@ -162,11 +194,34 @@ def softmax_params(s_in: float, beta: float, s_out: float, zp_out: int) -> Softm
     return SoftmaxParams(mult, shift, -radius)
 
 
+@dataclasses.dataclass(frozen=True)
+class LogSoftmaxParams:
+    exp: SoftmaxParams  # the input scaling (beta 1), as SOFTMAX's
+    reverse_scaling_divisor: int
+    reverse_scaling_shift: int  # <= 0: a right shift
+
+
+LOG_SOFTMAX_OUTPUT = (16.0 / 256, 127)  # the int8 output quantization TFLM requires
+
+
+def log_softmax_params(s_in: float, s_out: float, zp_out: int) -> LogSoftmaxParams:
+    """int8 LOG_SOFTMAX (TFLM log_softmax.cc, PreprocessLogSoftmaxScalingExp): SOFTMAX's input
+    scaling with beta 1, plus the reverse scaling 2^(31 - left_shift) / multiplier (as a
+    multiplier below one) that maps a Q5.26 value back to input steps."""
+    if zp_out != LOG_SOFTMAX_OUTPUT[1] or float(_f32(s_out)) != LOG_SOFTMAX_OUTPUT[0]:
+        raise UnsupportedQuantization(
+            f"int8 LOG_SOFTMAX needs output scale 16/256 and zero point 127 (TFLM requires it), "
+            f"got scale {s_out!r} zero point {zp_out}")
+    p = _softmax_input_scaling(float(_f32(s_in)))
+    rev, rev_shift = _smaller_than_one(float(1 << (31 - p.input_left_shift)) / p.input_multiplier)
+    return LogSoftmaxParams(p, rev, rev_shift)
+
+
 # ---------------------------------------------------------------------------------------------
 # gemmlowp fixed point on int32 raw values, vectorised (int64 carriers, int32 wrap-around)
 
 
-def _w32(x: np.ndarray) -> np.ndarray:
+def _w32(x: np.ndarray | int) -> np.ndarray:
     """Wrap int64 values to int32 as the C++ int32 additions do."""
     return ((np.asarray(x, dtype=np.int64) + (1 << 31)) % (1 << 32)) - (1 << 31)
 
@@ -179,7 +234,7 @@ def _rdbpot(x, e) -> np.ndarray:
     return rounding_divide_by_pot(x, e).astype(np.int64)
 
 
-def _sat_shl(x: np.ndarray, e: int) -> np.ndarray:
+def _sat_shl(x: np.ndarray | int, e: int) -> np.ndarray:
     """SaturatingRoundingMultiplyByPOT with a positive exponent (Rescale to fewer integer
     bits)."""
     thr = (1 << (31 - e)) - 1
@@ -410,6 +465,58 @@ def relu6_table(s_in: float, zp_in: int, s_out: float, zp_out: int) -> np.ndarra
     six = int(np.clip(round_half_away(float(_f32(6.0) / _f32(s_in))) + zp_in, -128, 127))
     x = byte_inputs()
     return np.where(x > six, six, np.where(x < zp_in, zp_in, x)).astype(np.int8)
+
+
+def _inv_sqrt_multiplier(v: int) -> tuple[int, int]:
+    """TFLite GetInvSqrtQuantizedMultiplierExp(v, reverse_shift=-1) for v >= 0: a Q0.31
+    mantissa and a left shift with 1/sqrt(v) ~= mantissa * 2^shift / 2^31. v is brought into
+    [2^27, 2^29) by even shifts, then five Newton-Raphson steps x <- (3x - v x^3) / 2 from
+    x = 1 in gemmlowp FixedPoint<int32, 3> (products add integer bits, Rescale back to 3 is a
+    saturating left shift), times sqrt(2)/2 in Q0.31. 0 and 1 give (INT32_MAX, 0)."""
+    if v <= 1:
+        return INT32_MAX, 0
+    shift = 11
+    while v >= (1 << 29):
+        v //= 4
+        shift += 1
+    pairs = ((32 - int(v).bit_length()) - 1) // 2 - 1
+    shift -= pairs
+    v <<= 2 * pairs
+
+    def mul(a: int, b: int) -> int:
+        return int(saturating_rounding_doubling_high_mul(a, b))
+
+    half_input = int(rounding_divide_by_pot(v >> 1, 1))
+    half_three = (1 << 28) + (1 << 27)
+    x = 1 << 28  # 1.0 with 3 integer bits
+    for _ in range(5):
+        x3 = int(_sat_shl(mul(mul(x, x), x), 6))  # 9 integer bits -> 3
+        x = int(_sat_shl(int(_w32(mul(half_three, x) - mul(half_input, x3))), 3))  # 6 -> 3
+    x = mul(x, 1518500250)  # * sqrt(2)/2 (Q0.31): still 3 integer bits
+    if shift < 0:
+        x = int(_w32(x << -shift))
+        shift = 0
+    return x, -shift
+
+
+def rsqrt_table(s_in: float, zp_in: int, s_out: float, zp_out: int) -> np.ndarray:
+    """RSQRT int8 (TFLM elementwise.cc): for v = x - zp_in > 0, 1/sqrt(v) as a quantized
+    multiplier (_inv_sqrt_multiplier) applied to 1 with 20 extra bits, then rescaled by
+    QuantizeMultiplier(1 / double(sqrtf(s_in) * s_out)) with 20 bits less, plus zp_out,
+    clamped. v == 0 gives 127. v < 0 is outside the domain: TFLM's invoke fails on such an
+    input; the table holds 127 there too (it cannot fail)."""
+    k_shift = 20
+    m, sh = _qm(1.0 / float(F32(np.sqrt(_f32(s_in))) * _f32(s_out)))
+    out = np.full(256, 127, dtype=np.int8)
+    for i, q in enumerate(byte_inputs()):
+        v = int(q) - zp_in
+        if v <= 0:
+            continue
+        inv, inv_shift = _inv_sqrt_multiplier(v)
+        data = int(multiply_by_quantized_multiplier(1, inv, inv_shift + k_shift))
+        y = int(multiply_by_quantized_multiplier(data, m, sh - k_shift)) + zp_out
+        out[i] = min(max(y, -128), 127)
+    return out
 
 
 def dequantize_table(in_dtype: str, s_in: float, zp_in: int) -> np.ndarray:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -26,6 +26,8 @@ class Pattern:
     # (keras, tf, the input tensor) -> the output tensor
     build: Callable[[Any, Any, Any], Any]
     ops: frozenset[str]  # TFLite operators the int8 export must contain
+    batch_size: Optional[int] = None  # None: the dynamic batch of keras.Input
+    refused: Optional[str] = None  # the converter must refuse the export with this (a regex)
 
 
 def _reshape_conv1d(keras: Any, tf: Any, x: Any) -> Any:
@@ -78,6 +80,42 @@ def _channel_gather(keras: Any, tf: Any, x: Any) -> Any:
     return keras.layers.Conv2D(2, 3, padding="same")(x)
 
 
+def _log_softmax_head(keras: Any, tf: Any, x: Any) -> Any:
+    """A classifier emitting log-probabilities (tf.nn.log_softmax: LOG_SOFTMAX)."""
+    x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(10)(x)
+    return keras.layers.Lambda(lambda t: tf.nn.log_softmax(t))(x)
+
+
+def _layer_norm(keras: Any, tf: Any, x: Any) -> Any:
+    """Keras LayerNormalization over the channels: MEAN, SQUARED_DIFFERENCE, RSQRT."""
+    x = keras.layers.Conv2D(8, 3, padding="same")(x)
+    x = keras.layers.LayerNormalization(axis=-1)(x)
+    return keras.layers.Conv2D(4, 1)(x)
+
+
+def _dilated_convs(keras: Any, tf: Any, x: Any) -> Any:
+    """Dilated (atrous) convolutions, SAME and VALID. With a static batch the converter
+    emits CONV_2D / DEPTHWISE_CONV_2D with dilation factors; with the dynamic batch it keeps
+    SPACE_TO_BATCH_ND (padded) -> convolution -> BATCH_TO_SPACE_ND with placeholder batch-1
+    shapes, which TFLM runs wrongly (it moves one block of the four, and pads with a value
+    it never sets), and which the converter refuses."""
+    x = keras.layers.Conv2D(6, 3, padding="same", dilation_rate=2)(x)
+    x = keras.layers.DepthwiseConv2D(3, padding="valid", dilation_rate=2)(x)
+    return keras.layers.Conv2D(3, 1)(x)
+
+
+def _batch_space(keras: Any, tf: Any, x: Any) -> Any:
+    """tf.space_to_batch / tf.batch_to_space (cropped) around a 1x1 convolution and a
+    pooling, which the converter cannot turn into a dilated convolution."""
+    x = keras.layers.Conv2D(4, 3, padding="same")(x)
+    x = keras.layers.Lambda(lambda t: tf.space_to_batch(t, [2, 2], [[0, 0], [0, 0]]))(x)
+    x = keras.layers.Conv2D(4, 1, activation="relu")(x)
+    x = keras.layers.MaxPooling2D(1)(x)
+    return keras.layers.Lambda(lambda t: tf.batch_to_space(t, [2, 2], [[0, 1], [1, 0]]))(x)
+
+
 PATTERNS: dict[str, Pattern] = {
     "reshape_conv1d": Pattern(_reshape_conv1d, frozenset({"SHAPE", "STRIDED_SLICE", "PACK", "RESHAPE"})),
     "reshape_conv2d": Pattern(_reshape_conv2d, frozenset({"SHAPE", "STRIDED_SLICE", "PACK", "RESHAPE"})),
@@ -86,6 +124,15 @@ PATTERNS: dict[str, Pattern] = {
     "global_max_pool": Pattern(_global_max_pool, frozenset({"REDUCE_MAX"})),
     "argmax_head": Pattern(_argmax_head, frozenset({"ARG_MAX"})),
     "channel_gather": Pattern(_channel_gather, frozenset({"GATHER"})),
+    "log_softmax_head": Pattern(_log_softmax_head, frozenset({"LOG_SOFTMAX"})),
+    "layer_norm": Pattern(_layer_norm, frozenset({"SQUARED_DIFFERENCE", "RSQRT"}), batch_size=1),
+    "dilated_convs": Pattern(_dilated_convs, frozenset({"CONV_2D", "DEPTHWISE_CONV_2D"}),
+                             batch_size=1),
+    "dilated_convs_dynamic_batch": Pattern(
+        _dilated_convs, frozenset({"SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND"}),
+        refused="op 0 SPACE_TO_BATCH_ND: paddings .*uninitialised"),
+    "batch_space": Pattern(_batch_space, frozenset({"SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND"}),
+                           batch_size=1),
 }
 
 
@@ -97,7 +144,7 @@ def export_all(out_dir: pathlib.Path) -> None:
     for k, (name, pattern) in enumerate(sorted(PATTERNS.items())):
         keras.backend.clear_session()
         keras.utils.set_random_seed(k)
-        inp = keras.Input(INPUT_SHAPE)
+        inp = keras.Input(INPUT_SHAPE, batch_size=pattern.batch_size)
         model = keras.Model(inp, pattern.build(keras, tf, inp))
         rng = np.random.default_rng(k)
         data = rng.uniform(-1, 1, (CALIBRATION_SAMPLES,) + INPUT_SHAPE).astype(np.float32)

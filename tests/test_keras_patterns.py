@@ -1,5 +1,6 @@
 """Exporter patterns from tf_keras (tests/keras_patterns.py) convert and give TFLM's bytes on
-the host. Skipped without TensorFlow; the models are exported in a child process."""
+the host, or are refused with the stated reason. Skipped without TensorFlow; the models are
+exported in a child process."""
 from __future__ import annotations
 
 import importlib.util
@@ -13,6 +14,8 @@ from conftest import REPO_ROOT
 from tests.keras_patterns import PATTERNS
 from tests.kernel_harness import assert_host_matches_tflm_on_random_inputs, needs_host_compiler
 from tflite_converter import schema
+from tflite_converter.errors import ConversionError
+from tflite_converter.reader import read_tflite
 
 pytestmark = needs_host_compiler
 
@@ -37,6 +40,11 @@ def _operators(model: bytes) -> set[str]:
 @pytest.mark.parametrize("name", sorted(PATTERNS))
 def test_keras_pattern_matches_tflm(name, exported, tmp_path):
     model = (exported / f"{name}.tflite").read_bytes()
-    missing = PATTERNS[name].ops - _operators(model)
+    pattern = PATTERNS[name]
+    missing = pattern.ops - _operators(model)
     assert not missing, f"the export no longer has {sorted(missing)}: the pattern is not tested"
+    if pattern.refused is not None:
+        with pytest.raises(ConversionError, match=pattern.refused):
+            read_tflite(model)
+        return
     assert_host_matches_tflm_on_random_inputs(model, tmp_path)

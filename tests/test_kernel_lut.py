@@ -1,5 +1,5 @@
 """The table look-up kernels (engine/kernels/lut.c mcu_lut_8, mcu_lut_f32) against TFLite
-Micro: LOGISTIC, TANH, HARD_SWISH, RELU, RELU6, ABS, LEAKY_RELU, QUANTIZE between int8 and uint8
+Micro: LOGISTIC, TANH, HARD_SWISH, RELU, RELU6, ABS, LEAKY_RELU, RSQRT, QUANTIZE between int8 and uint8
 (requantisation) and DEQUANTIZE to float32. The generation-time tables (engine/quant_ops.py,
 engine/quantization.py) are checked exhaustively over all 256 input bytes against TFLM, then
 one generated model per op runs on the host."""
@@ -71,6 +71,27 @@ def test_int8_uint8_requantize_tables_match_tflm_on_every_byte(ins, outs):
         want = TflmModel(_all_bytes_model("QUANTIZE", si, zi, so, zo, None, ins, outs)).run([x])[0]
         got = quantization.requantize_table(ins, si, zi, outs, so, zo)
         assert np.array_equal(want.reshape(-1), got)
+
+
+def test_rsqrt_table_matches_tflm_on_every_byte():
+    """RSQRT: TFLM's invoke fails on an input below the zero point (outside the domain), so
+    those bytes are fed as the zero point; every other byte is compared. 40 quantizations."""
+    rng = np.random.default_rng(11)
+    for _ in range(40):
+        si, zi = float(np.exp(rng.uniform(-7, 0.5))), int(rng.integers(-128, 128))
+        so, zo = float(np.exp(rng.uniform(-5, 1))), int(rng.integers(-128, 128))
+        x = np.maximum(np.arange(-128, 128), zi).astype(np.int8)
+        want = TflmModel(_all_bytes_model("RSQRT", si, zi, so, zo)).run([x.reshape(1, 256)])[0]
+        table = quant_ops.rsqrt_table(si, zi, so, zo)
+        assert np.array_equal(want.reshape(-1), table[x.view(np.uint8)]), (si, zi, so, zo)
+        assert table[np.int8(zi).view(np.uint8)] == 127  # x == zero point: TFLM's kMax
+
+
+@needs_host_compiler
+def test_rsqrt_generated_matches_tflm(tmp_path):
+    model = build_single_op_model("RSQRT", [TensorSpec((1, 4, 4, 3), scale=0.02, zero_point=-128)],
+                                  [TensorSpec((1, 4, 4, 3), scale=0.05, zero_point=-100)])
+    assert_host_matches_tflm_on_random_inputs(model, tmp_path)
 
 
 @needs_host_compiler

@@ -115,6 +115,11 @@ class OpKind(enum.Enum):
     ARG_MIN = "ARG_MIN"
     GATHER = "GATHER"
     SPACE_TO_DEPTH = "SPACE_TO_DEPTH"
+    RSQRT = "RSQRT"
+    LOG_SOFTMAX = "LOG_SOFTMAX"
+    SQUARED_DIFFERENCE = "SQUARED_DIFFERENCE"
+    SPACE_TO_BATCH_ND = "SPACE_TO_BATCH_ND"
+    BATCH_TO_SPACE_ND = "BATCH_TO_SPACE_ND"
     # Ops whose result is a constant: the reader keeps them only until
     # passes.fold_constants replaces their outputs by constant tensors (else validate refuses).
     SHAPE = "SHAPE"
@@ -310,6 +315,31 @@ class BlockAttrs:
     space (at least 1)."""
 
     block_size: int
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchSpaceAttrs:
+    """SPACE_TO_BATCH_ND / BATCH_TO_SPACE_ND (constant inputs 1 and 2): the block per spatial
+    dimension (at least 1) and per spatial dimension the (before, after) paddings (S2B) or
+    crops (B2S); one spatial dimension for a 3-D input, two for 4-D."""
+
+    block: tuple[int, ...]
+    pads: tuple[tuple[int, int], ...]
+
+    def as_4d(self) -> tuple[int, int, int, int, int, int]:
+        """(block h, block w, before h, after h, before w, after w) of the 4-D form TFLM
+        extends a 3-D input to (width 1, block 1, no padding)."""
+        (bh, *rest), ((t, b), *prest) = self.block, self.pads
+        bw = rest[0] if rest else 1
+        (left, right) = prest[0] if prest else (0, 0)
+        return bh, bw, t, b, left, right
+
+    @staticmethod
+    def shape_4d(shape: Sequence[int]) -> tuple[int, int, int, int]:
+        """(N, H, W, C) of a 4-D shape, (N, H, 1, C) of a 3-D one."""
+        if len(shape) == 4:
+            return shape[0], shape[1], shape[2], shape[3]
+        return shape[0], shape[1], 1, shape[2]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,7 +10,10 @@ TFLite Micro's integer arithmetic. `legalize(graph)` composes them:
 2. `normalize_reshapes`  SQUEEZE / EXPAND_DIMS become RESHAPE with the data input only. The
                          planner treats every RESHAPE as a zero-copy alias: same bytes, same
                          offset (validate guarantees equal element counts and quantization).
-3. `fold_pads`           PAD / PADV2 with the zero-point value into the next convolution's pads.
+3. `fold_batch_space_conv` SPACE_TO_BATCH_ND -> CONV_2D / DEPTHWISE_CONV_2D -> BATCH_TO_SPACE_ND
+                         (how older exporters wrote a dilated convolution) into one dilated
+                         convolution, where exact (the conditions are in its docstring).
+3b. `fold_pads`          PAD / PADV2 with the zero-point value into the next convolution's pads.
 4. `remove_quantize_noops` int8->int8 QUANTIZE that is the identity, and pairs that cancel or
                          compose into one requantization, proven over all 256 int8 values.
 5. `push_transpose_through_reduce` the NCHW-style TRANSPOSE + MEAN head of PyTorch exports.
@@ -31,6 +34,7 @@ from tflite_converter import op_registry
 from tflite_converter.errors import ConversionError
 from tflite_converter.ir import (
     Activation,
+    BatchSpaceAttrs,
     ConcatAttrs,
     ConvAttrs,
     DType,
@@ -253,6 +257,69 @@ def normalize_reshapes(graph: Graph) -> Graph:
 # 3. PAD folding
 
 
+def fold_batch_space_conv(graph: Graph) -> Graph:
+    """SPACE_TO_BATCH_ND (block bh x bw) -> CONV_2D / DEPTHWISE_CONV_2D -> BATCH_TO_SPACE_ND
+    (the same block) becomes the convolution with dilation (d_h * bh, d_w * bw) and pads
+    (bh * top, bh * bottom, bw * left, bw * right) of its input, reading the S2B's input and
+    writing the B2S's output.
+
+    Proof (rows; columns alike). Let H = Hs * bh be the input height (the S2B has no padding:
+    validate refuses padded ones, whose padding TFLM never initialises) and n the batch. The
+    S2B puts input row r = h * bh + i of image b into row h of image (i * bw + j) * n + b. The
+    convolution (stride 1, dilation d, pads t / b on the sub-image) computes sub-image output
+    row ho from sub-image rows ho - t + a * d for taps a = 0 .. k-1, skipping those outside
+    [0, Hs). The B2S with zero crops writes that result to output row y = ho * bh + i of image
+    b. Those sub-image rows are the input rows (ho - t + a * d) * bh + i = y - bh * t +
+    a * (d * bh), and one lies in [0, H) exactly when its sub-image row lies in [0, Hs)
+    (0 <= i < bh). That is the convolution of the input at row y with dilation d * bh and top
+    pad bh * t, skipping the same taps. Its output height H + bh (t + b) - d bh (k - 1) =
+    bh * (Hs + t + b - d (k - 1)) is the B2S's. Per-channel arithmetic, bias, requantisation and
+    fused activation are untouched.
+
+    Conditions (otherwise the three ops are kept; each runs exactly on its own): 4-D tensors,
+    convolution stride 1, equal blocks, no B2S crops, S2B output read only by the convolution
+    and the convolution's output only by the B2S (neither a model output).
+    """
+    return _fold_into_convs(graph, _fold_batch_space)
+
+
+def _fold_batch_space(g: Graph, producers: dict[int, Op], conv: Op) -> tuple[Op, ...]:
+    s2b = producers.get(conv.inputs[0])
+    b2s = _sole_consumer(g, conv.outputs[0])
+    if (s2b is None or s2b.kind is not OpKind.SPACE_TO_BATCH_ND or b2s is None
+            or b2s.kind is not OpKind.BATCH_TO_SPACE_ND
+            or _sole_consumer(g, conv.inputs[0]) is not conv):
+        return ()
+    sa, ba, a = s2b.attrs_as(BatchSpaceAttrs), b2s.attrs_as(BatchSpaceAttrs), conv.attrs_as(ConvAttrs)
+    if (len(sa.block) != 2 or sa.block != ba.block or any(sa.pads[k] != (0, 0) for k in (0, 1))
+            or any(ba.pads[k] != (0, 0) for k in (0, 1)) or (a.stride_h, a.stride_w) != (1, 1)):
+        return ()
+    bh, bw = sa.block
+    p = a.pads
+    conv.attrs = dataclasses.replace(
+        a, dilation_h=a.dilation_h * bh, dilation_w=a.dilation_w * bw,
+        pads=Pads(p.top * bh, p.bottom * bh, p.left * bw, p.right * bw))
+    conv.inputs[0] = s2b.inputs[0]
+    conv.outputs[0] = b2s.outputs[0]
+    return s2b, b2s
+
+
+FoldFn = Callable[[Graph, dict[int, Op], Op], tuple[Op, ...]]
+
+
+def _fold_into_convs(graph: Graph, fold: FoldFn) -> Graph:
+    """Offer every CONV_2D / DEPTHWISE_CONV_2D to `fold`, which rewrites it in place and
+    returns the neighbouring ops it absorbed (removed from the graph), or () to keep it."""
+    g = _copy(graph)
+    producers = g.producers()
+    removed: set[int] = set()  # each absorbed op fed (or read) only the one conv
+    for conv in g.ops:
+        if conv.kind in (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D):
+            removed.update(id(op) for op in fold(g, producers, conv))
+    g.ops = [op for op in g.ops if id(op) not in removed]
+    return g
+
+
 def fold_pads(graph: Graph) -> Graph:
     """PAD / PADV2 -> CONV_2D or DEPTHWISE_CONV_2D folded into the convolution's `pads`.
 
@@ -264,34 +331,30 @@ def fold_pads(graph: Graph) -> Graph:
     are padded, the PAD's input and output have the same quantization (TFLite requires it),
     and the padded tensor has no other reader and is not a model output.
     """
-    g = _copy(graph)
-    producers = g.producers()
-    removed: set[int] = set()
-    for conv in g.ops:
-        if conv.kind not in (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D):
-            continue
-        pad = producers.get(conv.inputs[0])
-        if pad is None or pad.kind not in (OpKind.PAD, OpKind.PADV2) or id(pad) in removed:
-            continue
-        padded = g.tensors[conv.inputs[0]]
-        source = g.tensors[pad.inputs[0]]
-        if _sole_consumer(g, padded.index) is not conv or padded.quant is None:
-            continue
-        pa = pad.attrs_as(PadAttrs)
-        if len(pa.paddings) != 4 or pa.paddings[0] != (0, 0) or pa.paddings[3] != (0, 0):
-            continue
-        if not same_quantization(source.quant, padded.quant) or padded.quant.scale.size != 1:
-            continue
-        if pa.pad_value != int(padded.quant.zero_point[0]):
-            continue
-        (pt, pb), (pl, pr) = pa.paddings[1], pa.paddings[2]
-        a = conv.attrs_as(ConvAttrs)
-        p = a.pads
-        conv.attrs = dataclasses.replace(a, pads=Pads(p.top + pt, p.bottom + pb, p.left + pl, p.right + pr))
-        conv.inputs[0] = source.index
-        removed.add(id(pad))
-    g.ops = [op for op in g.ops if id(op) not in removed]
-    return g
+    return _fold_into_convs(graph, _fold_pad)
+
+
+def _fold_pad(g: Graph, producers: dict[int, Op], conv: Op) -> tuple[Op, ...]:
+    pad = producers.get(conv.inputs[0])
+    if pad is None or pad.kind not in (OpKind.PAD, OpKind.PADV2):
+        return ()
+    padded = g.tensors[conv.inputs[0]]
+    source = g.tensors[pad.inputs[0]]
+    if _sole_consumer(g, padded.index) is not conv or padded.quant is None:
+        return ()
+    pa = pad.attrs_as(PadAttrs)
+    if len(pa.paddings) != 4 or pa.paddings[0] != (0, 0) or pa.paddings[3] != (0, 0):
+        return ()
+    if not same_quantization(source.quant, padded.quant) or padded.quant.scale.size != 1:
+        return ()
+    if pa.pad_value != int(padded.quant.zero_point[0]):
+        return ()
+    (pt, pb), (pl, pr) = pa.paddings[1], pa.paddings[2]
+    a = conv.attrs_as(ConvAttrs)
+    p = a.pads
+    conv.attrs = dataclasses.replace(a, pads=Pads(p.top + pt, p.bottom + pb, p.left + pl, p.right + pr))
+    conv.inputs[0] = source.index
+    return (pad,)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -492,6 +555,7 @@ def check_schedule(graph: Graph) -> Graph:
 PASSES: tuple[Pass, ...] = (
     fold_constants,
     normalize_reshapes,
+    fold_batch_space_conv,
     fold_pads,
     remove_quantize_noops,
     push_transpose_through_reduce,

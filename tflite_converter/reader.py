@@ -28,6 +28,7 @@ from tflite_converter import op_registry, schema
 from tflite_converter.errors import ConversionError, Problem
 from tflite_converter.ir import (
     AxisAttrs,
+    BatchSpaceAttrs,
     BlockAttrs,
     ConcatAttrs,
     ConvAttrs,
@@ -695,6 +696,22 @@ def read_block(cls: Any) -> Callable[[_OpContext], BlockAttrs]:
     def read(ctx: _OpContext):
         return BlockAttrs(_positive(ctx.options(cls).blockSize, "block_size"))
     return read
+
+
+def read_batch_space(ctx: _OpContext) -> BatchSpaceAttrs:
+    """SPACE_TO_BATCH_ND / BATCH_TO_SPACE_ND: constant int32 block shape [m] and paddings or
+    crops [m, 2], m = rank - 2 spatial dimensions (TFLM takes 3-D and 4-D inputs)."""
+    rank = ctx.rank(0)
+    if rank not in (3, 4):
+        raise _OpProblem(f"{rank}-D input, TFLM supports 3-D and 4-D")
+    block = ctx.const(1, "block_shape").reshape(-1)
+    pads = ctx.const(2, "paddings / crops")
+    if block.shape != (rank - 2,) or pads.shape != (rank - 2, 2):
+        raise _OpProblem(f"block shape {list(block.shape)} and paddings / crops "
+                         f"{list(pads.shape)}, expected [{rank - 2}] and [{rank - 2}, 2]")
+    if np.any(block < 1) or np.any(pads < 0):
+        raise _OpProblem("block sizes below 1 or negative paddings / crops")
+    return BatchSpaceAttrs(tuple(int(b) for b in block), tuple((int(a), int(b)) for a, b in pads))
 
 
 def read_arg_axis(ctx: _OpContext) -> AxisAttrs:

@@ -21,6 +21,7 @@ from tflite_converter.errors import ConversionError, Problem
 from tflite_converter.ir import (
     Activation,
     AxisAttrs,
+    BatchSpaceAttrs,
     BlockAttrs,
     ConcatAttrs,
     ConvAttrs,
@@ -296,6 +297,10 @@ def binary_rule(g: Graph, op: Op) -> None:
     x1, x2, y = _two_int8_inputs(g, op)
     if op.kind in (OpKind.ADD, OpKind.SUB, OpKind.MUL):
         _clamp(op.attrs_as(ElementwiseAttrs).activation)
+    elif op.kind is OpKind.SQUARED_DIFFERENCE:
+        # TFLM broadcasts it only through its 4-D slow path
+        if tuple(x1.shape) != tuple(x2.shape) and max(len(x1.shape), len(x2.shape)) > 4:
+            raise _Refuse("broadcasting beyond 4 dimensions (TFLM supports 4)")
     else:  # MAXIMUM / MINIMUM compare the stored int8 values: one scale for all three
         _same_quant(x1, y)
         _same_quant(x2, y)
@@ -472,6 +477,35 @@ def space_to_depth_rule(g: Graph, op: Op) -> None:
     _shape(y, (n, h // b, w // b, c * b * b))
 
 
+def space_to_batch_rule(g: Graph, op: Op) -> None:
+    """TFLM's int8 SPACE_TO_BATCH_ND writes padding from a parameter it never sets (its
+    persistent SpaceToBatchParams.output_offset), so only unpadded ones are bit-exact."""
+    x, y = _int8_io(g, op, (3, 3))
+    _same_quant(x, y)
+    a = op.attrs_as(BatchSpaceAttrs)
+    if any(p != (0, 0) for p in a.pads):
+        raise _Refuse(f"paddings {list(a.pads)}: TFLM pads with an uninitialised value "
+                      "(its SpaceToBatchParams.output_offset is never set)")
+    bh, bw, *_ = a.as_4d()
+    n, h, w, c = BatchSpaceAttrs.shape_4d(x.shape)
+    if h % bh or w % bw:
+        raise _Refuse(f"spatial size {h}x{w} is not a multiple of the block {bh}x{bw}", x)
+    _shape(y, (n * bh * bw, h // bh) + ((w // bw,) if len(x.shape) == 4 else ()) + (c,))
+
+
+def batch_to_space_rule(g: Graph, op: Op) -> None:
+    x, y = _int8_io(g, op, (3, 3))
+    _same_quant(x, y)
+    bh, bw, ct, cb, cl, cr = op.attrs_as(BatchSpaceAttrs).as_4d()
+    n, h, w, c = BatchSpaceAttrs.shape_4d(x.shape)
+    if n % (bh * bw):
+        raise _Refuse(f"batch {n} is not a multiple of the block {bh}x{bw}", x)
+    oh, ow = h * bh - ct - cb, w * bw - cl - cr
+    if oh < 0 or ow < 0:
+        raise _Refuse(f"crops {ct}+{cb}, {cl}+{cr} exceed the {h * bh}x{w * bw} output")
+    _shape(y, (n // (bh * bw), oh) + ((ow,) if len(x.shape) == 4 else ()) + (c,))
+
+
 def resize_rule(g: Graph, op: Op) -> None:
     x, y = _int8_io(g, op, (2, 2))
     _rank(x, 4)
@@ -487,6 +521,15 @@ def softmax_rule(g: Graph, op: Op) -> None:
     beta = op.attrs_as(SoftmaxAttrs).beta
     if not beta > 0 or not math.isfinite(beta):
         raise _Refuse(f"softmax beta {beta} not supported")
+
+
+def log_softmax_rule(g: Graph, op: Op) -> None:
+    x, _y = _int8_io(g, op, (1, 1))
+    unary_same_shape_rule(g, op)
+    # the Q12.19 sum of up to `depth` exponentials (each at most 2^19) must not wrap
+    if x.shape and x.shape[-1] >= 4096:
+        raise _Refuse(f"last dimension {x.shape[-1]} of 4096 or more (the Q12.19 sum of "
+                      "exponentials could overflow)", x)
 
 
 def quantize_rule(g: Graph, op: Op) -> None:

@@ -1,6 +1,7 @@
-"""ADD, SUB, MUL, MAXIMUM, MINIMUM and PRELU: int8 element-wise with broadcasting
-(engine/kernels/add.c, mul.c, maximum_minimum.c, prelu.c). The operand shapes are folded into
-six dimensions with per-input strides; the quantization parameters go to a const array."""
+"""ADD, SUB, MUL, MAXIMUM, MINIMUM, PRELU and SQUARED_DIFFERENCE: int8 element-wise with
+broadcasting (engine/kernels/add.c, mul.c, maximum_minimum.c, prelu.c, squared_difference.c).
+The operand shapes are folded into six dimensions with per-input strides; the quantization
+parameters go to a const array."""
 from __future__ import annotations
 
 import numpy as np
@@ -83,6 +84,18 @@ def _emit_mul(ctx: EmitContext, op: Op) -> KernelCall:
     return KernelCall(f"mcu_mul_s8({head}, {q});", ("mul",))
 
 
+def _emit_squared_difference(ctx: EmitContext, op: Op) -> KernelCall:
+    a, b, o, head = _operands(ctx, op)
+    try:
+        p = quant_ops.squared_difference_params(*qparams(op, a), *qparams(op, b), *qparams(op, o))
+    except quant_ops.UnsupportedQuantization as e:
+        refuse(op, str(e))
+    q = int32_array(ctx, f"op{op.index}_sqd_q", [
+        p.in1_offset, p.in1_multiplier, p.in1_shift, p.in2_offset, p.in2_multiplier,
+        p.in2_shift, p.out_offset, p.out_multiplier, p.out_shift])
+    return KernelCall(f"mcu_squared_difference_s8({head}, {q});", ("squared_difference",))
+
+
 def _emit_max_min(ctx: EmitContext, op: Op) -> KernelCall:
     _a, _b, _o, head = _operands(ctx, op)
     name = "mcu_maximum_s8" if op.kind is OpKind.MAXIMUM else "mcu_minimum_s8"
@@ -111,6 +124,7 @@ register(
     _binary_op(OpKind.MUL, reader.read_elementwise(S.MulOptionsT), _emit_mul),
     _binary_op(OpKind.MAXIMUM, reader.fixed_attrs(), _emit_max_min),
     _binary_op(OpKind.MINIMUM, reader.fixed_attrs(), _emit_max_min),
+    _binary_op(OpKind.SQUARED_DIFFERENCE, reader.fixed_attrs(), _emit_squared_difference),
     OpRecord(OpKind.PRELU, B.PRELU, reader.fixed_attrs(), validate.prelu_rule, opspec.PRELU,
              _emit_prelu),
 )

@@ -1,5 +1,6 @@
 """Ops that only move 8-bit values: PAD, PADV2, CONCATENATION, SPLIT, TRANSPOSE,
-STRIDED_SLICE, DEPTH_TO_SPACE and SPACE_TO_DEPTH, all as strided N-d copies
+STRIDED_SLICE, DEPTH_TO_SPACE, SPACE_TO_DEPTH, SPACE_TO_BATCH_ND and BATCH_TO_SPACE_ND, all as
+strided N-d copies
 (engine/kernels/copy_nd.c), and GATHER by constant indices (engine/kernels/gather.c). TFLM's
 int8 versions of these never rescale (CONCATENATION requires equal quantization), so neither
 do we."""
@@ -22,6 +23,7 @@ from tflite_converter.codegen.ops._common import (
 )
 from tflite_converter.ir import (
     Activation,
+    BatchSpaceAttrs,
     BlockAttrs,
     ConcatAttrs,
     GatherAttrs,
@@ -212,6 +214,52 @@ def _block_move(layout: BlockLayout, tag: str) -> EmitFn:
     return emit
 
 
+def _batch_space(ctx: EmitContext, op: Op) -> tuple[int, int, BatchSpaceAttrs, tuple[int, ...],
+                                                    tuple[int, ...]]:
+    """(input index, output index, attributes, 4-D input shape, 4-D output shape)."""
+    a = op.attrs
+    if not isinstance(a, BatchSpaceAttrs):
+        refuse(op, "missing block shape")
+    src, dst, x, y = _byte_io(ctx, op)
+    return src, dst, a, BatchSpaceAttrs.shape_4d(x.shape), BatchSpaceAttrs.shape_4d(y.shape)
+
+
+def _emit_space_to_batch(ctx: EmitContext, op: Op) -> KernelCall:
+    """Unpadded (validate refuses padding): output[(i*bw + j)*N + n, h, w, c] =
+    input[n, h*bh + i, w*bw + j, c], the output walked as [i, j, n, h, w, c]."""
+    src, dst, a, (n, h, w, c), _ = _batch_space(ctx, op)
+    bh, bw, *pads = a.as_4d()
+    if any(pads):
+        refuse(op, "padding is not supported")
+    dims = [bh, bw, n, h // bh, w // bw, c]
+    strides = [w * c, c, h * w * c, bh * w * c, bw * c, 1]
+    code = emit_copy(ctx, op, f"op{op.index}_s2b", ctx.ptr(src), ctx.ptr(dst), dims, strides,
+                     contiguous_strides(dims))
+    return KernelCall(code, ("copy_nd",))
+
+
+def _emit_batch_to_space(ctx: EmitContext, op: Op) -> KernelCall:
+    """output[n, h*bh + i - top, w*bw + j - left, c] = input[(i*bw + j)*N + n, h, w, c] where
+    that lies inside the cropped output: one 4-D copy per block offset (i, j), over the rows
+    and columns h, w it keeps."""
+    src, dst, a, (_nb, h, w, c), (n, oh, ow, _c) = _batch_space(ctx, op)
+    bh, bw, top, _bottom, left, _right = a.as_4d()
+    lines = []
+    for i in range(bh):
+        h0, h1 = -(-(top - i) // bh), (oh - 1 + top - i) // bh  # kept rows h0 .. h1
+        for j in range(bw):
+            w0, w1 = -(-(left - j) // bw), (ow - 1 + left - j) // bw
+            if h1 < h0 or w1 < w0:
+                continue
+            src_off = ((i * bw + j) * n * h + h0) * w * c + w0 * c
+            dst_off = ((h0 * bh + i - top) * ow + (w0 * bw + j - left)) * c
+            lines.append(emit_copy(
+                ctx, op, f"op{op.index}_b2s_{i}_{j}", offset_ptr(ctx.ptr(src), src_off),
+                offset_ptr(ctx.ptr(dst), dst_off), [n, h1 - h0 + 1, w1 - w0 + 1, c],
+                [h * w * c, w * c, c, 1], [oh * ow * c, bh * ow * c, bw * c, 1]))
+    return KernelCall("\n".join(line for line in lines if line), ("copy_nd",))
+
+
 def _emit_gather(ctx: EmitContext, op: Op) -> KernelCall:
     a = op.attrs
     if not isinstance(a, GatherAttrs):
@@ -249,6 +297,10 @@ register(
     OpRecord(OpKind.SPACE_TO_DEPTH, B.SPACE_TO_DEPTH, reader.read_block(S.SpaceToDepthOptionsT),
              validate.space_to_depth_rule, opspec.MOVE,
              _block_move(space_to_depth_layout, "space_to_depth")),
+    OpRecord(OpKind.SPACE_TO_BATCH_ND, B.SPACE_TO_BATCH_ND, reader.read_batch_space,
+             validate.space_to_batch_rule, opspec.MOVE, _emit_space_to_batch),
+    OpRecord(OpKind.BATCH_TO_SPACE_ND, B.BATCH_TO_SPACE_ND, reader.read_batch_space,
+             validate.batch_to_space_rule, opspec.MOVE, _emit_batch_to_space),
     OpRecord(OpKind.GATHER, B.GATHER, reader.read_gather, validate.gather_rule, opspec.MOVE,
              _emit_gather, Fold(passes.fold_gather)),
 )

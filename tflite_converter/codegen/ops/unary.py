@@ -1,5 +1,5 @@
 """Element-wise unary ops on 8-bit tensors by table look-up (engine/kernels/lut.c):
-LOGISTIC, TANH, HARD_SWISH, RELU, RELU6, ABS, LEAKY_RELU, QUANTIZE between int8 and uint8, and
+LOGISTIC, TANH, HARD_SWISH, RELU, RELU6, ABS, LEAKY_RELU, RSQRT, QUANTIZE between int8 and uint8, and
 DEQUANTIZE to float32; plus QUANTIZE from float32 (engine/kernels/quantize.c). The tables are
 TFLite's integer arithmetic evaluated for all 256 inputs (engine/quant_ops.py, and
 engine/quantization.py for QUANTIZE)."""
@@ -56,6 +56,7 @@ TABLES: dict[OpKind, TableFn] = {
     OpKind.RELU6: _int8_table(quant_ops.relu6_table),
     OpKind.ABS: _int8_table(quant_ops.abs_table),
     OpKind.LEAKY_RELU: _leaky_relu,
+    OpKind.RSQRT: _int8_table(quant_ops.rsqrt_table),
     OpKind.QUANTIZE: _requantize,
 }
 
@@ -112,7 +113,7 @@ def _table_op(kind: OpKind, read: ReadFn = _NO_ATTRS) -> OpRecord:
 
 register(
     *(_table_op(k) for k in (OpKind.LOGISTIC, OpKind.TANH, OpKind.HARD_SWISH, OpKind.RELU,
-                             OpKind.RELU6, OpKind.ABS)),
+                             OpKind.RELU6, OpKind.ABS, OpKind.RSQRT)),
     _table_op(OpKind.LEAKY_RELU, reader.read_leaky_relu),
     # in place only when the byte width is kept (int8 -> int8, uint8 <-> int8)
     OpRecord(OpKind.QUANTIZE, B.QUANTIZE, reader.fixed_attrs(), validate.quantize_rule,
