@@ -41,7 +41,7 @@ from mcunet_tf.network import NetworkSpec
 from tflite_converter.conv2d_spec import conv2d_min_scratch_bytes, conv2d_schedules
 from tflite_converter.depthwise_spec import depthwise_min_scratch_bytes, is_single_channel_image
 from tflite_converter.ir import same_pads
-from tflite_converter.planner.placement import lowest_free_base
+from tflite_converter.planner.placement import lowest_free_base, pair_interval
 from tflite_converter.planner.plan import overlap_union_bytes
 from tflite_converter.write_order import conv_output_shift
 
@@ -298,39 +298,24 @@ def _greedy_fits(seq: list, shifts: dict[tuple[int, int], int], cap: int) -> boo
     `seq` inside `cap` bytes: items largest first (ties: earlier first step, then earlier
     item), each at the lowest base clear of the placed buffers whose lifetimes meet its
     members' -- clear except as a shift allows where one is the other's input dying as it is
-    born (placement._pair_interval). Placed buffers are kept per step they live, so an item
+    born (placement.pair_interval, the planner's own rule). Placed buffers are kept per step they live, so an item
     meets only the few buffers of its own steps (each once: at its first step or the item's)."""
     order = sorted(range(len(seq)), key=lambda i: (-seq[i][1], seq[i][0], i))
     by_step: list[list[tuple[int, int, int, int, int]]] = [[] for _ in range(seq[-1][0] + 2)]
     for i in order:
         step, ext, members = seq[i]
         ivs = []
-        if len(members) == 1:  # every buffer of its steps meets it: only shifts to look up
-            sz, f, last, key = members[0]
-            for t in range(f, last + 1):
-                for lo, hi, bf, bl, bk in by_step[t]:
-                    if t != f and bf != t:
+        for t in range(step, max(m[2] for m in members) + 1):
+            for lo, hi, bf, bl, bk in by_step[t]:
+                if t != step and bf != t:
+                    continue
+                for sz, f, last, key in members:
+                    if bf > last or f > bl:
                         continue
-                    if bl == f and (bk, key) in shifts:  # the placed buffer is its input
-                        ivs.append((lo + shifts[(bk, key)], hi))
-                    elif last == bf and (key, bk) in shifts:  # it is the placed buffer's input
-                        ivs.append((lo - sz, lo - shifts[(key, bk)]))
+                    if bl == f or last == bf:  # one may be the other's shifted output
+                        ivs.append(pair_interval(key, 0, sz, f, last, bk, lo, hi - lo, bf, bl, shifts))
                     else:
                         ivs.append((lo - sz, hi))
-        else:
-            for t in range(step, max(m[2] for m in members) + 1):
-                for lo, hi, bf, bl, bk in by_step[t]:
-                    if t != step and bf != t:
-                        continue
-                    for sz, f, last, key in members:
-                        if bf > last or f > bl:
-                            continue
-                        if bl == f and (bk, key) in shifts:
-                            ivs.append((lo + shifts[(bk, key)], hi))
-                        elif last == bf and (key, bk) in shifts:
-                            ivs.append((lo - sz, lo - shifts[(key, bk)]))
-                        else:
-                            ivs.append((lo - sz, hi))
         b = lowest_free_base(ivs) if ivs else 0
         if b + ext > cap:
             return False

@@ -31,7 +31,7 @@ Placement = tuple[list[int], int]
 Shifts = dict[tuple[int, int], int]
 
 
-def _pair_interval(km: int, rm: int, sm: int, fm: int, lm: int, ko: int, at: int, so: int, fo: int,
+def pair_interval(km: int, rm: int, sm: int, fm: int, lm: int, ko: int, at: int, so: int, fo: int,
                    lo_: int, shifts: Shifts) -> tuple[int, int]:
     """Forbidden base offsets of an item whose member (key km, at rm in the item, sm bytes,
     steps fm..lm) conflicts with a placed member (key ko at absolute offset `at`, so bytes,
@@ -87,7 +87,7 @@ def _forbidden(item: Item, placed: Iterable[Placed], shifts: Optional[Shifts] = 
             for (rm, sm, fm, lm, km) in members:
                 if sm and fo <= lm and fm <= lo_:
                     if shifts and (lo_ == fm or lm == fo):
-                        out.append(_pair_interval(km, rm, sm, fm, lm, ko, base + ro, so, fo, lo_, shifts))
+                        out.append(pair_interval(km, rm, sm, fm, lm, ko, base + ro, so, fo, lo_, shifts))
                     else:
                         out.append((base + ro - rm - sm, base + ro + so - rm))
     return out
