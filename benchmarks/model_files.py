@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Iterator, Sequence
+
+from tflite_converter.errors import ConversionError
+from tflite_converter.pipeline import CompiledModel, compile_model
 
 
 def tflite_files(dirs: Sequence[Path]) -> list[Path]:
@@ -12,3 +15,13 @@ def tflite_files(dirs: Sequence[Path]) -> list[Path]:
     if not paths:
         print(f"no models under {', '.join(map(str, dirs))}")
     return paths
+
+
+def compiled_models(paths: Sequence[Path], **compile_kwargs: Any) -> Iterator[tuple[Path, CompiledModel]]:
+    """(path, pipeline.compile_model(path, **compile_kwargs)) of every model that converts;
+    the converter's refusals are skipped (the compare benchmark reports them)."""
+    for path in paths:
+        try:
+            yield path, compile_model(path, **compile_kwargs)
+        except ConversionError:
+            continue

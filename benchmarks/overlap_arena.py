@@ -17,11 +17,9 @@ from typing import Sequence
 
 from absl import app, flags
 
-from benchmarks.model_files import tflite_files
+from benchmarks.model_files import compiled_models, tflite_files
 from engine.compare import host_vs_tflm
 from tflite_converter.codegen.generate import generate
-from tflite_converter.errors import ConversionError
-from tflite_converter.pipeline import compile_model
 from tflite_converter.planner import plan_memory
 
 REPO = Path(__file__).resolve().parent.parent
@@ -42,11 +40,7 @@ def main(dirs: Sequence[Path], check: bool) -> int:
           f"{'ops':>4s} {'vs bound':>8s}{'  C vs TFLM' if check else ''}")
     bad = 0
     with tempfile.TemporaryDirectory(prefix="overlap_arena_") as tmp:
-        for path in paths:
-            try:
-                compiled = compile_model(path, overlap=True)
-            except ConversionError:
-                continue
+        for path, compiled in compiled_models(paths, overlap=True):
             plan = compiled.plan
             plain = plan_memory(compiled.graph, compiled.order, overlap=False)
             verdict = ""

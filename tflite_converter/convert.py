@@ -2,6 +2,7 @@
 
     bazel run //tflite_converter:convert -- --model=M.tflite --output_dir=DIR [--name=model] [--plan_only]
         [--debug_layers [--debug_input=X.npy] [--debug_seed=0]] [--tflm_plan=OUT.tflite]
+        [--patch=off|auto|SPLIT:N [--patch_max_macs=0.3] [--patch_sram_limit=BYTES]]
     mcunet-convert --model=M.tflite --output_dir=DIR ...
 
 Pipeline (`tflite_converter.pipeline.compile_model`, the one `convert_model` runs too): read
@@ -14,6 +15,9 @@ the count of differing elements, and the first op that differs; exit status 1 if
 With --tflm_plan the model is first written to OUT.tflite with our placement of the tensors
 TFLM allocates as its "OfflineMemoryAllocation" metadata (`tflite_converter.tflm_plan`), for
 users who keep TFLM; with it --output_dir may be left out (then nothing else is written).
+With --patch the first stage runs patch by patch (MCUNetV2, `tflite_converter.patch`): the
+table then lists every patch's ops, a summary line gives the arena against layer by layer,
+and plan.json's "patch" entry every candidate weighed.
 Relative paths are the user's (Bazel's BUILD_WORKING_DIRECTORY under `bazel run`).
 """
 from __future__ import annotations
@@ -30,7 +34,8 @@ from tflite_converter.codegen.generate import PLAN_JSON, generate, plan_json
 from tflite_converter.debug_layers import DebugInputError
 from tflite_converter.debug_layers import run as debug_layers_run
 from tflite_converter.errors import ConversionError
-from tflite_converter.pipeline import compile_model
+from tflite_converter.patch import PatchSetting
+from tflite_converter.pipeline import LAYER_BY_LAYER, compile_model, patch_summary, plan_extra
 from tflite_converter.tflm_plan import write_tflm_plan
 
 FLAGS = flags.FLAGS
@@ -46,6 +51,13 @@ flags.DEFINE_bool("debug_layers", False, "After generating, run the C (host buil
 flags.DEFINE_string("debug_input", None, "With --debug_layers: the input, a .npy (or a .npz with one "
                     "array per input) of each input's shape and dtype; default seeded random.")
 flags.DEFINE_integer("debug_seed", 0, "With --debug_layers and no --debug_input: the random input's seed.")
+flags.DEFINE_string("patch", "off", "Patch-based inference (MCUNetV2) of the first stage: off; auto (the "
+                    "lowest arena within --patch_max_macs of the MACs, layer by layer where none is lower); or "
+                    "SPLIT:N, the stage ending at op SPLIT on an NxN grid.")
+flags.DEFINE_float("patch_max_macs", 0.3, "With --patch=auto: grids recomputing more than this share of "
+                   "the MACs are not weighed.")
+flags.DEFINE_integer("patch_sram_limit", None, "With --patch=auto: the fewest MACs whose arena fits this many "
+                     "bytes instead of the lowest arena.")
 flags.DEFINE_string("tflm_plan", None, "Also write this .tflite: the model with our placement of the tensors "
                     "TFLM allocates as its OfflineMemoryAllocation metadata (TFLM then uses our arena).")
 
@@ -54,7 +66,8 @@ EXIT_REFUSED = 2
 
 def convert(model: Path, output_dir: Optional[Path], name: str = "model", plan_only: bool = False,
             debug_layers: bool = False, debug_input: Optional[Path] = None, debug_seed: int = 0,
-            overlap: bool = True, tflm_plan: Optional[Path] = None) -> int:
+            overlap: bool = True, tflm_plan: Optional[Path] = None,
+            patch: PatchSetting = LAYER_BY_LAYER) -> int:
     """Run the pipeline; returns the exit status. Raises ConversionError on refusal
     (and debug_layers.DebugInputError on a bad --debug_input). With `tflm_plan` the TFLM
     offline plan is written first; `output_dir` None: only that."""
@@ -64,16 +77,20 @@ def convert(model: Path, output_dir: Optional[Path], name: str = "model", plan_o
               f"(TFLM's greedy rule on the same tensors: {offline.greedy_bytes:,} B)")
     if output_dir is None:
         return 0
-    compiled = compile_model(model, overlap=overlap)
+    compiled = compile_model(model, overlap=overlap, patch=patch)
     graph, plan = compiled.graph, compiled.plan
     output_dir.mkdir(parents=True, exist_ok=True)
     # Written before generating, so a model whose C is refused still leaves its plan.
-    (output_dir / PLAN_JSON).write_text(plan_json(graph, plan))
+    extra = plan_extra(compiled)
+    (output_dir / PLAN_JSON).write_text(plan_json(graph, plan, extra))
     print(plan_report.format_table(graph, plan))
+    summary = patch_summary(compiled)
+    if summary:
+        print(summary)
     print(f"wrote {output_dir / PLAN_JSON}")
     if plan_only:
         return 0
-    generate(graph, plan, output_dir, name=name, order=compiled.order)
+    generate(graph, plan, output_dir, name=name, order=compiled.order, plan_extra=extra)
     print(f"wrote C sources to {output_dir} (API prefix {name}_)")
     if debug_layers:
         return debug_layers_run(model, output_dir, input_file=debug_input, seed=debug_seed, compiled=compiled)
@@ -100,12 +117,20 @@ def main(argv: Sequence[str]) -> int:
     if debug_input is not None and not FLAGS.debug_layers:
         print("--debug_input is the input of --debug_layers: give both", file=sys.stderr)
         return EXIT_REFUSED
+    try:
+        patch = PatchSetting.parse(FLAGS.patch, FLAGS.patch_max_macs, FLAGS.patch_sram_limit)
+    except ValueError as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_REFUSED
+    if patch.mode != "off" and FLAGS.debug_layers:
+        print("--debug_layers compares the layer-by-layer ops with TFLM's: use it without --patch", file=sys.stderr)
+        return EXIT_REFUSED
     if debug_input is not None and not debug_input.is_file():
         print(f"--debug_input {debug_input}: no such file", file=sys.stderr)
         return EXIT_REFUSED
     try:
         return convert(model, output_dir, FLAGS.name, FLAGS.plan_only, FLAGS.debug_layers,
-                       debug_input, FLAGS.debug_seed, FLAGS.overlap, tflm_plan)
+                       debug_input, FLAGS.debug_seed, FLAGS.overlap, tflm_plan, patch)
     except ConversionError as e:
         for problem in e.problems:
             print(f"{model.name}: {problem}", file=sys.stderr)

@@ -124,6 +124,9 @@ class OpKind(enum.Enum):
     # passes.fold_constants replaces their outputs by constant tensors (else validate refuses).
     SHAPE = "SHAPE"
     PACK = "PACK"
+    # The converter's own op, never read from a file (tflite_converter/patch.py): write a
+    # patch of the stage run patch by patch into its window of the full-size tensor.
+    PATCH_WRITE = "PATCH_WRITE"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -362,6 +365,15 @@ class PackAttrs:
     """PACK: stack the inputs along a new `axis` (non-negative, in the output's rank)."""
 
     axis: int
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowAttrs:
+    """PATCH_WRITE: where the patch (input 1) goes in the full tensor, NHWC: its first row
+    and first column."""
+
+    row: int
+    col: int
 
 
 @dataclasses.dataclass(frozen=True)

@@ -40,6 +40,7 @@ from tflite_converter.ir import (
     StridedSliceAttrs,
     Tensor,
     TransposeAttrs,
+    WindowAttrs,
     same_quantization,
 )
 
@@ -452,6 +453,23 @@ def strided_slice_rule(g: Graph, op: Op) -> None:
     if count != y.num_elements:
         raise _Refuse(f"the slice has {count} elements, the output shape {list(y.shape)} "
                       f"{y.num_elements}", y)
+
+
+def patch_write_rule(g: Graph, op: Op) -> None:
+    """PATCH_WRITE (tflite_converter/patch.py): the patch lies inside the full tensor, which
+    the op's output and its input 0 (absent for the first patch) both are."""
+    y, patch = g.tensors[op.outputs[0]], g.tensors[op.inputs[1]]
+    if op.inputs[0] >= 0:
+        _shape(g.tensors[op.inputs[0]], y.shape)
+        _same_quant(g.tensors[op.inputs[0]], y)
+    _same_quant(patch, y)
+    a = op.attrs_as(WindowAttrs)
+    _rank(y, 4)
+    _rank(patch, 4)
+    if (a.row < 0 or a.col < 0 or a.row + patch.shape[1] > y.shape[1] or a.col + patch.shape[2] > y.shape[2]
+            or patch.shape[0] != y.shape[0] or patch.shape[3] != y.shape[3]):
+        raise _Refuse(f"patch {list(patch.shape)} at row {a.row}, column {a.col} is not inside "
+                      f"{list(y.shape)}", patch)
 
 
 def depth_to_space_rule(g: Graph, op: Op) -> None:

@@ -32,7 +32,8 @@ from tflite_converter.codegen.api import KernelCall
 from tflite_converter.codegen.context import CodegenContext, PlanView
 from tflite_converter.errors import ConversionError, Problem
 from tflite_converter.ir import Graph, Op, shape_str
-from tflite_converter.pipeline import compile_model
+from tflite_converter.patch import PatchSetting
+from tflite_converter.pipeline import LAYER_BY_LAYER, compile_model, plan_extra
 
 # Arena alignment: the widest type a kernel reads from it (int32 accumulators, float edges)
 # is 4 bytes; 8 keeps 64-bit loads possible.
@@ -321,11 +322,12 @@ def _source(name: str, ctx: CodegenContext, body: list[str], kernel_files: Seque
     return "\n".join(parts)
 
 
-def plan_json(graph: Graph, plan: Any) -> str:
+def plan_json(graph: Graph, plan: Any, extra: Optional[dict[str, Any]] = None) -> str:
     """plan.json's text: the planner's report (`plan_report.plan_to_json`) of a MemoryPlan,
-    or offsets and scratch only for a hand-made PlanView."""
+    or offsets and scratch only for a hand-made PlanView; `extra` adds top-level entries (the
+    patch plan, pipeline.plan_extra)."""
     if not isinstance(plan, PlanView):
-        return json.dumps(plan_report.plan_to_json(graph, plan), indent=1)
+        return json.dumps({**plan_report.plan_to_json(graph, plan), **(extra or {})}, indent=1)
     return json.dumps({
         "arena_bytes": plan.arena_bytes,
         "tensors": [{"index": i, "name": graph.tensors[i].name, "offset": o,
@@ -335,10 +337,10 @@ def plan_json(graph: Graph, plan: Any) -> str:
 
 
 def generate(graph: Graph, plan: Any, output_dir: str | os.PathLike[str], name: str = "model",
-             order: Optional[Sequence[int]] = None) -> GeneratedModel:
+             order: Optional[Sequence[int]] = None, plan_extra: Optional[dict[str, Any]] = None) -> GeneratedModel:
     """Write the C folder for `graph` laid out by `plan`; ops run in `order` (positions in
-    `graph.ops`, default: their order in the graph). Raises ConversionError listing every
-    op that has no C kernel."""
+    `graph.ops`, default: their order in the graph); `plan_extra`: more entries for plan.json.
+    Raises ConversionError listing every op that has no C kernel."""
     _check_name(name)
     view = plan_view(plan, graph)
     order = list(range(len(graph.ops))) if order is None else [int(i) for i in order]
@@ -364,7 +366,7 @@ def generate(graph: Graph, plan: Any, output_dir: str | os.PathLike[str], name: 
     model = GeneratedModel(out, name, view.arena_bytes, inputs, outputs, tuple(stems),
                            sum(a.nbytes for a in used))
     (out / IO_JSON).write_text(json.dumps(model.get_config(), indent=1))
-    (out / PLAN_JSON).write_text(plan_json(graph, plan))
+    (out / PLAN_JSON).write_text(plan_json(graph, plan, plan_extra))
     return model
 
 
@@ -373,12 +375,14 @@ def generate(graph: Graph, plan: Any, output_dir: str | os.PathLike[str], name: 
 
 
 def convert_model(tflite: str | os.PathLike[str] | bytes, output_dir: str | os.PathLike[str],
-                  name: str = "model", overlap: bool = True, overwrite_input: bool = True) -> GeneratedModel:
+                  name: str = "model", overlap: bool = True, overwrite_input: bool = True,
+                  patch: PatchSetting = LAYER_BY_LAYER) -> GeneratedModel:
     """Read a .tflite (path or bytes), legalize, schedule and plan (`pipeline.compile_model`,
-    `overlap` and `overwrite_input` as there), then generate C into `output_dir`. Raises ConversionError (one line
-    per problem) for what cannot be run."""
-    compiled = compile_model(tflite, overlap=overlap, overwrite_input=overwrite_input)
-    return generate(compiled.graph, compiled.plan, output_dir, name=name, order=compiled.order)
+    `overlap`, `overwrite_input` and `patch` as there), then generate C into `output_dir`.
+    Raises ConversionError (one line per problem) for what cannot be run."""
+    compiled = compile_model(tflite, overlap=overlap, overwrite_input=overwrite_input, patch=patch)
+    return generate(compiled.graph, compiled.plan, output_dir, name=name, order=compiled.order,
+                    plan_extra=plan_extra(compiled))
 
 
 __all__ = ["GeneratedModel", "IoTensor", "PlanView", "generate", "convert_model", "plan_view",

@@ -1,0 +1,84 @@
+"""Patch-based inference beside layer by layer, per model, outputs checked against TFLM.
+
+    python -m benchmarks.patch_arena [--models=DIR ...] [--max_macs_overhead=0.3] [--check=false]
+        [--candidates]
+
+For every .tflite that converts (default: ../shared/models, plus build/models when the MCUNet
+exports are there): the layer-by-layer arena (the converter's default plan) with the graph
+input in the arena and held outside it, then `--patch=auto` (tflite_converter/patch.py): the
+split (the file index of the stage's last op), the grid, its arena with and without the
+input, the ratios, and the MACs overhead. "lbl" in the split column: no split lowers the
+peak, so auto keeps layer by layer. With --check (default) the chosen C is built for the host
+and run on two seeded random inputs against TFLM: "same" or "DIFFERENT". With --candidates
+every candidate weighed is listed too. Bytes and MACs are deterministic: no timing here.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+from absl import app, flags
+
+from benchmarks.model_files import compiled_models, tflite_files
+from engine.compare import host_vs_tflm
+from tflite_converter.codegen.generate import generate
+from tflite_converter.patch import PatchSetting, input_outside
+from tflite_converter.pipeline import compile_model
+from tflite_converter.planner import plan_memory
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_DIRS = (REPO.parent / "shared" / "models", REPO / "build" / "models")
+FLAGS = flags.FLAGS
+
+
+def main(dirs: Sequence[Path], max_macs_overhead: float, check: bool, candidates: bool) -> int:
+    paths = tflite_files(dirs)
+    if not paths:
+        return 0
+    print(f"{'model':32s} {'lbl B':>9s} {'lbl-in B':>9s} {'split':>6s} {'grid':>4s} {'patch B':>9s} "
+          f"{'patch-in B':>10s} {'ratio':>6s} {'ratio-in':>8s} {'MACs +':>7s}{'  C vs TFLM' if check else ''}")
+    bad = 0
+    setting = PatchSetting("auto", max_macs_overhead=max_macs_overhead)
+    with tempfile.TemporaryDirectory(prefix="patch_arena_") as tmp:
+        for path, compiled in compiled_models(paths, patch=setting):
+            lbl = compiled.layer_by_layer_arena or compiled.plan.arena_bytes
+            base = compile_model(path)
+            lbl_out = plan_memory(input_outside(base.graph), base.order).arena_bytes
+            c = compiled.patch
+            if c is None:
+                split, grid, arena, arena_out, macs = "lbl", "-", lbl, lbl_out, 0.0
+            else:
+                split, grid = str(c.plan.split.last_op_index), str(c.plan.grid)
+                arena, arena_out, macs = c.arena_bytes, c.arena_bytes_without_input, c.plan.macs_overhead
+            verdict = ""
+            if check and c is not None:
+                out = Path(tmp) / path.stem
+                generate(compiled.graph, compiled.plan, out, name="net", order=compiled.order)
+                ok = host_vs_tflm(path, out, "net") is None
+                bad += not ok
+                verdict = "  same" if ok else "  DIFFERENT"
+            print(f"{path.stem[:32]:32s} {lbl:9,d} {lbl_out:9,d} {split:>6s} {grid:>4s} {arena:9,d} "
+                  f"{arena_out:10,d} {lbl / max(arena, 1):6.2f} {lbl_out / max(arena_out, 1):8.2f} "
+                  f"{100 * macs:6.1f}%{verdict}", flush=True)
+            if candidates:
+                for k in compiled.patch_candidates:
+                    print(f"    split {k.plan.split.last_op_index:4d} grid {k.plan.grid}: {k.arena_bytes:9,d} B, "
+                          f"{k.arena_bytes_without_input:9,d} B without the input, "
+                          f"MACs +{100 * k.plan.macs_overhead:.1f}%")
+    return 1 if bad else 0
+
+
+def _main(argv: Sequence[str]) -> int:
+    del argv
+    dirs = [Path(d) for d in FLAGS.models] if FLAGS.models else list(DEFAULT_DIRS)
+    return main(dirs, FLAGS.max_macs_overhead, FLAGS.check, FLAGS.candidates)
+
+
+if __name__ == "__main__":
+    flags.DEFINE_multi_string("models", None, "Folders of .tflite models (default: ../shared/models "
+                              "and build/models).")
+    flags.DEFINE_float("max_macs_overhead", 0.3, "Grids recomputing more MACs than this share are not weighed.")
+    flags.DEFINE_bool("check", True, "Build the chosen C for the host and compare with TFLM.")
+    flags.DEFINE_bool("candidates", False, "List every candidate weighed.")
+    app.run(_main)

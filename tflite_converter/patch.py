@@ -1,0 +1,518 @@
+"""Patch-based inference (MCUNetV2): the memory-heavy first stage, one spatial patch at a time.
+
+A CNN's peak activation memory sits in its first layers, at full resolution. Here the ops
+before a *split* (a prefix of the schedule that only one tensor, the split tensor S, leaves)
+run once per cell of an n x n grid over S. For each cell the window each stage tensor must
+provide is worked out backwards from kernel sizes, strides, dilation and padding (the halo
+the neighbouring cells recompute), and the stage is rewritten into ordinary ops on
+patch-sized tensors:
+
+- a STRIDED_SLICE copies the cell's window of the graph input (and, where a tensor feeds two
+  ops wanting different windows, the smaller one of the patch: a residual ADD);
+- each stage op runs on the patch with *local* padding: zero-point padding only where the
+  patch touches the image border, exactly the taps TFLite pads, so every element is computed
+  from the same values by the same arithmetic as layer by layer (bit-exact by construction);
+- a PATCH_WRITE copies the cell's part of S into its window of the full-size S. All the
+  PATCH_WRITEs of S share one buffer (each output an alias of the one before, planner
+  layout.py), so S is assembled in place.
+
+The rewritten graph is an ordinary Graph in patch-major order: the memory planner, the
+verifier and the code generator treat it like any other, and its arena is the patch-based
+peak (the stage's patch tensors live one cell at a time). Only ops with a rule in `RULES`
+run per patch; a split is offered only where every op before it has one.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from tflite_converter import opspec
+from tflite_converter.ir import (
+    ConvAttrs,
+    Graph,
+    Op,
+    OpKind,
+    PadAttrs,
+    Pads,
+    PoolAttrs,
+    StridedSliceAttrs,
+    Tensor,
+    WindowAttrs,
+)
+
+MAX_GRID = 8
+
+
+class EmptyWindow(ValueError):
+    """A patch would need an empty window of some tensor (it lies wholly in the padding):
+    that grid cannot run this stage."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Window:
+    """Rows [h0, h1) and columns [w0, w1) of an NHWC tensor."""
+
+    h0: int
+    h1: int
+    w0: int
+    w1: int
+
+    @property
+    def height(self) -> int:
+        return self.h1 - self.h0
+
+    @property
+    def width(self) -> int:
+        return self.w1 - self.w0
+
+    def union(self, other: Optional["Window"]) -> "Window":
+        if other is None:
+            return self
+        return Window(min(self.h0, other.h0), max(self.h1, other.h1),
+                      min(self.w0, other.w0), max(self.w1, other.w1))
+
+
+# (graph, op, the window of its output) -> the window each spatial input must provide, by
+# position in op.inputs (constants and broadcast operands are absent: they are read whole)
+NeedsFn = Callable[[Graph, Op, Window], dict[int, Window]]
+# (graph, op, its output window, the windows its inputs provide) -> the op's attributes on
+# the patch
+LocalAttrsFn = Callable[[Graph, Op, Window, dict[int, Window]], object]
+
+
+@dataclasses.dataclass(frozen=True)
+class PatchRule:
+    needs: NeedsFn
+    local_attrs: LocalAttrsFn
+
+
+# ---------------------------------------------------------------------------------------------
+# Sliding windows: CONV_2D, DEPTHWISE_CONV_2D, AVERAGE_POOL_2D, MAX_POOL_2D
+
+
+def _window_geometry(graph: Graph, op: Op) -> tuple[int, int, int, int, int, int, Pads]:
+    """(kh, kw, stride h, stride w, dilation h, dilation w, pads)."""
+    a = op.attrs
+    if isinstance(a, PoolAttrs):
+        return a.filter_h, a.filter_w, a.stride_h, a.stride_w, 1, 1, a.pads
+    assert isinstance(a, ConvAttrs)
+    w = graph.tensors[op.inputs[1]].shape
+    return w[1], w[2], a.stride_h, a.stride_w, a.dilation_h, a.dilation_w, a.pads
+
+
+def _taps(lo: int, hi: int, k: int, stride: int, dilation: int, pad: int, size: int) -> tuple[int, int]:
+    """Input rows [a, b) that output rows [lo, hi) read, inside the input's `size` rows."""
+    start = lo * stride - pad
+    end = (hi - 1) * stride - pad + (k - 1) * dilation + 1
+    return max(start, 0), min(end, size)
+
+
+def _sliding_needs(graph: Graph, op: Op, out: Window) -> dict[int, Window]:
+    kh, kw, sh, sw, dh, dw, p = _window_geometry(graph, op)
+    x = graph.tensors[op.inputs[0]]
+    h0, h1 = _taps(out.h0, out.h1, kh, sh, dh, p.top, x.shape[1])
+    w0, w1 = _taps(out.w0, out.w1, kw, sw, dw, p.left, x.shape[2])
+    return {0: Window(h0, h1, w0, w1)}
+
+
+def _local_pads(lo: int, n_out: int, n_in: int, k: int, stride: int, dilation: int, pad: int) -> tuple[int, int]:
+    """(before, after) padding of a patch whose output starts at `lo` and whose input window
+    is exactly the rows it reads inside the image: before is what lies above the image, after
+    whatever the output size needs below it (0 away from the border)."""
+    before = max(pad - lo * stride, 0)
+    after = (n_out - 1) * stride + (k - 1) * dilation + 1 - n_in - before
+    return before, max(after, 0)
+
+
+def _sliding_attrs(graph: Graph, op: Op, out: Window, ins: dict[int, Window]) -> object:
+    kh, kw, sh, sw, dh, dw, p = _window_geometry(graph, op)
+    x = ins[0]
+    top, bottom = _local_pads(out.h0, out.height, x.height, kh, sh, dh, p.top)
+    left, right = _local_pads(out.w0, out.width, x.width, kw, sw, dw, p.left)
+    return dataclasses.replace(op.attrs, pads=Pads(top, bottom, left, right))  # type: ignore[type-var]
+
+
+SLIDING = PatchRule(_sliding_needs, _sliding_attrs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Element by element (activations, requantisation, binary arithmetic, channel concatenation)
+
+
+def _spatial_inputs(graph: Graph, op: Op) -> list[int]:
+    """Positions of the inputs that are read window by window: non-constant, and the output's
+    full shape (a broadcast operand has none; `stage_split` refuses non-constant ones)."""
+    out = graph.tensors[op.outputs[0]]
+    return [i for i, t in enumerate(op.inputs)
+            if t >= 0 and graph.tensors[t].data is None and graph.tensors[t].shape[:3] == out.shape[:3]]
+
+
+def _same_window_needs(graph: Graph, op: Op, out: Window) -> dict[int, Window]:
+    return {i: out for i in _spatial_inputs(graph, op)}
+
+
+def _same_attrs(graph: Graph, op: Op, out: Window, ins: dict[int, Window]) -> object:
+    return op.attrs
+
+
+ELEMENTWISE = PatchRule(_same_window_needs, _same_attrs)
+
+
+# ---------------------------------------------------------------------------------------------
+# PAD / PADV2 over rows and columns
+
+
+def _pad_needs(graph: Graph, op: Op, out: Window) -> dict[int, Window]:
+    a = op.attrs_as(PadAttrs)
+    x = graph.tensors[op.inputs[0]]
+    (top, _), (left, _) = a.paddings[1], a.paddings[2]
+    return {0: Window(max(out.h0 - top, 0), min(out.h1 - top, x.shape[1]),
+                      max(out.w0 - left, 0), min(out.w1 - left, x.shape[2]))}
+
+
+def _pad_attrs(graph: Graph, op: Op, out: Window, ins: dict[int, Window]) -> object:
+    a = op.attrs_as(PadAttrs)
+    x = ins[0]
+    (top, _), (left, _) = a.paddings[1], a.paddings[2]
+    before_h = max(top - out.h0, 0)
+    before_w = max(left - out.w0, 0)
+    local = (a.paddings[0], (before_h, out.height - before_h - max(x.height, 0)),
+             (before_w, out.width - before_w - max(x.width, 0)), a.paddings[3])
+    return dataclasses.replace(a, paddings=local)
+
+
+PAD = PatchRule(_pad_needs, _pad_attrs)
+
+RULES: dict[OpKind, PatchRule] = {
+    OpKind.CONV_2D: SLIDING,
+    OpKind.DEPTHWISE_CONV_2D: SLIDING,
+    OpKind.AVERAGE_POOL_2D: SLIDING,
+    OpKind.MAX_POOL_2D: SLIDING,
+    OpKind.PAD: PAD,
+    OpKind.PADV2: PAD,
+    **{k: ELEMENTWISE for k in (
+        OpKind.RELU, OpKind.RELU6, OpKind.LEAKY_RELU, OpKind.HARD_SWISH, OpKind.LOGISTIC,
+        OpKind.TANH, OpKind.ABS, OpKind.RSQRT, OpKind.QUANTIZE, OpKind.ADD, OpKind.SUB,
+        OpKind.MUL, OpKind.MAXIMUM, OpKind.MINIMUM, OpKind.SQUARED_DIFFERENCE, OpKind.PRELU,
+        OpKind.CONCATENATION)},
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Where the stage may end
+
+
+def _patchable(graph: Graph, op: Op) -> bool:
+    """An op the stage can run per patch: a rule, one 8-bit NHWC output of batch 1, every
+    non-constant input a full-shape 8-bit NHWC tensor, constants only channel-wise (read
+    whole by every patch), a concatenation only along channels."""
+    if op.kind not in RULES or len(op.outputs) != 1:
+        return False
+    out = graph.tensors[op.outputs[0]]
+    if len(out.shape) != 4 or out.shape[0] != 1 or out.dtype.itemsize != 1:
+        return False
+    a = op.attrs
+    if op.kind is OpKind.CONCATENATION and getattr(a, "axis", None) != 3:
+        return False
+    if isinstance(a, PadAttrs) and (len(a.paddings) != 4 or a.paddings[0] != (0, 0)):
+        return False
+    spatial = set(_spatial_inputs(graph, op)) if RULES[op.kind] is ELEMENTWISE else {0}
+    for i, t in enumerate(op.inputs):
+        if t < 0:
+            continue
+        x = graph.tensors[t]
+        if x.data is not None:
+            if i in spatial or (RULES[op.kind] is ELEMENTWISE and opspec.numel(x.shape[:-1]) != 1):
+                return False
+            continue
+        if i not in spatial or len(x.shape) != 4 or x.shape[0] != 1 or x.dtype.itemsize != 1:
+            return False
+    return True
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """A stage that can run patch by patch: the first `n_ops` ops of the schedule, and the
+    one tensor that leaves it."""
+
+    n_ops: int
+    tensor: int
+    last_op_index: int  # the file index of the stage's last op (what `--patch=SPLIT:N` names)
+
+
+def stage_splits(graph: Graph, order: Sequence[int]) -> list[Split]:
+    """Every prefix of `order` that can run patch by patch: its ops all patchable, reading
+    only one 4-D graph input and constants, and exactly one of its tensors (not a graph
+    output, at least 2 x 2 pixels) read after it."""
+    if len(graph.inputs) != 1:
+        return []
+    x = graph.tensors[graph.inputs[0]]
+    if len(x.shape) != 4 or x.shape[0] != 1 or x.dtype.itemsize != 1:
+        return []
+    last_read: dict[int, int] = {}
+    for s, p in enumerate(order):
+        for t in graph.ops[p].inputs:
+            if t >= 0:
+                last_read[t] = s
+    outputs = set(graph.outputs)
+    produced: list[int] = []
+    available = {graph.inputs[0]}
+    splits = []
+    for s, p in enumerate(order):
+        op = graph.ops[p]
+        if not _patchable(graph, op):
+            break
+        if any(t >= 0 and graph.tensors[t].data is None and t not in available for t in op.inputs):
+            break
+        out = op.outputs[0]
+        if out in outputs:
+            break
+        produced.append(out)
+        available.add(out)
+        leaving = [t for t in produced if last_read.get(t, -1) > s]
+        if len(leaving) == 1 and last_read.get(graph.inputs[0], -1) <= s:
+            shape = graph.tensors[leaving[0]].shape
+            if shape[1] >= 2 and shape[2] >= 2:
+                splits.append(Split(s + 1, leaving[0], op.index))
+    return splits
+
+
+# ---------------------------------------------------------------------------------------------
+# The rewrite
+
+
+def grid_bounds(size: int, n: int) -> list[int]:
+    """n + 1 boundaries splitting `size` rows into n near-equal parts."""
+    return [i * size // n for i in range(n + 1)]
+
+
+@dataclasses.dataclass(frozen=True)
+class PatchPlan:
+    """How the stage runs: which split, the grid, and what it costs."""
+
+    split: Split
+    grid: int
+    macs: int  # of the whole patched graph
+    macs_layer_by_layer: int
+
+    @property
+    def macs_overhead(self) -> float:
+        return self.macs / self.macs_layer_by_layer - 1.0 if self.macs_layer_by_layer else 0.0
+
+    def get_config(self) -> dict:
+        return {"split_op": self.split.last_op_index, "stage_ops": self.split.n_ops,
+                "split_tensor": self.split.tensor, "grid": self.grid, "macs": self.macs,
+                "macs_layer_by_layer": self.macs_layer_by_layer}
+
+
+class _Builder:
+    """Appends patch tensors and ops to a copy of the graph's lists."""
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.tensors = list(graph.tensors)
+        self.ops: list[Op] = []
+
+    def tensor_like(self, t: int, win: Window, tag: str) -> int:
+        src = self.graph.tensors[t]
+        shape = (1, win.height, win.width, src.shape[3])
+        idx = len(self.tensors)
+        self.tensors.append(Tensor(idx, f"{src.name}@{tag}", shape, src.dtype, src.quant))
+        return idx
+
+    def full_like(self, t: int, tag: str) -> int:
+        src = self.graph.tensors[t]
+        idx = len(self.tensors)
+        self.tensors.append(Tensor(idx, f"{src.name}@{tag}", src.shape, src.dtype, src.quant))
+        return idx
+
+    def slice(self, index: int, src: int, src_win: Window, want: Window, t: int, tag: str) -> int:
+        """A copy of window `want` (original coordinates) out of `src`, which holds `src_win`
+        of tensor `t`."""
+        shape = self.tensors[src].shape
+        r, c = want.h0 - src_win.h0, want.w0 - src_win.w0
+        attrs = StridedSliceAttrs((0, r, c, 0), (1, r + want.height, c + want.width, shape[3]), (1, 1, 1, 1))
+        out = self.tensor_like(t, want, tag)
+        self.ops.append(Op(index, OpKind.STRIDED_SLICE, [src], [out], attrs))
+        return out
+
+
+def apply_patches(graph: Graph, order: Sequence[int], split: Split, grid: int) -> tuple[Graph, list[int]]:
+    """`graph` with the first `split.n_ops` ops of `order` run on a `grid` x `grid` grid of
+    patches of the split tensor, and its op order (patch-major, then the rest of `order`)."""
+    order = list(order)
+    stage = order[: split.n_ops]
+    s_tensor = graph.tensors[split.tensor]
+    n_h, n_w = min(grid, s_tensor.shape[1]), min(grid, s_tensor.shape[2])
+    rows, cols = grid_bounds(s_tensor.shape[1], n_h), grid_bounds(s_tensor.shape[2], n_w)
+    b = _Builder(graph)
+    x = graph.inputs[0]
+    canvas = -1
+    for i in range(n_h):
+        for j in range(n_w):
+            tag = f"p{i}_{j}"
+            want: dict[int, Window] = {split.tensor: Window(rows[i], rows[i + 1], cols[j], cols[j + 1])}
+            demand: dict[tuple[int, int], Window] = {}
+            for p in reversed(stage):  # windows backwards from the split tensor
+                op = graph.ops[p]
+                win = want.get(op.outputs[0])
+                if win is None:
+                    continue
+                for ci, need in RULES[op.kind].needs(graph, op, win).items():
+                    if need.height <= 0 or need.width <= 0:
+                        raise EmptyWindow(f"{op}: patch {tag} reads no pixel of input {ci}")
+                    t = op.inputs[ci]
+                    demand[(p, ci)] = need
+                    want[t] = need.union(want.get(t))
+            local: dict[int, int] = {}
+            if x in want:
+                full = Window(0, graph.tensors[x].shape[1], 0, graph.tensors[x].shape[2])
+                local[x] = b.slice(graph.ops[stage[0]].index, x, full, want[x], x, tag)
+            for p in stage:  # the stage forwards, on this patch
+                op = graph.ops[p]
+                out = op.outputs[0]
+                if out not in want:
+                    continue
+                inputs = list(op.inputs)
+                got: dict[int, Window] = {}
+                for (q, ci), need in demand.items():
+                    if q != p:
+                        continue
+                    t = op.inputs[ci]
+                    src = local[t]
+                    if need != want[t]:
+                        src = b.slice(op.index, src, want[t], need, t, f"{tag}_in{ci}")
+                    inputs[ci] = src
+                    got[ci] = need
+                attrs = RULES[op.kind].local_attrs(graph, op, want[out], got)
+                local[out] = b.tensor_like(out, want[out], tag)
+                b.ops.append(Op(op.index, op.kind, inputs, [local[out]], attrs))
+            last = i == n_h - 1 and j == n_w - 1
+            nxt = split.tensor if last else b.full_like(split.tensor, f"after_{tag}")
+            win = want[split.tensor]
+            b.ops.append(Op(graph.ops[stage[-1]].index, OpKind.PATCH_WRITE, [canvas, local[split.tensor]],
+                            [nxt], WindowAttrs(win.h0, win.w0)))
+            canvas = nxt
+    rest = [graph.ops[p] for p in order[split.n_ops:]]
+    ops = b.ops + rest
+    patched = Graph(b.tensors, ops, list(graph.inputs), list(graph.outputs), graph.name)
+    return patched, list(range(len(ops)))
+
+
+def total_macs(graph: Graph) -> int:
+    return sum(opspec.macs(graph, op) for op in graph.ops)
+
+
+def input_outside(graph: Graph) -> Graph:
+    """`graph` with its inputs held outside the arena (a camera frame buffer, Flash): the
+    planner then places none of their bytes, which is how the "without the input" peak is
+    counted. For reporting only: no C is generated from it."""
+    tensors = list(graph.tensors)
+    for t in graph.inputs:
+        src = tensors[t]
+        tensors[t] = dataclasses.replace(src, data=np.zeros(src.shape, src.dtype.np))
+    return Graph(tensors, graph.ops, [], list(graph.outputs), graph.name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Choosing the split and the grid
+
+
+@dataclasses.dataclass(frozen=True)
+class PatchCandidate:
+    """One (split, grid) and its planned peak, with the graph input in the arena (what the C
+    uses) and held outside it."""
+
+    plan: PatchPlan
+    arena_bytes: int
+    arena_bytes_without_input: int
+
+    def get_config(self) -> dict:
+        return {**self.plan.get_config(), "arena_bytes": self.arena_bytes,
+                "arena_bytes_without_input": self.arena_bytes_without_input}
+
+
+PlanFn = Callable[[Graph, Sequence[int]], int]  # (graph, order) -> arena bytes
+
+
+def patch_candidates(graph: Graph, order: Sequence[int], plan_arena: PlanFn,
+                     grids: Sequence[int] = tuple(range(2, MAX_GRID + 1)),
+                     max_macs_overhead: float = 0.3,
+                     splits: Optional[Sequence[Split]] = None) -> list[PatchCandidate]:
+    """Every split x grid whose MACs stay within `max_macs_overhead` of layer by layer,
+    planned with `plan_arena` (the caller's planner settings). A grid larger than the split
+    tensor in a dimension is capped there, so grids that give the same patches are planned
+    once."""
+    base_macs = total_macs(graph)
+    out: list[PatchCandidate] = []
+    for split in stage_splits(graph, order) if splits is None else splits:
+        s_shape = graph.tensors[split.tensor].shape
+        seen: set[tuple[int, int]] = set()
+        for n in grids:
+            cells = (min(n, s_shape[1]), min(n, s_shape[2]))
+            if cells in seen:
+                continue
+            seen.add(cells)
+            try:
+                patched, p_order = apply_patches(graph, order, split, n)
+            except EmptyWindow:
+                continue
+            macs = total_macs(patched)
+            if base_macs and macs > base_macs * (1.0 + max_macs_overhead):
+                break  # finer grids only recompute more
+            out.append(PatchCandidate(PatchPlan(split, n, macs, base_macs), plan_arena(patched, p_order),
+                                      plan_arena(input_outside(patched), p_order)))
+    return out
+
+
+def best_candidate(candidates: Sequence[PatchCandidate], layer_by_layer_bytes: int,
+                   sram_limit: Optional[int] = None) -> Optional[PatchCandidate]:
+    """The lowest peak (ties: fewest MACs), or with `sram_limit` the fewest MACs that fit it
+    (ties: lowest peak); None when no candidate is strictly below `layer_by_layer_bytes` (or
+    within the limit): patches never raise the peak."""
+    below = [c for c in candidates if c.arena_bytes < layer_by_layer_bytes]
+    if sram_limit is not None:
+        fits = [c for c in below if c.arena_bytes <= sram_limit]
+        return min(fits, key=lambda c: (c.plan.macs, c.arena_bytes), default=None)
+    return min(below, key=lambda c: (c.arena_bytes, c.plan.macs), default=None)
+
+
+# ---------------------------------------------------------------------------------------------
+# What the user asks for
+
+
+@dataclasses.dataclass(frozen=True)
+class PatchSetting:
+    """`--patch`: "off" (layer by layer), "auto" (the lowest peak, or with `sram_limit` the
+    fewest MACs that fit it, among grids within `max_macs_overhead`; layer by layer where
+    none is lower), or "SPLIT:N" (the stage ending at file op SPLIT on an N x N grid)."""
+
+    mode: str = "off"
+    split_op: Optional[int] = None
+    grid: Optional[int] = None
+    max_macs_overhead: float = 0.3
+    sram_limit: Optional[int] = None
+
+    @classmethod
+    def parse(cls, text: str, max_macs_overhead: float = 0.3, sram_limit: Optional[int] = None) -> "PatchSetting":
+        """Raises ValueError with a one-line reason."""
+        t = text.strip().lower()
+        if t in ("off", "auto"):
+            return cls(t, None, None, max_macs_overhead, sram_limit)
+        split, sep, n = t.partition(":")
+        if not sep or not split.isdigit() or not n.isdigit():
+            raise ValueError(f"--patch={text}: expected off, auto or SPLIT:N (the stage's last op index, "
+                             f"the grid size), e.g. 3:4")
+        grid = int(n)
+        if not 1 <= grid <= MAX_GRID:
+            raise ValueError(f"--patch={text}: the grid N must be 1..{MAX_GRID}")
+        return cls("fixed", int(split), grid, max_macs_overhead, sram_limit)
+
+    def get_config(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_config(cls, config: dict) -> "PatchSetting":
+        return cls(**config)
