@@ -59,6 +59,8 @@ flags.DEFINE_string("data_dir", None, "Shared data sets for real inputs. Default
 flags.DEFINE_string("baseline", None, "TFLM Cortex-M7 figures (json). "
                     "Default: ../shared/baselines/tflm_cortex_m7.json.")
 flags.DEFINE_bool("plots", True, "Write the PNG pictures.")
+flags.DEFINE_bool("patch", True, "Also measure patch-based inference (--patch=auto) where it lowers the arena "
+                  "(--nopatch to skip).")
 
 
 class ModelSelectionError(ValueError):
@@ -187,7 +189,7 @@ def main(argv: Sequence[str]) -> int:
     options = BenchOptions(num_inputs=FLAGS.num_inputs, num_real=FLAGS.num_real,
                            host_repeats=FLAGS.host_repeats, qemu=FLAGS.qemu, cpus=tuple(cpus),
                            qemu_inputs=FLAGS.qemu_inputs, seed=FLAGS.seed,
-                           data_dir=str(data_dir) if data_dir.is_dir() else None)
+                           data_dir=str(data_dir) if data_dir.is_dir() else None, patch=FLAGS.patch)
     output_dir = resolve_user_path(FLAGS.output_dir)
     command = "mcunet-bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     doc, results = run_benchmark(models, output_dir, options, baseline, command, FLAGS.plots)

@@ -13,7 +13,11 @@
 - Flash: the Cortex-M7 object of the model (code + weights) and the whole linked image, next to
   the .tflite size that TFLM keeps in Flash besides its own code;
 - latency: host time per invoke of TFLM and of our C, interleaved in this process; Cortex-M7
-  and Cortex-M4 instruction counts of our C under QEMU, portable and DSP builds.
+  and Cortex-M4 instruction counts of our C under QEMU, portable and DSP builds;
+- patch-based inference (`--patch=auto`, tflite_converter/patch.py): where it lowers the
+  arena, its arena with the input in it and outside it beside layer by layer, the MACs it
+  recomputes, its output bytes against TFLM (host, and the Cortex-M7 DSP build with its
+  instructions beside the layer-by-layer build's).
 
 TFLM's per-op live bytes (for the memory pictures) come from `replicate_tflm_plan`, our own
 replica of TFLM's greedy planner over the unmodified graph; see its docstring.
@@ -41,9 +45,11 @@ from engine import qemu
 from engine.host import HostModel
 from engine.tflm import LiteRtModel, TflmModel, capture_c_output, random_inputs
 from tflite_converter import planner, reader
-from tflite_converter.codegen.generate import PLAN_JSON, GeneratedModel, convert_model
+from tflite_converter.codegen.generate import PLAN_JSON, GeneratedModel, convert_model, generate
 from tflite_converter.errors import ConversionError
 from tflite_converter.ir import Graph
+from tflite_converter.patch import PatchSetting, input_outside
+from tflite_converter.pipeline import compile_model, plan_extra
 
 # Failures of one stage that must not stop the others or the run: a model TFLM or LiteRT
 # refuses, a compiler or QEMU failure, unreadable data.
@@ -85,6 +91,7 @@ class BenchOptions:
     qemu_inputs: int = 2  # samples run under QEMU per build
     seed: int = 0
     data_dir: Optional[str] = None  # shared data sets; None: no real inputs
+    patch: bool = True  # also measure --patch=auto where it lowers the arena
 
     def get_config(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "cpus": list(self.cpus)}
@@ -222,6 +229,32 @@ class MemoryProfile:
 
 
 @dataclasses.dataclass
+class PatchResult:
+    """`--patch=auto` beside layer by layer. `split_op` None: no split lowers the arena and
+    auto keeps layer by layer (the other patch figures are then layer by layer's)."""
+
+    layer_by_layer_bytes: int
+    layer_by_layer_without_input_bytes: int
+    arena_bytes: int
+    arena_without_input_bytes: int
+    split_op: Optional[int] = None
+    grid: Optional[int] = None
+    macs_overhead: float = 0.0
+    samples: int = 0
+    identical_samples: int = 0  # host build against TFLM, random inputs
+    m7_instructions: Optional[int] = None  # DSP build, first QEMU sample
+    m7_identical: Optional[bool] = None
+
+    @property
+    def ratio(self) -> float:
+        return self.layer_by_layer_bytes / max(self.arena_bytes, 1)
+
+    @property
+    def ratio_without_input(self) -> float:
+        return self.layer_by_layer_without_input_bytes / max(self.arena_without_input_bytes, 1)
+
+
+@dataclasses.dataclass
 class ModelResult:
     model: str  # file stem
     path: str
@@ -236,6 +269,7 @@ class ModelResult:
     flash: Optional[Flash] = None
     latency: Optional[Latency] = None
     profile: Optional[MemoryProfile] = None
+    patch: Optional[PatchResult] = None
     errors: dict[str, str] = dataclasses.field(default_factory=dict)  # stage -> message
     seconds: float = 0.0
 
@@ -276,6 +310,7 @@ class ModelResult:
             real_inputs=cfg.get("real_inputs"), labels=strip(cfg.get("labels"), LabelScore),
             sram=strip(cfg.get("sram"), Sram), flash=strip(cfg.get("flash"), Flash),
             latency=latency, profile=strip(cfg.get("profile"), MemoryProfile),
+            patch=strip(cfg.get("patch"), PatchResult),
             errors=dict(cfg.get("errors", {})), seconds=float(cfg.get("seconds", 0.0)))
 
 
@@ -578,8 +613,40 @@ def measure_model(path: Path, work_dir: Path, options: BenchOptions = BenchOptio
     if options.qemu:
         _measure_qemu(result, out_dir, name, sets, tflm_out, options, progress)
 
+    if options.patch:
+        progress("patch-based")
+        try:
+            result.patch = _measure_patch(result, path, work_dir / f"{stem}_patch", name, random_samples,
+                                          tflm_out.get(InputSet.RANDOM), options)
+        except (ConversionError, qemu.QemuError, *STAGE_ERRORS) as e:
+            result.errors["patch-based"] = _first_line(e)
+
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _measure_patch(result: ModelResult, path: Path, out_dir: Path, name: str,
+                   samples: list[list[np.ndarray]], tflm_out: Optional[list[list[np.ndarray]]],
+                   options: BenchOptions) -> PatchResult:
+    base = compile_model(path)
+    patched = compile_model(path, patch=PatchSetting("auto"))
+    lbl = base.plan.arena_bytes
+    lbl_out = planner.plan_memory(input_outside(base.graph), base.order).arena_bytes
+    c = patched.patch
+    if c is None:
+        return PatchResult(lbl, lbl_out, lbl, lbl_out)
+    r = PatchResult(lbl, lbl_out, c.arena_bytes, c.arena_bytes_without_input, c.plan.split.last_op_index,
+                    c.plan.grid, c.plan.macs_overhead)
+    generate(patched.graph, patched.plan, out_dir, name=name, order=patched.order, plan_extra=plan_extra(patched))
+    ours = HostModel(out_dir, name).run_many(samples)
+    if tflm_out is not None:
+        r.samples = len(samples)
+        r.identical_samples = sum(_same_bytes(o, t) for o, t in zip(ours, tflm_out))
+    if options.qemu and qemu.toolchain_available() and samples:
+        run = qemu.run_on_qemu(out_dir, name, samples[:1], cpu=qemu.Cpu.CORTEX_M7.value, dsp=True)
+        r.m7_instructions = run.instructions_per_invoke[0]
+        r.m7_identical = None if tflm_out is None else _same_bytes(run.outputs[0], tflm_out[0])
+    return r
 
 
 def _qemu_samples(sets: dict[InputSet, list[list[np.ndarray]]], n: int) -> list[tuple[InputSet, int]]:

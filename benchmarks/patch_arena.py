@@ -1,7 +1,7 @@
 """Patch-based inference beside layer by layer, per model, outputs checked against TFLM.
 
     python -m benchmarks.patch_arena [--models=DIR ...] [--max_macs_overhead=0.3] [--check=false]
-        [--candidates]
+        [--candidates] [--qemu]
 
 For every .tflite that converts (default: ../shared/models, plus build/models when the MCUNet
 exports are there): the layer-by-layer arena (the converter's default plan) with the graph
@@ -10,7 +10,11 @@ split (the file index of the stage's last op), the grid, its arena with and with
 input, the ratios, and the MACs overhead. "lbl" in the split column: no split lowers the
 peak, so auto keeps layer by layer. With --check (default) the chosen C is built for the host
 and run on two seeded random inputs against TFLM: "same" or "DIFFERENT". With --candidates
-every candidate weighed is listed too. Bytes and MACs are deterministic: no timing here.
+every candidate weighed is listed too. With --qemu, every model auto patches is also built for
+the emulated Cortex-M7 (DSP build, engine/qemu.py) layer by layer and patched: the outputs of
+both against TFLM's on one seeded input, the instructions of each invoke and their ratio, and
+the model's Flash (code + constants) of each. Bytes, MACs and QEMU instruction counts are
+deterministic: no timing here.
 """
 from __future__ import annotations
 
@@ -18,13 +22,16 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 from absl import app, flags
 
 from benchmarks.model_files import compiled_models, tflite_files
+from engine import qemu
 from engine.compare import host_vs_tflm
+from engine.tflm import TflmModel, random_inputs
 from tflite_converter.codegen.generate import generate
 from tflite_converter.patch import PatchSetting, input_outside
-from tflite_converter.pipeline import compile_model
+from tflite_converter.pipeline import CompiledModel, compile_model
 from tflite_converter.planner import plan_memory
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,7 +39,30 @@ DEFAULT_DIRS = (REPO.parent / "shared" / "models", REPO / "build" / "models")
 FLAGS = flags.FLAGS
 
 
-def main(dirs: Sequence[Path], max_macs_overhead: float, check: bool, candidates: bool) -> int:
+def _same(got: Sequence[np.ndarray], want: Sequence[np.ndarray]) -> bool:
+    return all(np.array_equal(np.asarray(g).view(np.uint8).reshape(-1), np.asarray(w).view(np.uint8).reshape(-1))
+               for g, w in zip(got, want))
+
+
+def cortex_m7_row(path: Path, work: Path, compiled: CompiledModel, base: CompiledModel) -> str:
+    """Layer by layer and patched on the emulated Cortex-M7: instructions, Flash, and
+    whether both give TFLM's bytes."""
+    tflm = TflmModel(path)
+    sample = random_inputs([tflm.input_details(i) for i in range(tflm.num_inputs)], np.random.default_rng(7))
+    want = tflm.run(sample)
+    counts, flash, same = [], [], True
+    for tag, c in (("lbl", base), ("patch", compiled)):
+        out = work / f"{path.stem}_{tag}"
+        generate(c.graph, c.plan, out, name="net", order=c.order)
+        r = qemu.run_on_qemu(out, "net", [sample], dsp=True)
+        counts.append(r.instructions_per_invoke[0])
+        flash.append(r.model.text + r.model.rodata if r.model is not None else 0)
+        same &= _same(r.outputs[0], want)
+    return (f"    Cortex-M7: {counts[0]:,} -> {counts[1]:,} instructions ({counts[1] / counts[0]:.3f}), "
+            f"model Flash {flash[0]:,} -> {flash[1]:,} B, {'same as TFLM' if same else 'DIFFERENT from TFLM'}")
+
+
+def main(dirs: Sequence[Path], max_macs_overhead: float, check: bool, candidates: bool, on_qemu: bool = False) -> int:
     paths = tflite_files(dirs)
     if not paths:
         return 0
@@ -61,6 +91,10 @@ def main(dirs: Sequence[Path], max_macs_overhead: float, check: bool, candidates
             print(f"{path.stem[:32]:32s} {lbl:9,d} {lbl_out:9,d} {split:>6s} {grid:>4s} {arena:9,d} "
                   f"{arena_out:10,d} {lbl / max(arena, 1):6.2f} {lbl_out / max(arena_out, 1):8.2f} "
                   f"{100 * macs:6.1f}%{verdict}", flush=True)
+            if on_qemu and c is not None:
+                row = cortex_m7_row(path, Path(tmp), compiled, base)
+                bad += "DIFFERENT" in row
+                print(row, flush=True)
             if candidates:
                 for k in compiled.patch_candidates:
                     print(f"    split {k.plan.split.last_op_index:4d} grid {k.plan.grid}: {k.arena_bytes:9,d} B, "
@@ -72,7 +106,10 @@ def main(dirs: Sequence[Path], max_macs_overhead: float, check: bool, candidates
 def _main(argv: Sequence[str]) -> int:
     del argv
     dirs = [Path(d) for d in FLAGS.models] if FLAGS.models else list(DEFAULT_DIRS)
-    return main(dirs, FLAGS.max_macs_overhead, FLAGS.check, FLAGS.candidates)
+    if FLAGS.qemu and not qemu.toolchain_available():
+        print("--qemu: the Cortex-M toolchain or QEMU is not installed (scripts/setup.sh installs them)")
+        return 2
+    return main(dirs, FLAGS.max_macs_overhead, FLAGS.check, FLAGS.candidates, FLAGS.qemu)
 
 
 if __name__ == "__main__":
@@ -81,4 +118,5 @@ if __name__ == "__main__":
     flags.DEFINE_float("max_macs_overhead", 0.3, "Grids recomputing more MACs than this share are not weighed.")
     flags.DEFINE_bool("check", True, "Build the chosen C for the host and compare with TFLM.")
     flags.DEFINE_bool("candidates", False, "List every candidate weighed.")
+    flags.DEFINE_bool("qemu", False, "Also run layer by layer and patched on the emulated Cortex-M7.")
     app.run(_main)

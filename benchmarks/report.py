@@ -246,6 +246,37 @@ def markdown(doc: dict[str, Any], results: Sequence[ModelResult]) -> str:
                  rows, right=range(1, 11))
     out.append("")
 
+    patched = [r for r in ok if r.patch is not None]
+    if patched:
+        out += ["## Patch-based inference (`--patch=auto`)", "",
+                "The first stage run patch by patch (tflite_converter/patch.py) where a split lowers the "
+                "arena; \"layer by layer\" where none does. SRAM: our arena layer by layer → patched "
+                "(layer by layer / patched), with the graph input in the arena (as the C has it) and held "
+                "outside it. MACs: the share recomputed in the patches' halos. Same bytes: the patched C's "
+                "outputs (host, random inputs) against TFLM's. Cortex-M7: DSP-build instructions per "
+                "invoke, layer by layer → patched, one sample, and whether that sample equals TFLM.", ""]
+        rows = []
+        for r in patched:
+            p = r.patch
+            assert p is not None
+            lbl_m7 = _qemu_instr(r, "cortex-m7", True)
+            if p.split_op is None:
+                rows.append([r.model, "layer by layer", "–", _n(p.layer_by_layer_bytes),
+                             _n(p.layer_by_layer_without_input_bytes), "–", "–", "–"])
+                continue
+            m7 = "–"
+            if p.m7_instructions is not None and lbl_m7:
+                m7 = (f"{_n(lbl_m7)} → {_n(p.m7_instructions)} ({p.m7_instructions / lbl_m7:.2f}×"
+                      f"{', same' if p.m7_identical else ', DIFFERENT' if p.m7_identical is False else ''})")
+            rows.append([r.model, f"op {p.split_op}", f"{p.grid}×{p.grid}",
+                         _pair(p.layer_by_layer_bytes, p.arena_bytes, p.ratio),
+                         _pair(p.layer_by_layer_without_input_bytes, p.arena_without_input_bytes,
+                               p.ratio_without_input),
+                         f"+{100 * p.macs_overhead:.1f}%", f"{p.identical_samples}/{p.samples}", m7])
+        out += table(["model", "split", "grid", "SRAM (B)", "SRAM, input outside (B)", "MACs",
+                      "same bytes as TFLM", "Cortex-M7 instructions"], rows)
+        out.append("")
+
     if refused:
         out += ["## Refused by the converter", ""]
         for r in refused:

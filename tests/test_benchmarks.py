@@ -155,6 +155,25 @@ def test_flash_figures_from_the_m7_object(bench):
 # Outputs of the run
 
 
+def test_patch_figures(bench):
+    """Every converted model has its --patch=auto record: never above layer by layer, and
+    where a split is used, its C gives TFLM's bytes (host and, where run, the Cortex-M7)."""
+    for r in _converted(bench):
+        p = r.patch
+        assert p is not None, r.errors
+        assert p.arena_bytes <= p.layer_by_layer_bytes
+        assert p.layer_by_layer_without_input_bytes <= p.layer_by_layer_bytes
+        if p.split_op is None:
+            assert (p.arena_bytes, p.grid) == (p.layer_by_layer_bytes, None)
+            continue
+        assert p.arena_bytes < p.layer_by_layer_bytes and p.macs_overhead >= 0
+        assert p.samples > 0 and p.identical_samples == p.samples
+        if p.m7_instructions is not None:
+            assert p.m7_identical is True
+    text = (bench["dir"] / "results.md").read_text()
+    assert "## Patch-based inference" in text
+
+
 def test_results_json_keys(bench):
     doc = json.loads((bench["dir"] / report.RESULTS_JSON).read_text())
     for key in ("command", "wall_seconds", "options", "machine", "baseline", "geomean", "models"):
@@ -215,7 +234,7 @@ def test_markdown_tables_well_formed(bench):
             assert len(_cells(row)) == len(header), row
         tables += 1
         assert rows
-    assert tables == 5  # summary, correctness, SRAM, Flash, latency
+    assert tables == 6  # summary, correctness, SRAM, Flash, latency, patch-based
     summary = md.split("## Summary", 1)[1].split("\n## ", 1)[0]
     assert "geometric mean" in summary
     for r in _converted(bench):
