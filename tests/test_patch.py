@@ -81,11 +81,12 @@ def test_window_union():
 # A network with every stage op kind
 
 
-def _network(rng) -> bytes:
+def _network(rng, float_input: bool = False) -> bytes:
     """input 1x19x17x3 -> conv 3x3/2 SAME (RELU6) -> dw 5x5 SAME -> conv 1x1 -> ADD (residual)
     -> max pool 3x3/2 SAME -> avg pool 2x2/1 VALID -> PAD (1,2)(2,0) -> QUANTIZE
     -> conv 3x3 dilation 2 VALID -> MEAN: the stage may end after the first conv, the ADD, and
-    every later op before the MEAN."""
+    every later op before the MEAN. `float_input`: a float32 input quantized first (the
+    stage then starts after that QUANTIZE)."""
     mb = ModelBuilder()
     act = lambda shape, scale, zp: mb.add_tensor(TensorSpec(shape, scale=scale, zero_point=zp))  # noqa: E731
 
@@ -102,6 +103,10 @@ def _network(rng) -> bytes:
         return y, scale
 
     x = act((1, 19, 17, 3), 0.05, -3)
+    graph_input = x
+    if float_input:
+        graph_input = mb.add_tensor(TensorSpec((1, 19, 17, 3), "float32"))
+        mb.add_op("QUANTIZE", [graph_input], [x])
     t1, s1 = conv(x, 0.05, 3, 8, 3, 2, "SAME", (1, 10, 9, 8), relu6=True)
     t2, s2 = conv(t1, s1, 8, 8, 5, 1, "SAME", (1, 10, 9, 8), depthwise=True)
     t3, s3 = conv(t2, s2, 8, 8, 1, 1, "SAME", (1, 10, 9, 8))
@@ -122,7 +127,7 @@ def _network(rng) -> bytes:
     axes = mb.add_tensor(TensorSpec((2,), "int32", data=np.array([1, 2], np.int32)))
     out = act((1, 6), s9, 0)
     mb.add_op("MEAN", [t9, axes], [out], {"keep_dims": False})
-    return mb.build([x], [out])
+    return mb.build([graph_input], [out])
 
 
 @pytest.fixture(scope="module")
@@ -157,6 +162,19 @@ def test_patched_c_gives_tflm_bytes(network, tmp_path, split_pos, grid):
     assert c.patch.plan.macs >= c.patch.plan.macs_layer_by_layer
     generate(c.graph, c.plan, tmp_path, name="net", order=c.order)
     assert host_vs_tflm(network, tmp_path, "net", n_random=3) is None
+
+
+@pytest.mark.parametrize("split_pos,grid", [(0, 2), (3, 3)])
+def test_float_input_stage_starts_after_its_quantize(tmp_path, split_pos, grid):
+    model = _network(seeded_rng("patch network, float input"), float_input=True)
+    base = compile_model(model)
+    splits = patch.stage_splits(base.graph, base.order)
+    assert len(splits) == 7 and all(s.start == 1 for s in splits)
+    split = splits[split_pos]
+    c = compile_model(model, patch=PatchSetting("fixed", split.last_op_index, grid))
+    assert c.graph.ops[c.order[0]].kind is OpKind.QUANTIZE  # layer by layer, before the patches
+    generate(c.graph, c.plan, tmp_path, name="net", order=c.order)
+    assert host_vs_tflm(model, tmp_path, "net") is None
 
 
 def test_wrong_local_padding_is_caught(network, tmp_path, monkeypatch):

@@ -234,23 +234,46 @@ def _patchable(graph: Graph, op: Op) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class Split:
-    """A stage that can run patch by patch: the first `n_ops` ops of the schedule, and the
-    one tensor that leaves it."""
+    """A stage that can run patch by patch: the ops of the schedule from position `start` up
+    to (not including) `n_ops`, reading the 8-bit NHWC tensor `source` (the graph input, or a
+    leading QUANTIZE's output for a float input), and the one tensor that leaves it."""
 
     n_ops: int
     tensor: int
     last_op_index: int  # the file index of the stage's last op (what `--patch=SPLIT:N` names)
+    start: int = 0
+    source: int = -1  # -1: the graph input
+
+
+def _byte_nhwc(t: Tensor) -> bool:
+    return len(t.shape) == 4 and t.shape[0] == 1 and t.dtype.itemsize == 1
+
+
+def _stage_source(graph: Graph, order: Sequence[int]) -> Optional[tuple[int, int]]:
+    """(start, source): where the stage may begin. An 8-bit NHWC graph input is read by the
+    stage itself; a float one through the QUANTIZE that runs first (layer by layer), when
+    nothing else reads it."""
+    if len(graph.inputs) != 1 or not order:
+        return None
+    x = graph.inputs[0]
+    if _byte_nhwc(graph.tensors[x]):
+        return 0, x
+    first = graph.ops[order[0]]
+    if (first.kind is OpKind.QUANTIZE and first.inputs == [x] and len(first.outputs) == 1
+            and _byte_nhwc(graph.tensors[first.outputs[0]])
+            and not any(x in graph.ops[p].inputs for p in order[1:]) and x not in graph.outputs):
+        return 1, first.outputs[0]
+    return None
 
 
 def stage_splits(graph: Graph, order: Sequence[int]) -> list[Split]:
-    """Every prefix of `order` that can run patch by patch: its ops all patchable, reading
-    only one 4-D graph input and constants, and exactly one of its tensors (not a graph
-    output, at least 2 x 2 pixels) read after it."""
-    if len(graph.inputs) != 1:
+    """Every stage that can run patch by patch: from the stage's source (`_stage_source`), ops
+    all patchable, reading only the source, the stage's own tensors and constants, and exactly
+    one of its tensors (not a graph output, at least 2 x 2 pixels) read after it."""
+    begin = _stage_source(graph, order)
+    if begin is None:
         return []
-    x = graph.tensors[graph.inputs[0]]
-    if len(x.shape) != 4 or x.shape[0] != 1 or x.dtype.itemsize != 1:
-        return []
+    start, source = begin
     last_read: dict[int, int] = {}
     for s, p in enumerate(order):
         for t in graph.ops[p].inputs:
@@ -258,10 +281,10 @@ def stage_splits(graph: Graph, order: Sequence[int]) -> list[Split]:
                 last_read[t] = s
     outputs = set(graph.outputs)
     produced: list[int] = []
-    available = {graph.inputs[0]}
+    available = {source}
     splits = []
-    for s, p in enumerate(order):
-        op = graph.ops[p]
+    for s in range(start, len(order)):
+        op = graph.ops[order[s]]
         if not _patchable(graph, op):
             break
         if any(t >= 0 and graph.tensors[t].data is None and t not in available for t in op.inputs):
@@ -272,10 +295,10 @@ def stage_splits(graph: Graph, order: Sequence[int]) -> list[Split]:
         produced.append(out)
         available.add(out)
         leaving = [t for t in produced if last_read.get(t, -1) > s]
-        if len(leaving) == 1 and last_read.get(graph.inputs[0], -1) <= s:
+        if len(leaving) == 1 and last_read.get(source, -1) <= s:
             shape = graph.tensors[leaving[0]].shape
             if shape[1] >= 2 and shape[2] >= 2:
-                splits.append(Split(s + 1, leaving[0], op.index))
+                splits.append(Split(s + 1, leaving[0], op.index, start, source))
     return splits
 
 
@@ -343,12 +366,13 @@ def apply_patches(graph: Graph, order: Sequence[int], split: Split, grid: int) -
     """`graph` with the first `split.n_ops` ops of `order` run on a `grid` x `grid` grid of
     patches of the split tensor, and its op order (patch-major, then the rest of `order`)."""
     order = list(order)
-    stage = order[: split.n_ops]
+    stage = order[split.start: split.n_ops]
     s_tensor = graph.tensors[split.tensor]
     n_h, n_w = min(grid, s_tensor.shape[1]), min(grid, s_tensor.shape[2])
     rows, cols = grid_bounds(s_tensor.shape[1], n_h), grid_bounds(s_tensor.shape[2], n_w)
     b = _Builder(graph)
-    x = graph.inputs[0]
+    b.ops.extend(graph.ops[p] for p in order[: split.start])  # layer by layer before the stage
+    x = split.source if split.source >= 0 else graph.inputs[0]
     canvas = -1
     for i in range(n_h):
         for j in range(n_w):
