@@ -7,6 +7,7 @@ on the host against the TFLM wheel. The window arithmetic is checked against bru
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 import subprocess
@@ -18,7 +19,7 @@ from kernel_harness import seeded_rng, weight_and_bias_specs
 from tflite_builder import ModelBuilder, TensorSpec
 
 from engine.compare import host_vs_tflm
-from tflite_converter import patch
+from tflite_converter import opspec, patch
 from tflite_converter.codegen.generate import generate
 from tflite_converter.errors import ConversionError
 from tflite_converter.ir import OpKind
@@ -81,12 +82,13 @@ def test_window_union():
 # A network with every stage op kind
 
 
-def _network(rng, float_input: bool = False) -> bytes:
+def _network(rng, float_input: bool = False, aligned_rows: bool = False) -> bytes:
     """input 1x19x17x3 -> conv 3x3/2 SAME (RELU6) -> dw 5x5 SAME -> conv 1x1 -> ADD (residual)
     -> max pool 3x3/2 SAME -> avg pool 2x2/1 VALID -> PAD (1,2)(2,0) -> QUANTIZE
     -> conv 3x3 dilation 2 VALID -> MEAN: the stage may end after the first conv, the ADD, and
     every later op before the MEAN. `float_input`: a float32 input quantized first (the
-    stage then starts after that QUANTIZE)."""
+    stage then starts after that QUANTIZE). `aligned_rows`: a 1x20x18x4 input, whose 72-byte
+    rows the plan can cut into row bands (19 x 17 x 3 rows of 51 bytes it cannot)."""
     mb = ModelBuilder()
     act = lambda shape, scale, zp: mb.add_tensor(TensorSpec(shape, scale=scale, zero_point=zp))  # noqa: E731
 
@@ -102,12 +104,13 @@ def _network(rng, float_input: bool = False) -> bytes:
         mb.add_op("DEPTHWISE_CONV_2D" if depthwise else "CONV_2D", [x, mb.add_tensor(w), mb.add_tensor(b)], [y], opts)
         return y, scale
 
-    x = act((1, 19, 17, 3), 0.05, -3)
+    in_shape = (1, 20, 18, 4) if aligned_rows else (1, 19, 17, 3)
+    x = act(in_shape, 0.05, -3)
     graph_input = x
     if float_input:
-        graph_input = mb.add_tensor(TensorSpec((1, 19, 17, 3), "float32"))
+        graph_input = mb.add_tensor(TensorSpec(in_shape, "float32"))
         mb.add_op("QUANTIZE", [graph_input], [x])
-    t1, s1 = conv(x, 0.05, 3, 8, 3, 2, "SAME", (1, 10, 9, 8), relu6=True)
+    t1, s1 = conv(x, 0.05, in_shape[3], 8, 3, 2, "SAME", (1, 10, 9, 8), relu6=True)
     t2, s2 = conv(t1, s1, 8, 8, 5, 1, "SAME", (1, 10, 9, 8), depthwise=True)
     t3, s3 = conv(t2, s2, 8, 8, 1, 1, "SAME", (1, 10, 9, 8))
     t4 = act((1, 10, 9, 8), s1 * 1.5, 2)
@@ -156,9 +159,17 @@ def test_patched_c_gives_tflm_bytes(network, tmp_path, split_pos, grid):
     writes = [op for op in c.graph.ops if op.kind is OpKind.PATCH_WRITE]
     s_shape = base.graph.tensors[split.tensor].shape
     assert len(writes) == min(grid, s_shape[1]) * min(grid, s_shape[2])
-    # the patches of the split tensor are assembled in place: one buffer for all of them
-    offsets = {c.plan.tensors[op.outputs[0]].offset for op in writes}
-    assert len(offsets) == 1
+    # the split tensor is assembled in place: each band's patches in one buffer, the bands
+    # at their rows of the split tensor, the source's bands at their rows of the source
+    off = {t: tp.offset for t, tp in c.plan.tensors.items()}
+    for op in writes:
+        if op.inputs[0] >= 0:
+            assert off[op.inputs[0]] == off[op.outputs[0]]
+    views = [opspec.row_views(c.graph, op) for op in c.graph.ops if op.kind in (OpKind.ROW_BANDS, OpKind.ROW_JOIN)]
+    # the network's input rows (17 x 3 bytes) cannot be aligned views: only the split is banded
+    assert len(views) == (1 if min(grid, s_shape[1]) > 1 and (s_shape[2] * s_shape[3]) % 4 == 0 else 0)
+    for whole, parts in views:
+        assert all(off[band] == off[whole] + d for band, d in parts)
     assert c.patch.plan.macs >= c.patch.plan.macs_layer_by_layer
     generate(c.graph, c.plan, tmp_path, name="net", order=c.order)
     assert host_vs_tflm(network, tmp_path, "net", n_random=3) is None
@@ -175,6 +186,37 @@ def test_float_input_stage_starts_after_its_quantize(tmp_path, split_pos, grid):
     assert c.graph.ops[c.order[0]].kind is OpKind.QUANTIZE  # layer by layer, before the patches
     generate(c.graph, c.plan, tmp_path, name="net", order=c.order)
     assert host_vs_tflm(model, tmp_path, "net") is None
+
+
+@pytest.mark.parametrize("split_pos,grid", [(0, 3), (1, 4), (3, 2)])
+def test_input_row_bands_are_views_freed_as_read(tmp_path, split_pos, grid):
+    """With aligned input rows the source is cut into row bands laid out as views of its rows:
+    C equal to TFLM, a band placed one row off is refused by the verifier, and the rows the
+    patches are past are reused before the stage ends."""
+    model = _network(seeded_rng("patch network, aligned rows"), aligned_rows=True)
+    base = compile_model(model)
+    split = patch.stage_splits(base.graph, base.order)[split_pos]
+    c = compile_model(model, patch=PatchSetting("fixed", split.last_op_index, grid))
+    cut = [op for op in c.graph.ops if op.kind is OpKind.ROW_BANDS]
+    assert len(cut) == 1
+    whole, parts = opspec.row_views(c.graph, cut[0])
+    assert len(parts) >= 2
+    for band, d in parts:
+        tp = c.plan.tensors[band]
+        assert tp.offset == c.plan.tensors[whole].offset + d and tp.role.value == "row_view"
+    assert not verify_plan(c.graph, c.plan)
+    generate(c.graph, c.plan, tmp_path, name="net", order=c.order)
+    assert host_vs_tflm(model, tmp_path, "net") is None
+    # the first band's bytes hold something else before the last band dies
+    band0, last_band = parts[0][0], parts[-1][0]
+    tp0 = c.plan.tensors[band0]
+    reused = [tp for t, tp in c.plan.tensors.items() if t not in (whole, band0)
+              and tp.first_step > tp0.last_step and tp.first_step <= c.plan.tensors[last_band].last_step
+              and tp.offset < tp0.offset + tp0.bytes and tp0.offset < tp.offset + tp.bytes]
+    assert reused
+    moved = dataclasses.replace(tp0, offset=tp0.offset + parts[1][1])
+    bad = dataclasses.replace(c.plan, tensors={**c.plan.tensors, band0: moved})
+    assert any("overlaps" in line for line in verify_plan(c.graph, bad))
 
 
 def test_wrong_local_padding_is_caught(network, tmp_path, monkeypatch):

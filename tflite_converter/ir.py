@@ -124,9 +124,14 @@ class OpKind(enum.Enum):
     # passes.fold_constants replaces their outputs by constant tensors (else validate refuses).
     SHAPE = "SHAPE"
     PACK = "PACK"
-    # The converter's own op, never read from a file (tflite_converter/patch.py): write a
-    # patch of the stage run patch by patch into its window of the full-size tensor.
+    # The converter's own ops, never read from a file (tflite_converter/patch.py): write a
+    # patch of the stage run patch by patch into its window of a full-width row band; read a
+    # patch's window out of consecutive row bands; cut an NHWC tensor into row bands (views
+    # of its bytes where the plan can) and join row bands into one tensor (the same).
     PATCH_WRITE = "PATCH_WRITE"
+    PATCH_READ = "PATCH_READ"
+    ROW_BANDS = "ROW_BANDS"
+    ROW_JOIN = "ROW_JOIN"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -369,8 +374,8 @@ class PackAttrs:
 
 @dataclasses.dataclass(frozen=True)
 class WindowAttrs:
-    """PATCH_WRITE: where the patch (input 1) goes in the full tensor, NHWC: its first row
-    and first column."""
+    """PATCH_WRITE: where the patch (input 1) goes in the band (output), NHWC: its first row
+    and first column. PATCH_READ: where the patch (output) starts in its first input band."""
 
     row: int
     col: int

@@ -27,8 +27,8 @@ from tflite_converter.opspec import OpSpec
 if TYPE_CHECKING:  # the emitter's types; importing codegen here would be a cycle
     from tflite_converter.codegen.api import EmitFn
 
-# The builtin code of the converter's own ops (made by its passes, never read from a file): not
-# an int32, so no BuiltinOperator code of a file can name them.
+# The builtin codes of the converter's own ops (made by its passes, never read from a file) are
+# this and below: not int32s, so no BuiltinOperator code of a file can name them.
 INTERNAL_BUILTIN = -(1 << 40)
 
 ReadFn = Callable[[Any], object]  # reader._OpContext -> the op's typed attributes
@@ -58,7 +58,7 @@ class OpRecord:
     @property
     def internal(self) -> bool:
         """The converter's own op (tflite_converter/patch.py's PATCH_WRITE), not a TFLite one."""
-        return self.builtin == INTERNAL_BUILTIN
+        return self.builtin <= INTERNAL_BUILTIN
 
     def __post_init__(self) -> None:
         if self.validate is not None and self.emit is None:

@@ -244,6 +244,32 @@ def is_alias(op: Op) -> bool:
     return _spec(op.kind).alias
 
 
+def row_views(graph: Graph, op: Op) -> Optional[tuple[int, list[tuple[int, int]]]]:
+    """ROW_BANDS (one tensor cut into row bands) and ROW_JOIN (row bands joined into one):
+    (the whole tensor, [(band, byte offset of the band in the whole)]) when the bands are
+    consecutive full-width rows of the whole (batch 1), else None. The planner lays the bands
+    out as views at those offsets where it can (planner/layout.py); the emitters copy
+    whatever it could not."""
+    if op.kind is OpKind.ROW_BANDS and len(op.inputs) == 1:
+        whole, bands = op.inputs[0], op.outputs
+    elif op.kind is OpKind.ROW_JOIN and len(op.outputs) == 1:
+        whole, bands = op.outputs[0], op.inputs
+    else:
+        return None
+    tensors = graph.tensors
+    w = tensors[whole]
+    if len(w.shape) != 4 or w.shape[0] != 1 or not bands:
+        return None
+    parts, offset = [], 0
+    for b in bands:
+        t = tensors[b] if b >= 0 else None
+        if t is None or len(t.shape) != 4 or t.shape[0] != 1 or t.shape[2:] != w.shape[2:] or t.dtype is not w.dtype:
+            return None
+        parts.append((b, offset))
+        offset += t.nbytes
+    return (whole, parts) if offset == w.nbytes else None
+
+
 def concat_slice_axis_ok(graph: Graph, op: Op) -> bool:
     """CONCATENATION whose inputs are contiguous slices of its output: every dimension before
     the axis is 1, no fused activation."""

@@ -12,9 +12,13 @@ patch-sized tensors:
 - each stage op runs on the patch with *local* padding: zero-point padding only where the
   patch touches the image border, exactly the taps TFLite pads, so every element is computed
   from the same values by the same arithmetic as layer by layer (bit-exact by construction);
-- a PATCH_WRITE copies the cell's part of S into its window of the full-size S. All the
-  PATCH_WRITEs of S share one buffer (each output an alias of the one before, planner
-  layout.py), so S is assembled in place.
+- a PATCH_WRITE copies the cell's part of S into its window of S's row band for that grid
+  row. A band's PATCH_WRITEs share one buffer (each output an alias of the one before,
+  planner layout.py), and ROW_JOIN makes the bands S's rows: S is assembled in place;
+- with more than one grid row, ROW_BANDS cuts the source into row bands, and each patch
+  reads its window out of them (PATCH_READ): the bands are views of the source's rows
+  (planner layout.py), so the rows every later patch is past are freed for the split
+  tensor's bands and the next patches' buffers.
 
 The rewritten graph is an ordinary Graph in patch-major order: the memory planner, the
 verifier and the code generator treat it like any other, and its arena is the patch-based
@@ -41,6 +45,7 @@ from tflite_converter.ir import (
     Tensor,
     WindowAttrs,
 )
+from tflite_converter.planner.records import OFFSET_ALIGNMENT
 
 MAX_GRID = 8
 
@@ -345,12 +350,6 @@ class _Builder:
         self.tensors.append(Tensor(idx, f"{src.name}@{tag}", shape, src.dtype, src.quant))
         return idx
 
-    def full_like(self, t: int, tag: str) -> int:
-        src = self.graph.tensors[t]
-        idx = len(self.tensors)
-        self.tensors.append(Tensor(idx, f"{src.name}@{tag}", src.shape, src.dtype, src.quant))
-        return idx
-
     def slice(self, index: int, src: int, src_win: Window, want: Window, t: int, tag: str) -> int:
         """A copy of window `want` (original coordinates) out of `src`, which holds `src_win`
         of tensor `t`."""
@@ -362,38 +361,90 @@ class _Builder:
         return out
 
 
+def _windows(graph: Graph, stage: Sequence[int], split: Split, cell: Window, tag: str
+             ) -> tuple[dict[int, Window], dict[tuple[int, int], Window]]:
+    """For one cell of the split tensor: the window of every stage tensor it needs (the
+    union of what its readers need), and what each (op position, input) reads."""
+    want: dict[int, Window] = {split.tensor: cell}
+    demand: dict[tuple[int, int], Window] = {}
+    for p in reversed(stage):  # windows backwards from the split tensor
+        op = graph.ops[p]
+        win = want.get(op.outputs[0])
+        if win is None:
+            continue
+        for ci, need in RULES[op.kind].needs(graph, op, win).items():
+            if need.height <= 0 or need.width <= 0:
+                raise EmptyWindow(f"{op}: patch {tag} reads no pixel of input {ci}")
+            t = op.inputs[ci]
+            demand[(p, ci)] = need
+            want[t] = need.union(want.get(t))
+    return want, demand
+
+
+def _rows_aligned(t: Tensor) -> bool:
+    """A row of `t` is a multiple of the plan's offset alignment: row bands can then be views
+    at their rows' bytes (else the planner would have to copy them)."""
+    return (t.shape[2] * t.shape[3] * t.dtype.itemsize) % OFFSET_ALIGNMENT == 0
+
+
+def _bands(starts: Sequence[int], size: int) -> list[tuple[int, int]]:
+    """Row bands [start, next start) from sorted distinct starts beginning at 0."""
+    ends = [*starts[1:], size]
+    return list(zip(starts, ends))
+
+
 def apply_patches(graph: Graph, order: Sequence[int], split: Split, grid: int) -> tuple[Graph, list[int]]:
-    """`graph` with the first `split.n_ops` ops of `order` run on a `grid` x `grid` grid of
-    patches of the split tensor, and its op order (patch-major, then the rest of `order`)."""
+    """`graph` with the stage of `split` run on a `grid` x `grid` grid of patches of the split
+    tensor, and its op order (what runs before the stage, the patches row by row, the rest).
+
+    With more than one grid row the stage's source is cut into row bands (ROW_BANDS: the
+    rows a grid row reads last form its band) and the split tensor is assembled band by band
+    (one PATCH_WRITE chain per grid row, then ROW_JOIN): as bands are views of their rows'
+    bytes, the planner frees the source's rows once read and takes the split tensor's rows
+    only when they are written."""
     order = list(order)
     stage = order[split.start: split.n_ops]
     s_tensor = graph.tensors[split.tensor]
     n_h, n_w = min(grid, s_tensor.shape[1]), min(grid, s_tensor.shape[2])
     rows, cols = grid_bounds(s_tensor.shape[1], n_h), grid_bounds(s_tensor.shape[2], n_w)
+    x = split.source if split.source >= 0 else graph.inputs[0]
+    cells = [[_windows(graph, stage, split, Window(rows[i], rows[i + 1], cols[j], cols[j + 1]), f"p{i}_{j}")
+              for j in range(n_w)] for i in range(n_h)]
     b = _Builder(graph)
     b.ops.extend(graph.ops[p] for p in order[: split.start])  # layer by layer before the stage
-    x = split.source if split.source >= 0 else graph.inputs[0]
+    first_index = graph.ops[stage[0]].index
+    last_index = graph.ops[stage[-1]].index
+    x_shape = graph.tensors[x].shape
+
+    # the source's row bands: rows before the next grid row's first row are read last here
+    starts = sorted({0, *(min(c[0][x].h0 for c in cells[i] if x in c[0]) for i in range(1, n_h))})
+    x_bands: list[tuple[int, int, int]] = []  # (first row, end row, tensor)
+    if len(starts) > 1 and _rows_aligned(graph.tensors[x]):
+        for k, (h0, h1) in enumerate(_bands(starts, x_shape[1])):
+            x_bands.append((h0, h1, b.tensor_like(x, Window(h0, h1, 0, x_shape[2]), f"rows{k}")))
+        b.ops.append(Op(first_index, OpKind.ROW_BANDS, [x], [t for _, _, t in x_bands]))
+
+    # the split tensor band by band, or (one grid row, or rows not aligned) one buffer
+    banded_split = n_h > 1 and _rows_aligned(s_tensor)
+    s_bands = []
     canvas = -1
     for i in range(n_h):
+        if banded_split:
+            canvas = -1
         for j in range(n_w):
             tag = f"p{i}_{j}"
-            want: dict[int, Window] = {split.tensor: Window(rows[i], rows[i + 1], cols[j], cols[j + 1])}
-            demand: dict[tuple[int, int], Window] = {}
-            for p in reversed(stage):  # windows backwards from the split tensor
-                op = graph.ops[p]
-                win = want.get(op.outputs[0])
-                if win is None:
-                    continue
-                for ci, need in RULES[op.kind].needs(graph, op, win).items():
-                    if need.height <= 0 or need.width <= 0:
-                        raise EmptyWindow(f"{op}: patch {tag} reads no pixel of input {ci}")
-                    t = op.inputs[ci]
-                    demand[(p, ci)] = need
-                    want[t] = need.union(want.get(t))
+            want, demand = cells[i][j]
             local: dict[int, int] = {}
             if x in want:
-                full = Window(0, graph.tensors[x].shape[1], 0, graph.tensors[x].shape[2])
-                local[x] = b.slice(graph.ops[stage[0]].index, x, full, want[x], x, tag)
+                w = want[x]
+                if x_bands:
+                    reads = [(h0, t) for h0, h1, t in x_bands if h0 < w.h1 and w.h0 < h1]
+                    local[x] = b.tensor_like(x, w, tag)
+                    b.ops.append(Op(first_index, OpKind.PATCH_READ, [t for _, t in reads], [local[x]],
+                                    WindowAttrs(w.h0 - reads[0][0], w.w0)))
+                else:
+                    full = Window(0, x_shape[1], 0, x_shape[2])
+                    local[x] = b.slice(first_index, x, full, w, x, tag)
             for p in stage:  # the stage forwards, on this patch
                 op = graph.ops[p]
                 out = op.outputs[0]
@@ -413,12 +464,19 @@ def apply_patches(graph: Graph, order: Sequence[int], split: Split, grid: int) -
                 attrs = RULES[op.kind].local_attrs(graph, op, want[out], got)
                 local[out] = b.tensor_like(out, want[out], tag)
                 b.ops.append(Op(op.index, op.kind, inputs, [local[out]], attrs))
-            last = i == n_h - 1 and j == n_w - 1
-            nxt = split.tensor if last else b.full_like(split.tensor, f"after_{tag}")
+            if not banded_split and i == n_h - 1 and j == n_w - 1:
+                nxt = split.tensor  # one grid row: the chain ends in the split tensor itself
+            else:
+                band = Window(rows[i], rows[i + 1], 0, s_tensor.shape[2]) if banded_split else \
+                    Window(0, s_tensor.shape[1], 0, s_tensor.shape[2])
+                nxt = b.tensor_like(split.tensor, band, f"rows{i}_after_{tag}")
             win = want[split.tensor]
-            b.ops.append(Op(graph.ops[stage[-1]].index, OpKind.PATCH_WRITE, [canvas, local[split.tensor]],
-                            [nxt], WindowAttrs(win.h0, win.w0)))
+            b.ops.append(Op(last_index, OpKind.PATCH_WRITE, [canvas, local[split.tensor]], [nxt],
+                            WindowAttrs(win.h0 - (rows[i] if banded_split else 0), win.w0)))
             canvas = nxt
+        s_bands.append(canvas)
+    if banded_split:
+        b.ops.append(Op(last_index, OpKind.ROW_JOIN, s_bands, [split.tensor]))
     rest = [graph.ops[p] for p in order[split.n_ops:]]
     ops = b.ops + rest
     patched = Graph(b.tensors, ops, list(graph.inputs), list(graph.outputs), graph.name)
@@ -434,7 +492,11 @@ def input_outside(graph: Graph) -> Graph:
     planner then places none of their bytes, which is how the "without the input" peak is
     counted. For reporting only: no C is generated from it."""
     tensors = list(graph.tensors)
-    for t in graph.inputs:
+    outside = set(graph.inputs)
+    # the row bands of an input outside the arena are views of it there too
+    outside.update(t for op in graph.ops if op.kind is OpKind.ROW_BANDS and op.inputs[0] in graph.inputs
+                   for t in op.outputs)
+    for t in outside:
         src = tensors[t]
         tensors[t] = dataclasses.replace(src, data=np.zeros(src.shape, src.dtype.np))
     return Graph(tensors, graph.ops, [], list(graph.outputs), graph.name)

@@ -16,7 +16,7 @@ from typing import Optional
 
 import numpy as np
 
-from tflite_converter import op_registry
+from tflite_converter import op_registry, opspec
 from tflite_converter.errors import ConversionError, Problem
 from tflite_converter.ir import (
     Activation,
@@ -470,6 +470,23 @@ def patch_write_rule(g: Graph, op: Op) -> None:
             or patch.shape[0] != y.shape[0] or patch.shape[3] != y.shape[3]):
         raise _Refuse(f"patch {list(patch.shape)} at row {a.row}, column {a.col} is not inside "
                       f"{list(y.shape)}", patch)
+
+
+def patch_read_rule(g: Graph, op: Op) -> None:
+    """PATCH_READ: the patch's rows and columns lie inside the consecutive bands it reads."""
+    y = g.tensors[op.outputs[0]]
+    bands = [g.tensors[t] for t in op.inputs]
+    a = op.attrs_as(WindowAttrs)
+    rows = sum(b.shape[1] for b in bands)
+    if (a.row < 0 or a.col < 0 or a.row + y.shape[1] > rows or a.col + y.shape[2] > bands[0].shape[2]
+            or any(b.shape[2:] != bands[0].shape[2:] for b in bands) or y.shape[3] != bands[0].shape[3]):
+        raise _Refuse(f"patch {list(y.shape)} at row {a.row}, column {a.col} is not inside its bands", y)
+
+
+def row_views_rule(g: Graph, op: Op) -> None:
+    """ROW_BANDS / ROW_JOIN: the bands are consecutive full-width rows of the whole."""
+    if opspec.row_views(g, op) is None:
+        raise _Refuse("the bands are not consecutive full-width rows of one tensor")
 
 
 def depth_to_space_rule(g: Graph, op: Op) -> None:

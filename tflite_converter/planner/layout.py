@@ -157,6 +157,41 @@ def _concat_inplace(graph: Graph, layout: Layout, alignment: int, p: int, n_cons
     return True
 
 
+def _row_views(graph: Graph, layout: Layout, p: int) -> None:
+    """ROW_BANDS' outputs / ROW_JOIN's inputs as views at their rows' bytes of the whole
+    tensor (opspec.row_views), so a band's bytes are its own buffer's with its own lifetime:
+    the rows of an input the patches have read are free before the later rows are, and a
+    patch-assembled tensor's rows are taken band by band. Made only where every band is
+    aligned, constant-free and not in another group; otherwise the emitters copy."""
+    views = opspec.row_views(graph, graph.ops[p])
+    if views is None:
+        return
+    whole, parts = views
+    tensors, g, a = graph.tensors, layout.groups, layout.alignment
+    if tensors[whole].data is not None or any(off % a or tensors[b].data is not None for b, off in parts):
+        return
+    if graph.ops[p].kind is OpKind.ROW_BANDS:
+        if any(not g.singleton(b) for b, _ in parts):
+            return
+        r, off_w = g.find(whole)
+        for b, off in parts:
+            g.attach(b, r, off_w + off)
+            layout.roles[b] = (Role.ROW_VIEW, whole)
+        return
+    if not g.singleton(whole):
+        return
+    roots = []
+    for b, _ in parts:
+        r, off_b = g.find(b)
+        # the band's group (the PATCH_WRITEs of its rows) must lie within the band's bytes
+        if r in roots or r == whole or any(not 0 <= g.off.get(m, 0) - off_b <= layout.size[b] - layout.size[m]
+                                           for m in g.group(r)):
+            return
+        roots.append(r)
+    for (b, off), r in zip(parts, roots):
+        g.attach(r, whole, off - g.find(b)[1])
+
+
 def _decide_inplace(graph: Graph, layout: Layout, s: int, p: int, blocked: set[int], spec: opspec.OpSpec) -> int:
     """Let op `p` (at step `s`) write its output over an input that dies there, if exactly
     safe and worth it; `blocked`: tensors never written over. Returns the op's kernel scratch
@@ -285,6 +320,8 @@ def build_layout(
     for s, p in enumerate(order):
         op = ops[p]
         spec = opspec.spec(op.kind)
+        if op.kind is OpKind.ROW_BANDS or op.kind is OpKind.ROW_JOIN:
+            _row_views(graph, layout, p)
         if spec.alias:
             if op.inputs and op.inputs[0] >= 0 and len(op.outputs) == 1:
                 t, out = op.inputs[0], op.outputs[0]

@@ -31,6 +31,7 @@ class Role(enum.Enum):
     ALIAS = "alias"  # same bytes under another shape (reshape); both read-only views
     INPLACE = "inplace"  # output written over its input, which dies at that op
     CONCAT_SLICE = "concat_slice"  # written straight into its slice of a concatenation
+    ROW_VIEW = "row_view"  # a row band of a tensor cut by ROW_BANDS, at its rows' bytes
 
 
 @dataclasses.dataclass(frozen=True)

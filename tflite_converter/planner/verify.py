@@ -108,6 +108,8 @@ def verify_plan(graph: Graph, plan: MemoryPlan) -> list[str]:
             p = producer.get(v)
             if p is not None and p in plan.overlaps and _overlap_safe(graph, p, u, v, offu, offv):
                 return True
+            if _row_view_safe(u, v, offu, offv):
+                return True
             if tv.role is Role.CONCAT_SLICE and tv.alias_of == u:
                 p = producer.get(u)
                 if p is None or p not in plan.inplace_ops:
@@ -119,6 +121,24 @@ def verify_plan(graph: Graph, plan: MemoryPlan) -> list[str]:
                 rel = sum(graph.tensors[t].nbytes for t in op.inputs[:j])
                 if offv == offu + rel and last[v] == step_of[p] == first[u]:
                     return True
+        return False
+
+    def _row_view_safe(u: int, v: int, offu: int, offv: int) -> bool:
+        # v, a row band of u (ROW_BANDS cutting u, or ROW_JOIN joining into u), at exactly its
+        # rows' bytes, the two live together only at that op's step
+        for p, whole_dies in ((producer.get(v), True), (producer.get(u), False)):
+            if p is None:
+                continue
+            views = opspec.row_views(graph, graph.ops[p])
+            if views is None or views[0] != u:
+                continue
+            s = step_of[p]
+            for band, d in views[1]:
+                if band == v and offv == offu + d:
+                    if whole_dies and last[u] == s == first[v] and u not in graph.outputs:
+                        return True
+                    if not whole_dies and last[v] == s == first[u] and v not in graph.outputs:
+                        return True
         return False
 
     def _overlap_safe(graph: Graph, p: int, u: int, v: int, offu: int, offv: int) -> bool:
