@@ -48,7 +48,7 @@ from tflite_converter import planner, reader
 from tflite_converter.codegen.generate import PLAN_JSON, GeneratedModel, convert_model, generate
 from tflite_converter.errors import ConversionError
 from tflite_converter.ir import Graph
-from tflite_converter.patch import PatchSetting, input_outside
+from tflite_converter.patch import PatchSetting, grid_text, input_outside
 from tflite_converter.pipeline import compile_model, plan_extra
 
 # Failures of one stage that must not stop the others or the run: a model TFLM or LiteRT
@@ -238,7 +238,7 @@ class PatchResult:
     arena_bytes: int
     arena_without_input_bytes: int
     split_op: Optional[int] = None
-    grid: Optional[int] = None
+    grid: Optional[str] = None  # rows x columns
     macs_overhead: float = 0.0
     samples: int = 0
     identical_samples: int = 0  # host build against TFLM, random inputs
@@ -636,7 +636,7 @@ def _measure_patch(result: ModelResult, path: Path, out_dir: Path, name: str,
     if c is None:
         return PatchResult(lbl, lbl_out, lbl, lbl_out)
     r = PatchResult(lbl, lbl_out, c.arena_bytes, c.arena_bytes_without_input, c.plan.split.last_op_index,
-                    c.plan.grid, c.plan.macs_overhead)
+                    grid_text(c.plan.grid), c.plan.macs_overhead)
     generate(patched.graph, patched.plan, out_dir, name=name, order=patched.order, plan_extra=plan_extra(patched))
     ours = HostModel(out_dir, name).run_many(samples)
     if tflm_out is not None:

@@ -30,7 +30,7 @@ from engine import qemu
 from engine.compare import host_vs_tflm
 from engine.tflm import TflmModel, random_inputs
 from tflite_converter.codegen.generate import generate
-from tflite_converter.patch import PatchSetting, input_outside
+from tflite_converter.patch import PatchSetting, grid_text, input_outside
 from tflite_converter.pipeline import CompiledModel, compile_model
 from tflite_converter.planner import plan_memory
 
@@ -79,7 +79,7 @@ def main(dirs: Sequence[Path], max_macs_overhead: float, check: bool, candidates
             if c is None:
                 split, grid, arena, arena_out, macs = "lbl", "-", lbl, lbl_out, 0.0
             else:
-                split, grid = str(c.plan.split.last_op_index), str(c.plan.grid)
+                split, grid = str(c.plan.split.last_op_index), grid_text(c.plan.grid)
                 arena, arena_out, macs = c.arena_bytes, c.arena_bytes_without_input, c.plan.macs_overhead
             verdict = ""
             if check and c is not None:
@@ -97,7 +97,8 @@ def main(dirs: Sequence[Path], max_macs_overhead: float, check: bool, candidates
                 print(row, flush=True)
             if candidates:
                 for k in compiled.patch_candidates:
-                    print(f"    split {k.plan.split.last_op_index:4d} grid {k.plan.grid}: {k.arena_bytes:9,d} B, "
+                    print(f"    split {k.plan.split.last_op_index:4d} grid {grid_text(k.plan.grid)}: "
+                          f"{k.arena_bytes:9,d} B, "
                           f"{k.arena_bytes_without_input:9,d} B without the input, "
                           f"MACs +{100 * k.plan.macs_overhead:.1f}%")
     return 1 if bad else 0

@@ -268,7 +268,7 @@ def markdown(doc: dict[str, Any], results: Sequence[ModelResult]) -> str:
             if p.m7_instructions is not None and lbl_m7:
                 m7 = (f"{_n(lbl_m7)} → {_n(p.m7_instructions)} ({p.m7_instructions / lbl_m7:.2f}×"
                       f"{', same' if p.m7_identical else ', DIFFERENT' if p.m7_identical is False else ''})")
-            rows.append([r.model, f"op {p.split_op}", f"{p.grid}×{p.grid}",
+            rows.append([r.model, f"op {p.split_op}", str(p.grid),
                          _pair(p.layer_by_layer_bytes, p.arena_bytes, p.ratio),
                          _pair(p.layer_by_layer_without_input_bytes, p.arena_without_input_bytes,
                                p.ratio_without_input),

@@ -149,7 +149,9 @@ def test_stage_splits_are_the_single_tensor_cuts(network):
     assert [s.n_ops for s in splits] == [1, 4, 5, 6, 7, 8, 9]
 
 
-@pytest.mark.parametrize("split_pos,grid", [(0, 3), (1, 2), (1, 4), (2, 3), (3, 2), (4, 2), (5, 2), (6, 2), (6, 3)])
+@pytest.mark.parametrize("split_pos,grid", [(0, (3, 3)), (1, (2, 2)), (1, (4, 4)), (2, (3, 3)), (3, (2, 2)),
+                                            (4, (2, 2)), (5, (2, 2)), (6, (2, 2)), (6, (3, 3)), (1, (4, 2)),
+                                            (1, (1, 3)), (2, (3, 1))])
 def test_patched_c_gives_tflm_bytes(network, tmp_path, split_pos, grid):
     base = compile_model(network)
     split = patch.stage_splits(base.graph, base.order)[split_pos]
@@ -158,7 +160,7 @@ def test_patched_c_gives_tflm_bytes(network, tmp_path, split_pos, grid):
     assert not verify_plan(c.graph, c.plan)
     writes = [op for op in c.graph.ops if op.kind is OpKind.PATCH_WRITE]
     s_shape = base.graph.tensors[split.tensor].shape
-    assert len(writes) == min(grid, s_shape[1]) * min(grid, s_shape[2])
+    assert len(writes) == min(grid[0], s_shape[1]) * min(grid[1], s_shape[2])
     # the split tensor is assembled in place: each band's patches in one buffer, the bands
     # at their rows of the split tensor, the source's bands at their rows of the source
     off = {t: tp.offset for t, tp in c.plan.tensors.items()}
@@ -167,7 +169,7 @@ def test_patched_c_gives_tflm_bytes(network, tmp_path, split_pos, grid):
             assert off[op.inputs[0]] == off[op.outputs[0]]
     views = [opspec.row_views(c.graph, op) for op in c.graph.ops if op.kind in (OpKind.ROW_BANDS, OpKind.ROW_JOIN)]
     # the network's input rows (17 x 3 bytes) cannot be aligned views: only the split is banded
-    assert len(views) == (1 if min(grid, s_shape[1]) > 1 and (s_shape[2] * s_shape[3]) % 4 == 0 else 0)
+    assert len(views) == (1 if min(grid[0], s_shape[1]) > 1 and (s_shape[2] * s_shape[3]) % 4 == 0 else 0)
     for whole, parts in views:
         assert all(off[band] == off[whole] + d for band, d in parts)
     assert c.patch.plan.macs >= c.patch.plan.macs_layer_by_layer
@@ -175,7 +177,7 @@ def test_patched_c_gives_tflm_bytes(network, tmp_path, split_pos, grid):
     assert host_vs_tflm(network, tmp_path, "net", n_random=3) is None
 
 
-@pytest.mark.parametrize("split_pos,grid", [(0, 2), (3, 3)])
+@pytest.mark.parametrize("split_pos,grid", [(0, (2, 2)), (3, (3, 3))])
 def test_float_input_stage_starts_after_its_quantize(tmp_path, split_pos, grid):
     model = _network(seeded_rng("patch network, float input"), float_input=True)
     base = compile_model(model)
@@ -188,7 +190,7 @@ def test_float_input_stage_starts_after_its_quantize(tmp_path, split_pos, grid):
     assert host_vs_tflm(model, tmp_path, "net") is None
 
 
-@pytest.mark.parametrize("split_pos,grid", [(0, 3), (1, 4), (3, 2)])
+@pytest.mark.parametrize("split_pos,grid", [(0, (3, 3)), (1, (4, 4)), (3, (2, 2)), (1, (3, 1))])
 def test_input_row_bands_are_views_freed_as_read(tmp_path, split_pos, grid):
     """With aligned input rows the source is cut into row bands laid out as views of its rows:
     C equal to TFLM, a band placed one row off is refused by the verifier, and the rows the
@@ -230,7 +232,7 @@ def test_wrong_local_padding_is_caught(network, tmp_path, monkeypatch):
     monkeypatch.setattr(patch, "_local_pads", shifted)
     base = compile_model(network)
     split = patch.stage_splits(base.graph, base.order)[1]
-    c = compile_model(network, patch=PatchSetting("fixed", split.last_op_index, 3))
+    c = compile_model(network, patch=PatchSetting("fixed", split.last_op_index, (3, 3)))
     generate(c.graph, c.plan, tmp_path, name="net", order=c.order)
     assert host_vs_tflm(network, tmp_path, "net") is not None
 
@@ -250,7 +252,7 @@ def test_auto_never_raises_the_peak(network):
 
 def test_sram_limit_picks_fewest_macs_that_fit():
     mk = lambda macs, arena: patch.PatchCandidate(  # noqa: E731
-        patch.PatchPlan(patch.Split(1, 0, 0), 2, macs, 100), arena, arena)
+        patch.PatchPlan(patch.Split(1, 0, 0), (2, 2), macs, 100), arena, arena)
     cands = [mk(150, 50), mk(120, 80), mk(110, 120)]
     assert patch.best_candidate(cands, 100) == cands[0]
     assert patch.best_candidate(cands, 100, sram_limit=90) == cands[1]
@@ -259,8 +261,8 @@ def test_sram_limit_picks_fewest_macs_that_fit():
 
 
 @pytest.mark.parametrize("text,reason", [
-    ("3", "expected off, auto or SPLIT:N"), ("a:2", "expected off, auto"), ("3:9", "grid N must be 1..8"),
-    ("3:0", "grid N must be 1..8"),
+    ("3", "expected off, auto or SPLIT:N"), ("a:2", "expected off, auto"), ("3:9", r"grid N \(or R and C\) must"),
+    ("3:0", "must be 1..8"), ("3:2x9", "must be 1..8"), ("3:2x", "SPLIT:RxC"), ("3:x2", "SPLIT:RxC"),
 ])
 def test_bad_patch_flag_is_one_line(text, reason):
     with pytest.raises(ValueError, match=reason):
@@ -269,7 +271,8 @@ def test_bad_patch_flag_is_one_line(text, reason):
 
 def test_patch_setting_round_trips():
     s = PatchSetting.parse("4:3")
-    assert (s.mode, s.split_op, s.grid) == ("fixed", 4, 3)
+    assert (s.mode, s.split_op, s.grid) == ("fixed", 4, (3, 3))
+    assert PatchSetting.parse("4:3x2").grid == (3, 2)
     assert PatchSetting.from_config(s.get_config()) == s
     assert PatchSetting.parse(" AUTO ").mode == "auto"
 
@@ -278,7 +281,7 @@ def test_split_that_is_not_a_stage_end_is_refused(network):
     base = compile_model(network)
     dw = next(op for op in base.graph.ops if op.kind is OpKind.DEPTHWISE_CONV_2D)
     with pytest.raises(ConversionError, match=rf"op {dw.index} does not end a stage.*stages end at ops"):
-        compile_model(network, patch=PatchSetting("fixed", dw.index, 2))
+        compile_model(network, patch=PatchSetting("fixed", dw.index, (2, 2)))
 
 
 def test_patch_wholly_in_the_padding_is_refused(network):
@@ -286,8 +289,9 @@ def test_patch_wholly_in_the_padding_is_refused(network):
     from, and the refusal says which op and patch."""
     base = compile_model(network)
     pad = next(op for op in base.graph.ops if op.kind is OpKind.PAD)
-    with pytest.raises(ConversionError, match=rf"--patch={pad.index}:3: op {pad.index} PAD: patch p0_0 reads no pixel"):
-        compile_model(network, patch=PatchSetting("fixed", pad.index, 3))
+    with pytest.raises(ConversionError,
+                       match=rf"--patch={pad.index}:3x3: op {pad.index} PAD: patch p0_0 reads no pixel"):
+        compile_model(network, patch=PatchSetting("fixed", pad.index, (3, 3)))
 
 
 def _convert(*args: str) -> subprocess.CompletedProcess:

@@ -48,6 +48,17 @@ from tflite_converter.ir import (
 from tflite_converter.planner.records import OFFSET_ALIGNMENT
 
 MAX_GRID = 8
+Grid = tuple[int, int]  # (rows, columns) of patches
+
+
+def as_grid(grid: "int | Grid") -> Grid:
+    """(rows, columns) of a grid given as n (n x n) or as (rows, columns)."""
+    return (grid, grid) if isinstance(grid, int) else (int(grid[0]), int(grid[1]))
+
+
+def grid_text(grid: "int | Grid") -> str:
+    rows, cols = as_grid(grid)
+    return f"{rows}x{cols}"
 
 
 class EmptyWindow(ValueError):
@@ -321,7 +332,7 @@ class PatchPlan:
     """How the stage runs: which split, the grid, and what it costs."""
 
     split: Split
-    grid: int
+    grid: Grid  # (rows, columns) asked for (apply_patches caps them at the split tensor's size)
     macs: int  # of the whole patched graph
     macs_layer_by_layer: int
 
@@ -331,7 +342,7 @@ class PatchPlan:
 
     def get_config(self) -> dict:
         return {"split_op": self.split.last_op_index, "stage_ops": self.split.n_ops,
-                "split_tensor": self.split.tensor, "grid": self.grid, "macs": self.macs,
+                "split_tensor": self.split.tensor, "grid": list(self.grid), "macs": self.macs,
                 "macs_layer_by_layer": self.macs_layer_by_layer}
 
 
@@ -393,9 +404,10 @@ def _bands(starts: Sequence[int], size: int) -> list[tuple[int, int]]:
     return list(zip(starts, ends))
 
 
-def apply_patches(graph: Graph, order: Sequence[int], split: Split, grid: int) -> tuple[Graph, list[int]]:
-    """`graph` with the stage of `split` run on a `grid` x `grid` grid of patches of the split
-    tensor, and its op order (what runs before the stage, the patches row by row, the rest).
+def apply_patches(graph: Graph, order: Sequence[int], split: Split, grid: "int | Grid") -> tuple[Graph, list[int]]:
+    """`graph` with the stage of `split` run on a grid of patches of the split tensor (`grid`
+    rows x columns, or n for n x n; capped at the tensor's size), and its op order (what runs
+    before the stage, the patches row by row, the rest).
 
     With more than one grid row the stage's source is cut into row bands (ROW_BANDS: the
     rows a grid row reads last form its band) and the split tensor is assembled band by band
@@ -405,7 +417,8 @@ def apply_patches(graph: Graph, order: Sequence[int], split: Split, grid: int) -
     order = list(order)
     stage = order[split.start: split.n_ops]
     s_tensor = graph.tensors[split.tensor]
-    n_h, n_w = min(grid, s_tensor.shape[1]), min(grid, s_tensor.shape[2])
+    g_h, g_w = as_grid(grid)
+    n_h, n_w = min(g_h, s_tensor.shape[1]), min(g_w, s_tensor.shape[2])
     rows, cols = grid_bounds(s_tensor.shape[1], n_h), grid_bounds(s_tensor.shape[2], n_w)
     x = split.source if split.source >= 0 else graph.inputs[0]
     cells = [[_windows(graph, stage, split, Window(rows[i], rows[i + 1], cols[j], cols[j + 1]), f"p{i}_{j}")
@@ -548,7 +561,7 @@ def patch_candidates(graph: Graph, order: Sequence[int], plan_arena: PlanFn,
             macs = total_macs(patched)
             if base_macs and macs > base_macs * (1.0 + max_macs_overhead):
                 break  # finer grids only recompute more
-            out.append(PatchCandidate(PatchPlan(split, n, macs, base_macs), plan_arena(patched, p_order),
+            out.append(PatchCandidate(PatchPlan(split, (n, n), macs, base_macs), plan_arena(patched, p_order),
                                       plan_arena(input_outside(patched), p_order)))
     return out
 
@@ -573,11 +586,12 @@ def best_candidate(candidates: Sequence[PatchCandidate], layer_by_layer_bytes: i
 class PatchSetting:
     """`--patch`: "off" (layer by layer), "auto" (the lowest peak, or with `sram_limit` the
     fewest MACs that fit it, among grids within `max_macs_overhead`; layer by layer where
-    none is lower), or "SPLIT:N" (the stage ending at file op SPLIT on an N x N grid)."""
+    none is lower), or "SPLIT:N" / "SPLIT:RxC" (the stage ending at file op SPLIT on an N x N
+    or R rows x C columns grid)."""
 
     mode: str = "off"
     split_op: Optional[int] = None
-    grid: Optional[int] = None
+    grid: Optional[Grid] = None
     max_macs_overhead: float = 0.3
     sram_limit: Optional[int] = None
 
@@ -588,17 +602,19 @@ class PatchSetting:
         if t in ("off", "auto"):
             return cls(t, None, None, max_macs_overhead, sram_limit)
         split, sep, n = t.partition(":")
-        if not sep or not split.isdigit() or not n.isdigit():
-            raise ValueError(f"--patch={text}: expected off, auto or SPLIT:N (the stage's last op index, "
-                             f"the grid size), e.g. 3:4")
-        grid = int(n)
-        if not 1 <= grid <= MAX_GRID:
-            raise ValueError(f"--patch={text}: the grid N must be 1..{MAX_GRID}")
+        rows, x, cols = n.partition("x")
+        if not sep or not split.isdigit() or not rows.isdigit() or (x and not cols.isdigit()):
+            raise ValueError(f"--patch={text}: expected off, auto or SPLIT:N or SPLIT:RxC (the stage's last op "
+                             f"index, the grid), e.g. 3:4 or 3:4x2")
+        grid = (int(rows), int(cols) if x else int(rows))
+        if not all(1 <= g <= MAX_GRID for g in grid):
+            raise ValueError(f"--patch={text}: the grid N (or R and C) must be 1..{MAX_GRID}")
         return cls("fixed", int(split), grid, max_macs_overhead, sram_limit)
 
     def get_config(self) -> dict:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "grid": None if self.grid is None else list(self.grid)}
 
     @classmethod
     def from_config(cls, config: dict) -> "PatchSetting":
-        return cls(**config)
+        grid = config.get("grid")
+        return cls(**{**config, "grid": None if grid is None else as_grid(tuple(grid))})

@@ -20,6 +20,7 @@ from tflite_converter.patch import (
     PatchSetting,
     apply_patches,
     best_candidate,
+    grid_text,
     input_outside,
     patch_candidates,
     stage_splits,
@@ -54,17 +55,18 @@ def _with_patches(graph: Graph, order: Sequence[int], plan: MemoryPlan, setting:
 
     splits = stage_splits(graph, order)
     if setting.mode == "fixed":
+        grid = setting.grid or (1, 1)
         chosen = [s for s in splits if s.last_op_index == setting.split_op]
         if not chosen:
             where = ", ".join(str(s.last_op_index) for s in splits) or "none (the first op cannot run per patch)"
-            raise ConversionError(f"--patch={setting.split_op}:{setting.grid}: op {setting.split_op} does not end "
+            raise ConversionError(f"--patch={setting.split_op}:{grid_text(grid)}: op {setting.split_op} does not end "
                                   f"a stage that can run patch by patch; stages end at ops {where}")
         try:
-            patched, p_order = apply_patches(graph, order, chosen[0], setting.grid or 1)
+            patched, p_order = apply_patches(graph, order, chosen[0], grid)
         except EmptyWindow as e:
-            raise ConversionError(f"--patch={setting.split_op}:{setting.grid}: {e}") from None
+            raise ConversionError(f"--patch={setting.split_op}:{grid_text(grid)}: {e}") from None
         p_plan = plan_memory(patched, p_order, overlap=overlap, overwrite_inputs=overwrite_input)
-        cand = PatchCandidate(PatchPlan(chosen[0], setting.grid or 1, total_macs(patched), total_macs(graph)),
+        cand = PatchCandidate(PatchPlan(chosen[0], grid, total_macs(patched), total_macs(graph)),
                               p_plan.arena_bytes, arena(input_outside(patched), p_order))
         return CompiledModel(patched, tuple(p_plan.order), p_plan, cand, (cand,), plan.arena_bytes)
     cands = patch_candidates(graph, order, arena, max_macs_overhead=setting.max_macs_overhead, splits=splits)
@@ -121,6 +123,6 @@ def patch_summary(compiled: CompiledModel) -> Optional[str]:
         return (f"patch-based: none of {len(compiled.patch_candidates)} candidates is below the layer-by-layer "
                 f"arena of {lbl:,} B; running layer by layer")
     p = c.plan
-    return (f"patch-based: the {p.split.n_ops} ops up to op {p.split.last_op_index} on a {p.grid}x{p.grid} grid, "
+    return (f"patch-based: the {p.split.n_ops} ops up to op {p.split.last_op_index} on a {grid_text(p.grid)} grid, "
             f"arena {c.arena_bytes:,} B ({c.arena_bytes_without_input:,} B with the input outside it) against "
             f"{lbl:,} B layer by layer, MACs +{100 * p.macs_overhead:.1f}%")
