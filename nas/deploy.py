@@ -216,10 +216,12 @@ def qemu_mismatch(qemu: Mapping[str, Any]) -> Optional[str]:
 def deploy_model(model: Any, splits: Any, resolution: int, out_dir: str | Path, mcu: Any, *,
                  qat_steps: int = 200, batch_size: int = 64, seed: int = 0,
                  quantization: str = "qat", name: str = "model", verify_images: int = 200,
-                 qemu_images: int = 5, progress: bool = True) -> DeployReport:
+                 qemu_images: int = 5, progress: bool = True, patch: Any = None) -> DeployReport:
     """Quantize ``model`` (a trained float tf_keras network taking ``resolution`` x
     ``resolution`` images), generate its C into ``out_dir/c`` and measure and verify it
-    (see the module docstring). ``mcu``: a :class:`nas.mcu.McuProfile` (its QEMU CPU)."""
+    (see the module docstring). ``mcu``: a :class:`nas.mcu.McuProfile` (its QEMU CPU).
+    ``patch``: the converter's `tflite_converter.patch.PatchSetting` (None: layer by layer),
+    the one the search's oracle profiled the network with."""
     from engine.host import HostModel
     from engine.tflm import TflmModel
     from mcunet_tf.data import Preprocessing, prepare_dataset, to_float
@@ -251,7 +253,8 @@ def deploy_model(model: Any, splits: Any, resolution: int, out_dir: str | Path, 
     int8_acc = tflite_accuracy(flatbuffer, test)
     logging.info("%s: int8 .tflite test accuracy %.4f; generating C", name, int8_acc)
 
-    generated = convert_model(flatbuffer, out / "c", name)
+    generated = convert_model(flatbuffer, out / "c", name) if patch is None else \
+        convert_model(flatbuffer, out / "c", name, patch=patch)
     io = generated.inputs[0]
     if io.scale is None or io.zero_point is None:
         raise ValueError(f"{name}: the exported model's input is not per-tensor quantized int8")

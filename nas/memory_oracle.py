@@ -25,6 +25,12 @@ Figures:
   The C runtime and the application beside it are not counted (the MCU reserve covers them):
   the exact figure is the model object's ``.text + .rodata + .data``.
 
+With ``patch`` (``PatchSetting("auto", sram_limit=...)``, the search's ``--patch``), a network
+whose layer-by-layer arena is above the limit is profiled as the converter's ``--patch=auto``
+runs it (tflite_converter/patch.py: the fewest extra MACs whose patched arena fits, full
+planner per split and grid, a few seconds a network): ``arena_bytes`` is then the patched
+arena, ``strategy`` names the split and grid, and ``macs_overhead`` the MACs recomputed.
+
 Results are cached by network (an :class:`ArchConfig` is first turned into its
 :class:`NetworkSpec`, so equal networks share one entry whatever their name).
 """
@@ -32,7 +38,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-from typing import Any, Mapping, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 from mcunet_tf.arch import ArchConfig
 from mcunet_tf.network import NetworkSpec
@@ -40,6 +46,7 @@ from nas.arch_graph import network_to_graph
 from nas.fast_oracle import chain_memory
 from nas.flash_estimate import graph_flash_bytes, network_flash_bytes
 from tflite_converter.ir import Graph
+from tflite_converter.patch import PatchSetting, best_candidate, grid_text, patch_candidates
 from tflite_converter.planner import plan_memory
 from tflite_converter.schedule import schedule
 
@@ -54,7 +61,9 @@ class MemoryProfile:
     arena_bytes: int
     lower_bound_bytes: int
     flash_estimate_bytes: int  # an estimate: see the module docstring
-    strategy: str  # the planner's placement strategy that gave the arena, or "chain_fast"
+    strategy: str  # the planner's placement strategy that gave the arena, "chain_fast", or "patch ..."
+    # with patch-based execution: the share of MACs the patches' halos recompute (0 layer by layer)
+    macs_overhead: float = 0.0
 
     def get_config(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -83,7 +92,7 @@ class MemoryOracle:
     without partial overlap."""
 
     def __init__(self, alignment: int = 4, cache_size: int = 100_000, fast: bool = True,
-                 overlap: bool = True) -> None:
+                 overlap: bool = True, patch: Optional[PatchSetting] = None) -> None:
         if alignment < 1:
             raise ValueError(f"MemoryOracle: alignment must be >= 1, got {alignment}")
         if cache_size < 0:
@@ -92,6 +101,10 @@ class MemoryOracle:
         self.cache_size = cache_size
         self.fast = fast
         self.overlap = overlap
+        # patch-based execution (MCUNetV2's joint search): a network whose layer-by-layer arena
+        # is above the setting's SRAM limit (any, without one) is profiled as `--patch=auto`
+        # converts it, so the figure is the one the C then uses
+        self.patch = patch if patch is not None and patch.mode == "auto" else None
         self._cache: collections.OrderedDict[NetworkSpec, MemoryProfile] = collections.OrderedDict()
         self.hits = 0
         self.misses = 0
@@ -124,6 +137,8 @@ class MemoryOracle:
             result = MemoryProfile(arena, lower_bound, network_flash_estimate_bytes(spec), "chain_fast")
         else:
             result = self._plan(spec)
+        if self.patch is not None and (self.patch.sram_limit is None or result.arena_bytes > self.patch.sram_limit):
+            result = self._patched(spec, result)
         if self.cache_size:
             self._cache[spec] = result
             if len(self._cache) > self.cache_size:
@@ -140,6 +155,26 @@ class MemoryOracle:
             flash_estimate_bytes=flash_estimate_bytes(graph),
             strategy=plan.strategy,
         )
+
+    def _patched(self, spec: NetworkSpec, layer_by_layer: MemoryProfile) -> MemoryProfile:
+        """The arena of `--patch=auto` with this oracle's setting (the pipeline's choice,
+        tflite_converter/patch.py), or `layer_by_layer` where no split lowers it."""
+        assert self.patch is not None
+        graph = network_to_graph(spec)
+        order = schedule(graph)
+
+        def arena(g: Graph, o: Sequence[int]) -> int:
+            return plan_memory(g, o, alignment=self.alignment, overlap=self.overlap).arena_bytes
+
+        cands = patch_candidates(graph, order, arena, max_macs_overhead=self.patch.max_macs_overhead,
+                                 sram_limit=self.patch.sram_limit, without_input=False)
+        best = best_candidate(cands, layer_by_layer.arena_bytes, self.patch.sram_limit)
+        if best is None:
+            return layer_by_layer
+        p = best.plan
+        return dataclasses.replace(layer_by_layer, arena_bytes=best.arena_bytes,
+                                   strategy=f"patch {p.split.last_op_index}:{grid_text(p.grid)}",
+                                   macs_overhead=p.macs_overhead)
 
     def peak_sram(self, candidate: Candidate) -> int:
         """Arena bytes the engine needs for `candidate` (activations + kernel scratch)."""

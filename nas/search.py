@@ -54,6 +54,9 @@ flags.DEFINE_bool("baseline", False, "Also train the compound-scaled MobileNetV2
 flags.DEFINE_enum("quantization", "qat", ["qat", "ptq"], "QAT with TF-MOT, or post-training.")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
                   "tf.distribute strategy of supernet training (multi_worker reads TF_CONFIG).")
+flags.DEFINE_bool("patch", False, "MCUNetV2's joint search: candidates whose layer-by-layer arena is over "
+                  "the SRAM limit are profiled with patch-based inference of their first stage (the fewest "
+                  "extra MACs that fit; a few seconds each), and the result is deployed with --patch=auto.")
 flags.DEFINE_bool("qemu", True, "Run the C on the emulated Cortex-M (needs arm-none-eabi-gcc, QEMU).")
 flags.DEFINE_bool("resume", False, "Continue the run in --output_dir (same flags).")
 flags.DEFINE_bool("progress", True, "Progress bars.")
@@ -100,7 +103,8 @@ def settings_from_flags() -> SearchSettings:
     return SearchSettings(mcu=mcu, limits=limits, reserve=reserve, budget=budget,
                           dataset=FLAGS.dataset, data_dir=data_dir, seed=FLAGS.seed,
                           space=FLAGS.space, baseline=FLAGS.baseline,
-                          quantization=FLAGS.quantization, strategy=FLAGS.strategy, qemu=FLAGS.qemu)
+                          quantization=FLAGS.quantization, strategy=FLAGS.strategy, qemu=FLAGS.qemu,
+                          patch=FLAGS.patch)
 
 
 def main(argv: Sequence[str]) -> Optional[int]:

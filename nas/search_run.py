@@ -54,7 +54,7 @@ class SearchRun:
     def __init__(self, settings: SearchSettings, out_dir: Path, resume: bool = False,
                  progress: bool = True) -> None:
         self.settings, self.out, self.progress = settings, Path(out_dir), progress
-        self.meter = CandidateMeter(MemoryOracle(), latency_function(settings))
+        self.meter = CandidateMeter(MemoryOracle(patch=settings.patch_setting()), latency_function(settings))
         self._prepare_dir(resume)
         self.state: dict[str, Any] = read_json(self.out / "state.json")
         self._splits = None
@@ -266,7 +266,8 @@ class SearchRun:
         report = deploy_model(model, self.splits(), resolution, out_dir, s.mcu,
                               qat_steps=b.qat_steps, batch_size=b.batch_size, seed=s.seed,
                               quantization=s.quantization, name=name, verify_images=b.verify_images,
-                              qemu_images=b.qemu_images if s.qemu else 0, progress=self.progress)
+                              qemu_images=b.qemu_images if s.qemu else 0, progress=self.progress,
+                              patch=s.patch_setting())
         figures = report.get_config()
         figures["seconds"] = round(time.perf_counter() - t0, 1)
         atomic_write_json(out_dir / "deploy.json", figures)

@@ -12,6 +12,7 @@ from typing import Any, Mapping, Optional
 from nas.budget import Budget
 from nas.constraints import Limits
 from nas.mcu import McuProfile, Reserve
+from tflite_converter.patch import PatchSetting
 
 
 class SearchInputError(ValueError):
@@ -32,13 +33,21 @@ class SearchSettings:
     quantization: str = "qat"  # or "ptq"
     strategy: str = "default"
     qemu: bool = True
+    # MCUNetV2's joint search: candidates over the SRAM limit layer by layer are profiled (and
+    # the winner deployed) with patch-based inference of their first stage
+    patch: bool = False
 
     def get_config(self) -> dict[str, Any]:
         return {"mcu": self.mcu.get_config(), "limits": self.limits.get_config(),
                 "reserve": self.reserve.get_config(), "budget": self.budget.get_config(),
                 "dataset": self.dataset, "data_dir": self.data_dir, "seed": self.seed,
                 "space": self.space, "baseline": self.baseline,
-                "quantization": self.quantization, "strategy": self.strategy, "qemu": self.qemu}
+                "quantization": self.quantization, "strategy": self.strategy, "qemu": self.qemu,
+                "patch": self.patch}
+
+    def patch_setting(self) -> Optional[PatchSetting]:
+        """The converter's `--patch` for this run: auto under the SRAM limit, or None."""
+        return PatchSetting("auto", sram_limit=self.limits.sram_bytes) if self.patch else None
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "SearchSettings":

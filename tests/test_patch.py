@@ -173,6 +173,8 @@ def test_patched_c_gives_tflm_bytes(network, tmp_path, split_pos, grid):
     for whole, parts in views:
         assert all(off[band] == off[whole] + d for band, d in parts)
     assert c.patch.plan.macs >= c.patch.plan.macs_layer_by_layer
+    # the MACs worked out from the windows alone are the rewritten graph's
+    assert patch.patched_macs(base.graph, base.order, split, grid) == patch.total_macs(c.graph) == c.patch.plan.macs
     generate(c.graph, c.plan, tmp_path, name="net", order=c.order)
     assert host_vs_tflm(network, tmp_path, "net", n_random=3) is None
 

@@ -500,6 +500,36 @@ def total_macs(graph: Graph) -> int:
     return sum(opspec.macs(graph, op) for op in graph.ops)
 
 
+def patched_macs(graph: Graph, order: Sequence[int], split: Split, grid: "int | Grid",
+                 base_macs: Optional[int] = None) -> int:
+    """total_macs(apply_patches(...)) from the windows alone: each stage op's MACs scale with
+    its output pixels (the copies the rewrite adds have none). Raises EmptyWindow as
+    apply_patches does."""
+    stage = list(order)[split.start: split.n_ops]
+    s_tensor = graph.tensors[split.tensor]
+    g_h, g_w = as_grid(grid)
+    n_h, n_w = min(g_h, s_tensor.shape[1]), min(g_w, s_tensor.shape[2])
+    rows, cols = grid_bounds(s_tensor.shape[1], n_h), grid_bounds(s_tensor.shape[2], n_w)
+    per_pixel = {}
+    stage_macs = 0
+    for p in stage:
+        op = graph.ops[p]
+        out = graph.tensors[op.outputs[0]].shape
+        m = opspec.macs(graph, op)
+        stage_macs += m
+        per_pixel[p] = (op.outputs[0], m / (out[1] * out[2]))
+    total = 0.0
+    for i in range(n_h):
+        for j in range(n_w):
+            want, _ = _windows(graph, stage, split, Window(rows[i], rows[i + 1], cols[j], cols[j + 1]), f"p{i}_{j}")
+            for t, rate in per_pixel.values():
+                w = want.get(t)
+                if w is not None:
+                    total += rate * w.height * w.width
+    base = total_macs(graph) if base_macs is None else base_macs
+    return base - stage_macs + round(total)
+
+
 def input_outside(graph: Graph) -> Graph:
     """`graph` with its inputs held outside the arena (a camera frame buffer, Flash): the
     planner then places none of their bytes, which is how the "without the input" peak is
@@ -539,13 +569,20 @@ PlanFn = Callable[[Graph, Sequence[int]], int]  # (graph, order) -> arena bytes
 def patch_candidates(graph: Graph, order: Sequence[int], plan_arena: PlanFn,
                      grids: Sequence[int] = tuple(range(2, MAX_GRID + 1)),
                      max_macs_overhead: float = 0.3,
-                     splits: Optional[Sequence[Split]] = None) -> list[PatchCandidate]:
+                     splits: Optional[Sequence[Split]] = None,
+                     sram_limit: Optional[int] = None,
+                     without_input: bool = True) -> list[PatchCandidate]:
     """Every split x grid whose MACs stay within `max_macs_overhead` of layer by layer,
     planned with `plan_arena` (the caller's planner settings). A grid larger than the split
     tensor in a dimension is capped there, so grids that give the same patches are planned
-    once."""
+    once. With `sram_limit` they are planned in order of MACs and the list ends at the first
+    whose arena fits (the fewest MACs that fit, without planning the rest).
+    `without_input`: also plan each with the input outside the arena (else that figure is
+    the arena's)."""
     base_macs = total_macs(graph)
-    out: list[PatchCandidate] = []
+    # MACs from the windows alone (every stage op's MACs scale with its output pixels), so
+    # only the grids within the cap are rewritten, and with a limit only until one fits
+    chosen: list[tuple[int, Split, int, int]] = []  # (file position, split, n, MACs)
     for split in stage_splits(graph, order) if splits is None else splits:
         s_shape = graph.tensors[split.tensor].shape
         seen: set[tuple[int, int]] = set()
@@ -555,14 +592,22 @@ def patch_candidates(graph: Graph, order: Sequence[int], plan_arena: PlanFn,
                 continue
             seen.add(cells)
             try:
-                patched, p_order = apply_patches(graph, order, split, n)
+                macs = patched_macs(graph, order, split, n, base_macs)
             except EmptyWindow:
                 continue
-            macs = total_macs(patched)
             if base_macs and macs > base_macs * (1.0 + max_macs_overhead):
                 break  # finer grids only recompute more
-            out.append(PatchCandidate(PatchPlan(split, (n, n), macs, base_macs), plan_arena(patched, p_order),
-                                      plan_arena(input_outside(patched), p_order)))
+            chosen.append((len(chosen), split, n, macs))
+    if sram_limit is not None:
+        chosen.sort(key=lambda c: (c[3], c[0]))
+    out: list[PatchCandidate] = []
+    for _, split, n, macs in chosen:
+        patched, p_order = apply_patches(graph, order, split, n)
+        plan = PatchPlan(split, (n, n), macs, base_macs)
+        arena = plan_arena(patched, p_order)
+        out.append(PatchCandidate(plan, arena, plan_arena(input_outside(patched), p_order) if without_input else arena))
+        if sram_limit is not None and arena <= sram_limit:
+            break
     return out
 
 

@@ -69,7 +69,10 @@ def _with_patches(graph: Graph, order: Sequence[int], plan: MemoryPlan, setting:
         cand = PatchCandidate(PatchPlan(chosen[0], grid, total_macs(patched), total_macs(graph)),
                               p_plan.arena_bytes, arena(input_outside(patched), p_order))
         return CompiledModel(patched, tuple(p_plan.order), p_plan, cand, (cand,), plan.arena_bytes)
-    cands = patch_candidates(graph, order, arena, max_macs_overhead=setting.max_macs_overhead, splits=splits)
+    if setting.sram_limit is not None and plan.arena_bytes <= setting.sram_limit:
+        return CompiledModel(graph, tuple(plan.order), plan, None, (), plan.arena_bytes)  # fits as it is
+    cands = patch_candidates(graph, order, arena, max_macs_overhead=setting.max_macs_overhead, splits=splits,
+                             sram_limit=setting.sram_limit)
     best = best_candidate(cands, plan.arena_bytes, setting.sram_limit)
     if best is None:
         return CompiledModel(graph, tuple(plan.order), plan, None, tuple(cands), plan.arena_bytes)
