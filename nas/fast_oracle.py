@@ -43,7 +43,7 @@ from tflite_converter.depthwise_spec import depthwise_min_scratch_bytes, is_sing
 from tflite_converter.ir import same_pads
 from tflite_converter.planner.placement import lowest_free_base, pair_interval
 from tflite_converter.planner.plan import overlap_union_bytes
-from tflite_converter.write_order import conv_output_shift
+from tflite_converter.write_order import aligned_shift, conv_output_shift
 
 # A buffer of the replay: [rounded bytes, first step, last step, key]; a list, because the
 # last step of a block's output is only known once its readers have been laid out. The key
@@ -63,12 +63,11 @@ def _conv_scratch(kernel: int, cin: int, in_elems: int, out_elems: int, a: int) 
 
 def _shift(h: int, cin: int, ho: int, cout: int, k: int, stride: int, out_bytes: int, a: int) -> Optional[int]:
     """The planner's overlap shift of a square convolution whose input dies at it
-    (layout._decide_overlaps: conv2d_shift rounded down to the alignment), None where the
-    output could not share an aligned block with its input."""
+    (layout._decide_overlaps: conv2d_shift made aligned by write_order.aligned_shift), None
+    where the output could not share an aligned block with its input."""
     pad = same_pads(h, k, stride, 1, ho)[0]
     d = conv_output_shift(h, h, cin, ho, ho, cout, stride, stride, pad, pad, conv2d_schedules(k == 1, cin))
-    d = d // a * a
-    return d if d > -out_bytes else None
+    return aligned_shift(d, a, out_bytes)
 
 
 def _union(n_in: int, n_out: int, d: Optional[int]) -> int:
