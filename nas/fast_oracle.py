@@ -283,43 +283,56 @@ def _layout(spec: NetworkSpec, a: int, overlap: bool = False) -> Optional[tuple[
 
 
 class _Part(NamedTuple):
-    ext: tuple[int, ...]  # the extents of its items, in the planner's item order
-    # per item, its constraints from the items placed before it: (item, c1, c2), the item
-    # a local index or -1 for the input's group
-    cons: tuple[tuple[tuple[int, int, int], ...], ...]
-    in_cons: tuple[tuple[int, int, int], ...]  # the input's group's, from local items before it
-    out: int  # local index of the output's group, -1: the input's group goes on
-    steps: int
+    """A part's items as the greedy replay needs them. Items are named by slot: 0 is the
+    input's group (placed by the part before), slot i + 1 the part's item i. An item whose
+    earlier neighbours are all such items of the part (and neither the input nor the output,
+    which the parts beside it also constrain) is placed the same in every network: *static*,
+    placed here once (`bases`). The others are placed per network (`dynamic`)."""
+
+    bases: tuple[int, ...]  # per slot, the static items' bases (0 elsewhere)
+    # per dynamic item in item order: (slot, extent, its constraints from the items placed
+    # before it: (slot, c1, c2), forbidden bases (base of that slot + c1, + c2), open)
+    dynamic: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...]
+    in_cons: tuple[tuple[int, int, int], ...]  # the input group's, from the part's items before it
+    out: int  # position in `dynamic` of the output's group, -1: the input's group goes on
+    static_top: int  # the highest byte a static item takes
     lower_bound: int  # the most bytes live at one of its steps
     overlap_bound: int  # the same with the overlaps used to the full
     size: int  # the output's height and width
     shifted: bool  # whether it has an overlap shift
 
 
-def _constraints(seq: list, in_item: Optional[list], shifts: dict[tuple[int, int], int]) -> tuple[list, list]:
-    """Per item of `seq` (and of the input group `in_item`, index -1, the first item of all:
-    it was listed before), the (earlier item, c1, c2) of every member pair whose lifetimes
-    meet, earlier meaning placed first by the greedy rule."""
-    items = [(i, ext, members) for i, (_, ext, members) in enumerate(seq)]
+def _part(seq: list, bufs: _Buffers, in_item: Optional[list], out: Optional[list], lb: int, ob: int,
+          size: int) -> _Part:
+    """The _Part of `seq`, the items of a part laid out on their own, reading the input group
+    `in_item` (listed before them all) and giving the output group `out`."""
+    shifts = bufs.shifts
+    items = [(i + 1, ext, members) for i, (_, ext, members) in enumerate(seq)]
     if in_item is not None:
-        items.insert(0, (-1, in_item[0][0], in_item))
-    items.sort(key=lambda it: (-it[1], it[0]))
-    cons: dict[int, list] = {it[0]: [] for it in items}
-    for n, (j, _, placed) in enumerate(items):
-        for i, _, members in items[n + 1:]:
+        items.insert(0, (0, in_item[0][0], in_item))
+    # the greedy order, and every member pair whose lifetimes meet: a constraint on the later
+    order = sorted(items, key=lambda it: (-it[1], it[0]))
+    cons: dict[int, list[tuple[int, int, int]]] = {it[0]: [] for it in items}
+    for n, (j, _, placed) in enumerate(order):
+        for i, _, members in order[n + 1:]:
             for so, fo, lo_, ko in placed:
                 for sm, fm, lm, km in members:
                     if fo <= lm and fm <= lo_:
                         cons[i].append((j, *pair_interval(km, 0, sm, fm, lm, ko, 0, so, fo, lo_, shifts)))
-    return [cons[i] for i in range(len(seq))], cons.get(-1, [])
-
-
-def _part(seq: list, bufs: _Buffers, in_item: Optional[list], out: Optional[list], steps: int, lb: int,
-          ob: int, size: int) -> _Part:
-    cons, in_cons = _constraints(seq, in_item, bufs.shifts)
-    out_index = -1 if out is None or out is in_item else next(i for i, it in enumerate(seq) if it[2] is out)
-    return _Part(tuple(it[1] for it in seq), tuple(tuple(c) for c in cons), tuple(in_cons), out_index, steps,
-                 lb, ob, size, bool(bufs.shifts))
+    out_slot = 0 if out is None or out is in_item else next(i for i, _, m in items if m is out)
+    bases = [0] * (len(seq) + 1)
+    static = set()
+    top = 0
+    for i, ext, _ in order:
+        if i and i != out_slot and all(j in static for j, _, _ in cons[i]):
+            static.add(i)
+            c = cons[i]
+            bases[i] = b = lowest_free_base([(bases[j] + c1, bases[j] + c2) for j, c1, c2 in c]) if c else 0
+            top = max(top, b + ext)
+    dynamic = tuple((i, ext, tuple(cons[i])) for i, ext, _ in items if i and i not in static)
+    out_pos = next((k for k, d in enumerate(dynamic) if d[0] == out_slot), -1) if out_slot else -1
+    return _Part(tuple(bases), dynamic, tuple(cons[0]) if in_item is not None else (), out_pos, top, lb, ob,
+                 size, bool(shifts))
 
 
 @functools.lru_cache(maxsize=1 << 10)
@@ -327,7 +340,7 @@ def _stem(r: int, cin: int, c: int, kernel: int, stride: int, a: int) -> _Part:
     seq: list = []
     bufs = _Buffers()
     _, x_item, h, lb, ob = _stem_part(seq, bufs, r, cin, c, kernel, stride, a, True)
-    return _part(seq, bufs, None, x_item, 1, lb, ob, h)
+    return _part(seq, bufs, None, x_item, lb, ob, h)
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -340,8 +353,8 @@ def _block_constraints(h: int, cin: int, mid: int, cout: int, k: int, stride: in
     part = _block_part(seq, bufs, x, x_item, 0, h, cin, mid, cout, k, stride, expand, residual, a, True)
     if part is None:
         return None
-    _, out, s, ho, peak, peak_ov = part
-    return _part(seq, bufs, x_item, out, s, peak, peak_ov, ho)
+    _, out, _, ho, peak, peak_ov = part
+    return _part(seq, bufs, x_item, out, peak, peak_ov, ho)
 
 
 @functools.lru_cache(maxsize=1 << 12)
@@ -350,7 +363,7 @@ def _tail(h: int, c: int, fm: Optional[tuple[int, int, int]], num_classes: int, 
     bufs = _Buffers()
     x = bufs.new(_round(h * h * c, a), -1, -1)
     lb, ob = _tail_part(seq, bufs, x, 0, h, c, fm, num_classes, a, True)
-    return _part(seq, bufs, [x], None, 0, lb, ob, 0)
+    return _part(seq, bufs, [x], None, lb, ob, 0)
 
 
 def _parts(spec: NetworkSpec, a: int) -> Optional[list[_Part]]:
@@ -373,28 +386,38 @@ def _parts(spec: NetworkSpec, a: int) -> Optional[list[_Part]]:
 def _greedy_fits(parts: list[_Part], cap: int) -> bool:
     """Whether the planner's ``place_greedy`` with the overlap shifts keeps every item of the
     network made of `parts` inside `cap` bytes (see _Part)."""
-    ext: list[int] = []
-    cons: list[list[tuple[int, int, int]]] = []
-    x = -1  # the current input's group
+    if any(part.static_top > cap for part in parts):
+        return False
+    entries: list[tuple[int, int, tuple[tuple[int, int, int], ...]]] = []
+    slots: list[list[int]] = []  # per entry, the bases of its part
+    readers: dict[int, list[tuple[list[int], tuple[tuple[int, int, int], ...]]]] = {}
+    x = -1  # the entry of the current input's group
     for part in parts:
-        off = len(ext)
-        ext.extend(part.ext)
-        cons.extend([[(j + off if j >= 0 else x, c1, c2) for j, c1, c2 in c] for c in part.cons])
-        if part.in_cons:
-            cons[x].extend([(j + off, c1, c2) for j, c1, c2 in part.in_cons])
+        pb = list(part.bases)
+        if part.in_cons or x >= 0:
+            readers.setdefault(x, []).append((pb, part.in_cons))
         if part.out >= 0:
-            x = part.out + off
-    n = len(ext)
-    bits = n.bit_length()
+            x = len(entries) + part.out
+        entries.extend(part.dynamic)
+        slots.extend([pb] * len(part.dynamic))
+    bits = len(entries).bit_length()
     mask = (1 << bits) - 1
-    base = [0] * n
-    for key in sorted([(-e << bits) | i for i, e in enumerate(ext)]):
-        i = key & mask
-        c = cons[i]
-        b = lowest_free_base([(base[j] + c1, base[j] + c2) for j, c1, c2 in c]) if c else 0
-        if b + ext[i] > cap:
+    for key in sorted([(-e[1] << bits) | k for k, e in enumerate(entries)]):
+        k = key & mask
+        slot, ext, cons = entries[k]
+        pb = slots[k]
+        ivs = [(pb[j] + c1, pb[j] + c2) for j, c1, c2 in cons]
+        later = readers.get(k)
+        if later:
+            for pq, in_cons in later:
+                ivs.extend([(pq[j] + c1, pq[j] + c2) for j, c1, c2 in in_cons])
+        b = lowest_free_base(ivs) if ivs else 0
+        if b + ext > cap:
             return False
-        base[i] = b
+        pb[slot] = b
+        if later:
+            for pq, _ in later:
+                pq[0] = b  # the input's slot of the parts that read it
     return True
 
 
