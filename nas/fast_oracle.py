@@ -343,7 +343,7 @@ def _stem(r: int, cin: int, c: int, kernel: int, stride: int, a: int) -> _Part:
     return _part(seq, bufs, None, x_item, lb, ob, h)
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=1 << 14)  # a few KiB each; a search meets a few hundred per space
 def _block_constraints(h: int, cin: int, mid: int, cout: int, k: int, stride: int, expand: bool,
                        residual: bool, a: int) -> Optional[_Part]:
     seq: list = []
@@ -390,16 +390,20 @@ def _greedy_fits(parts: list[_Part], cap: int) -> bool:
         return False
     entries: list[tuple[int, int, tuple[tuple[int, int, int], ...]]] = []
     slots: list[list[int]] = []  # per entry, the bases of its part
+    # per entry of a group other parts read: (their bases, the constraints they put on it)
     readers: dict[int, list[tuple[list[int], tuple[tuple[int, int, int], ...]]]] = {}
     x = -1  # the entry of the current input's group
     for part in parts:
         pb = list(part.bases)
-        if part.in_cons or x >= 0:
+        if x >= 0:
             readers.setdefault(x, []).append((pb, part.in_cons))
         if part.out >= 0:
             x = len(entries) + part.out
         entries.extend(part.dynamic)
         slots.extend([pb] * len(part.dynamic))
+    read: list[Optional[list[tuple[list[int], tuple[tuple[int, int, int], ...]]]]] = [None] * len(entries)
+    for k, r in readers.items():
+        read[k] = r
     bits = len(entries).bit_length()
     mask = (1 << bits) - 1
     for key in sorted([(-e[1] << bits) | k for k, e in enumerate(entries)]):
@@ -407,7 +411,7 @@ def _greedy_fits(parts: list[_Part], cap: int) -> bool:
         slot, ext, cons = entries[k]
         pb = slots[k]
         ivs = [(pb[j] + c1, pb[j] + c2) for j, c1, c2 in cons]
-        later = readers.get(k)
+        later = read[k]
         if later:
             for pq, in_cons in later:
                 ivs.extend([(pq[j] + c1, pq[j] + c2) for j, c1, c2 in in_cons])
