@@ -276,7 +276,7 @@ def _layout(spec: NetworkSpec, a: int, overlap: bool = False) -> Optional[tuple[
 # base of the other item + c2), with c1, c2 from placement.pair_interval at base 0 (its
 # intervals move with the base). So each part of the network (stem, one MBConv block of
 # given shapes, tail) is laid out once, in isolation, reading an input buffer of its own
-# ("the input", index -1), and its items' constraints are kept: a `_Part`. A network is its
+# ("the input", slot 0), and its items' constraints are kept: a `_Part`. A network is its
 # parts' constraints put end to end, and the replay only places: items largest first (ties:
 # the earlier item, which is the planner's "earlier first step, then earlier item"), each at
 # the lowest base clear of the constraints of the items placed before it.
