@@ -293,6 +293,11 @@ class _Part(NamedTuple):
     # per dynamic item in item order: (slot, extent, its constraints from the items placed
     # before it: (slot, c1, c2), forbidden bases (base of that slot + c1, + c2), open)
     dynamic: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...]
+    # the items placed after the input whose earlier neighbours are static, the input or
+    # such items (not the output): their bases follow from the input's, so they are placed
+    # as soon as it is, from `placed` (the input's base -> ((slot, base), ...), their top)
+    follow: tuple[tuple[int, int, tuple[tuple[int, int, int], ...]], ...]
+    placed: dict[int, tuple[tuple[tuple[int, int], ...], int]]
     in_cons: tuple[tuple[int, int, int], ...]  # the input group's, from the part's items before it
     out: int  # position in `dynamic` of the output's group, -1: the input's group goes on
     static_top: int  # the highest byte a static item takes
@@ -329,10 +334,36 @@ def _part(seq: list, bufs: _Buffers, in_item: Optional[list], out: Optional[list
             c = cons[i]
             bases[i] = b = lowest_free_base([(bases[j] + c1, bases[j] + c2) for j, c1, c2 in c]) if c else 0
             top = max(top, b + ext)
-    dynamic = tuple((i, ext, tuple(cons[i])) for i, ext, _ in items if i and i not in static)
+    known = static | {0}
+    follow = []
+    for i, ext, _ in order:
+        if i and i != out_slot and i not in static and all(j in known for j, _, _ in cons[i]):
+            known.add(i)
+            follow.append((i, ext, tuple(cons[i])))
+    dynamic = tuple((i, ext, tuple(cons[i])) for i, ext, _ in items if i and i not in known)
     out_pos = next((k for k, d in enumerate(dynamic) if d[0] == out_slot), -1) if out_slot else -1
-    return _Part(tuple(bases), dynamic, tuple(cons[0]) if in_item is not None else (), out_pos, top, lb, ob,
-                 size, bool(shifts))
+    return _Part(tuple(bases), dynamic, tuple(follow), {}, tuple(cons[0]) if in_item is not None else (), out_pos,
+                 top, lb, ob, size, bool(shifts))
+
+
+def _place_follow(part: _Part, pb: list[int]) -> int:
+    """Place `part`'s follow items, its input placed in pb[0]; the highest byte they take."""
+    res = part.placed.get(pb[0])
+    if res is None:
+        top = 0
+        done = []
+        for slot, ext, cons in part.follow:
+            b = lowest_free_base([(pb[j] + c1, pb[j] + c2) for j, c1, c2 in cons]) if cons else 0
+            pb[slot] = b
+            done.append((slot, b))
+            top = max(top, b + ext)
+        if len(part.placed) >= 256:  # a few input bases recur; bounded all the same
+            part.placed.clear()
+        part.placed[pb[0]] = res = (tuple(done), top)
+        return top
+    for slot, b in res[0]:
+        pb[slot] = b
+    return res[1]
 
 
 @functools.lru_cache(maxsize=1 << 10)
@@ -390,18 +421,18 @@ def _greedy_fits(parts: list[_Part], cap: int) -> bool:
         return False
     entries: list[tuple[int, int, tuple[tuple[int, int, int], ...]]] = []
     slots: list[list[int]] = []  # per entry, the bases of its part
-    # per entry of a group other parts read: (their bases, the constraints they put on it)
-    readers: dict[int, list[tuple[list[int], tuple[tuple[int, int, int], ...]]]] = {}
+    # per entry of a group other parts read: (their bases, the part)
+    readers: dict[int, list[tuple[list[int], _Part]]] = {}
     x = -1  # the entry of the current input's group
     for part in parts:
         pb = list(part.bases)
         if x >= 0:
-            readers.setdefault(x, []).append((pb, part.in_cons))
+            readers.setdefault(x, []).append((pb, part))
         if part.out >= 0:
             x = len(entries) + part.out
         entries.extend(part.dynamic)
         slots.extend([pb] * len(part.dynamic))
-    read: list[Optional[list[tuple[list[int], tuple[tuple[int, int, int], ...]]]]] = [None] * len(entries)
+    read: list[Optional[list[tuple[list[int], _Part]]]] = [None] * len(entries)
     for k, r in readers.items():
         read[k] = r
     bits = len(entries).bit_length()
@@ -413,15 +444,17 @@ def _greedy_fits(parts: list[_Part], cap: int) -> bool:
         ivs = [(pb[j] + c1, pb[j] + c2) for j, c1, c2 in cons]
         later = read[k]
         if later:
-            for pq, in_cons in later:
-                ivs.extend([(pq[j] + c1, pq[j] + c2) for j, c1, c2 in in_cons])
+            for pq, reader in later:
+                ivs.extend([(pq[j] + c1, pq[j] + c2) for j, c1, c2 in reader.in_cons])
         b = lowest_free_base(ivs) if ivs else 0
         if b + ext > cap:
             return False
         pb[slot] = b
         if later:
-            for pq, _ in later:
+            for pq, reader in later:
                 pq[0] = b  # the input's slot of the parts that read it
+                if reader.follow and _place_follow(reader, pq) > cap:
+                    return False
     return True
 
 
