@@ -24,6 +24,7 @@ No TensorFlow import here: the search and the profile run without it.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, fields
 from typing import Any, Mapping, Sequence
@@ -240,6 +241,36 @@ class SearchSpace:
         return cls(**dict(config))
 
 
+# to_network runs for every candidate the search profiles: the backbone's channel counts and
+# the (frozen, so shareable) layer specs are made once per distinct value.
+@functools.lru_cache(maxsize=256)
+def _backbone(space: SearchSpace) -> tuple[int, int, tuple[int, ...], tuple[int, ...]]:
+    """Stem channels, first block channels, stage channels and stage slot offsets."""
+    return space.stem_channels(), space.first_block_channels(), space.stage_channels(), space.stage_slot_offsets()
+
+
+@functools.lru_cache(maxsize=1 << 14, typed=True)
+def _block_spec(channels: int, width: int, expand: int, kernel: int, stride: int) -> BlockSpec:
+    """The MBConv block of the space from `channels` to `width` channels: hidden width
+    ``make_divisible(round(channels * expand))``, identity shortcut iff stride 1 and equal
+    channel counts, ReLU6."""
+    return BlockSpec(
+        in_channels=channels,
+        out_channels=width,
+        mid_channels=make_divisible(round(channels * expand)),
+        kernel_size=kernel,
+        stride=stride,
+        expand_ratio=expand,
+        residual=stride == 1 and channels == width,
+        act=Activation.RELU6,
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _stem_spec(channels: int) -> ConvSpec:
+    return ConvSpec(out_channels=channels, kernel=3, stride=2, act=Activation.RELU6)
+
+
 @dataclass(frozen=True)
 class ArchConfig:
     """One sub-network of an MCUNet :class:`SearchSpace`.
@@ -312,34 +343,20 @@ class ArchConfig:
         """The explicit layer-level network of this configuration."""
         space = self.space
         assert space is not None
-        act = Activation.RELU6
-        stem = space.stem_channels()
-        first = space.first_block_channels()
-        blocks = [BlockSpec(in_channels=stem, out_channels=first, mid_channels=stem,
-                            kernel_size=3, stride=1, expand_ratio=1,
-                            residual=stem == first, act=act)]
+        stem, first, widths, offsets = _backbone(space)
+        blocks = [_block_spec(stem, first, 1, 3, 1)]
         channels = first
-        offsets = space.stage_slot_offsets()
-        for stage, width in enumerate(space.stage_channels()):
+        kernels, expands, strides = self.kernel_sizes, self.expand_ratios, space.strides
+        for stage, width in enumerate(widths):
+            slot = offsets[stage]
             for i in range(self.depths[stage]):
-                slot = offsets[stage] + i
-                stride = space.strides[stage] if i == 0 else 1
-                expand = self.expand_ratios[slot]
-                blocks.append(BlockSpec(
-                    in_channels=channels,
-                    out_channels=width,
-                    mid_channels=make_divisible(round(channels * expand)),
-                    kernel_size=self.kernel_sizes[slot],
-                    stride=stride,
-                    expand_ratio=expand,
-                    residual=stride == 1 and channels == width,
-                    act=act,
-                ))
+                blocks.append(_block_spec(channels, width, expands[slot + i], kernels[slot + i],
+                                          strides[stage] if i == 0 else 1))
                 channels = width
         return NetworkSpec(
             resolution=self.resolution,
             in_channels=space.in_channels,
-            first_conv=ConvSpec(out_channels=stem, kernel=3, stride=2, act=act),
+            first_conv=_stem_spec(stem),
             blocks=tuple(blocks),
             feature_mix=None,
             num_classes=self.num_classes,

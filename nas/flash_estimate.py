@@ -31,6 +31,7 @@ deployed model object's ``.text + .rodata + .data`` (``nas.deploy``'s
 """
 from __future__ import annotations
 
+import functools
 from typing import Mapping
 
 from mcunet_tf.network import NetworkSpec
@@ -138,6 +139,26 @@ def graph_flash_bytes(graph: Graph) -> int:
     return total + code_bytes(len(graph.ops), im2col, planes)
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _block_flash(size: int, cin: int, mid: int, cout: int, k: int, s: int, expand: bool,
+                 residual: bool) -> tuple[int, int, int]:
+    """One MBConv block on a `size` x `size` input: (constant bytes, ops, the kernel size of
+    its plane depthwise kernel or 0 where the channel-group kernel runs)."""
+    total, ops = 0, 2
+    if expand:
+        total += conv_bytes(mid, 1, cin)
+        ops += 1
+    out = -(-size // s)
+    # out of place (the channel-group kernel) when the block input also feeds the ADD
+    hwc = (not expand and residual) or depthwise_spec.depthwise_prefers_hwc_shape(
+        size, size, k, k, out, out, _spatial_attrs(size, k, s, Activation.NONE, True))
+    total += depthwise_bytes(mid, k, k, hwc) + conv_bytes(cout, 1, mid)
+    if residual:
+        total += ADD_BYTES
+        ops += 1
+    return total, ops, 0 if hwc else k
+
+
 def network_flash_bytes(spec: NetworkSpec) -> int:
     """``graph_flash_bytes(network_to_graph(spec))`` from the spec alone (the fast path)."""
     stem = spec.first_conv
@@ -147,24 +168,13 @@ def network_flash_bytes(spec: NetworkSpec) -> int:
     im2col = stem.kernel != 1
     planes: set[int] = set()
     for b in spec.blocks:
-        mid = b.mid_channels
-        if b.has_expansion:
-            total += conv_bytes(mid, 1, b.in_channels)
-            ops += 1
-        k, s = b.kernel_size, b.stride
-        out = -(-size // s)
-        residual = b.residual
-        # out of place (the channel-group kernel) when the block input also feeds the ADD
-        hwc = (not b.has_expansion and residual) or depthwise_spec.depthwise_prefers_hwc_shape(
-            size, size, k, k, out, out, _spatial_attrs(size, k, s, Activation.NONE, True))
-        if not hwc:
-            planes.add(k)
-        total += depthwise_bytes(mid, k, k, hwc) + conv_bytes(b.out_channels, 1, mid)
-        ops += 2
-        if residual:
-            total += ADD_BYTES
-            ops += 1
-        size = out
+        nbytes, n, plane = _block_flash(size, b.in_channels, b.mid_channels, b.out_channels, b.kernel_size,
+                                        b.stride, b.has_expansion, b.residual)
+        total += nbytes
+        ops += n
+        if plane:
+            planes.add(plane)
+        size = -(-size // b.stride)
     fm = spec.feature_mix
     if fm is not None:
         total += conv_bytes(fm.out_channels, fm.kernel, spec.last_block_channels)

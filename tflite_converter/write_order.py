@@ -90,6 +90,15 @@ def conv_output_shift(in_h: int, in_w: int, in_c: int, out_h: int, out_w: int, o
     return best
 
 
+def aligned_shift(d: int, alignment: int, out_bytes: int) -> Optional[int]:
+    """The shift the planner uses for a largest safe shift `d`: rounded down to the
+    `alignment` (every offset in the arena is aligned), or None where the output
+    (`out_bytes`, already rounded) could not then share an aligned block with its input.
+    The planner (planner/layout.py) and the NAS fast path (nas/fast_oracle.py) both use it."""
+    d = d // alignment * alignment
+    return d if d > -out_bytes else None
+
+
 def conv2d_output_shift(graph: Graph, op: Op, blocks: tuple[int, ...]) -> Optional[int]:
     """conv_output_shift of a CONV_2D op of int8 tensors, one image (None: no proof here)."""
     if op.kind is not OpKind.CONV_2D or not isinstance(op.attrs, ConvAttrs):

@@ -23,6 +23,7 @@ from tflite_converter import opspec
 from tflite_converter.ir import Graph, OpKind, same_quantization
 from tflite_converter.planner.lifetimes import lifetimes, round_up
 from tflite_converter.planner.records import Role
+from tflite_converter.write_order import aligned_shift
 
 # A member buffer inside a group: (rel offset, rounded size, first step, last step, key).
 # key >= 0: tensor index; key < 0: scratch of op position -key - 1.
@@ -263,8 +264,8 @@ def _decide_overlaps(graph: Graph, layout: Layout, blocked: set[int]) -> None:
         d = shift_fn(graph, op)
         if d is None:
             continue
-        d = d // a * a
-        if d > -size[out]:
+        d = aligned_shift(d, a, size[out])
+        if d is not None:
             layout.overlaps[(t, out)] = (d, p)
 
 
