@@ -334,3 +334,74 @@ def test_person_detect_patched_c_gives_tflm_bytes_at_a_lower_peak(tmp_path):
     assert c.patch.plan.macs_overhead <= 0.3
     generate(c.graph, c.plan, tmp_path, name="net", order=c.order)
     assert host_vs_tflm(path, tmp_path, "net") is None
+
+
+# ---------------------------------------------------------------------------------------------
+# Random networks: every geometry the windows must get right
+
+
+def _random_network(rng) -> bytes:
+    """3 to 5 random spatial layers (CONV_2D / DEPTHWISE_CONV_2D of kernel 1-5, stride 1-2,
+    dilation 1-2, SAME or VALID; MAX / AVERAGE pooling), then a MEAN the stage cannot take."""
+    mb = ModelBuilder()
+    h, w, c = int(rng.integers(9, 21)), int(rng.integers(9, 21)), int(rng.choice([1, 3, 4]))
+    scale, zp = 0.05, int(rng.integers(-20, 20))
+    x = mb.add_tensor(TensorSpec((1, h, w, c), scale=scale, zero_point=zp))
+    inp = x
+    for _ in range(int(rng.integers(3, 6))):
+        kind = rng.choice(["CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "AVERAGE_POOL_2D"], p=[.4, .3, .15, .15])
+        k = int(rng.integers(1, 6)) if kind != "MAX_POOL_2D" and kind != "AVERAGE_POOL_2D" else int(rng.integers(2, 4))
+        stride = int(rng.integers(1, 3))
+        dilation = int(rng.integers(1, 3)) if kind in ("CONV_2D", "DEPTHWISE_CONV_2D") and stride == 1 else 1
+        padding = str(rng.choice(["SAME", "VALID"]))
+        eff = (k - 1) * dilation + 1
+        oh = -(-h // stride) if padding == "SAME" else (h - eff) // stride + 1
+        ow = -(-w // stride) if padding == "SAME" else (w - eff) // stride + 1
+        if oh < 2 or ow < 2:
+            continue
+        if kind in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
+            y = mb.add_tensor(TensorSpec((1, oh, ow, c), scale=scale, zero_point=zp))  # pools keep it
+            mb.add_op(kind, [x], [y], {"padding": padding, "stride_h": stride, "stride_w": stride,
+                                       "filter_height": k, "filter_width": k})
+        else:
+            cout = c if kind == "DEPTHWISE_CONV_2D" else int(rng.integers(2, 9))
+            depthwise = kind == "DEPTHWISE_CONV_2D"
+            wshape = (1, k, k, cout) if depthwise else (cout, k, k, c)
+            wt, bt, ws = weight_and_bias_specs(rng, wshape, 3 if depthwise else 0, scale, True, True)
+            out_scale = float(scale * np.mean(ws) * 3.0 * k * np.sqrt(1 if depthwise else c))
+            zp = int(rng.integers(-10, 10))
+            y = mb.add_tensor(TensorSpec((1, oh, ow, cout), scale=out_scale, zero_point=zp))
+            opts = {"padding": padding, "stride_h": stride, "stride_w": stride, "dilation_h_factor": dilation,
+                    "dilation_w_factor": dilation, "activation": str(rng.choice(["NONE", "RELU6"]))}
+            if depthwise:
+                opts["depth_multiplier"] = 1
+            mb.add_op(kind, [x, mb.add_tensor(wt), mb.add_tensor(bt)], [y], opts)
+            c, scale = cout, out_scale
+        x, h, w = y, oh, ow
+    axes = mb.add_tensor(TensorSpec((2,), "int32", data=np.array([1, 2], np.int32)))
+    out = mb.add_tensor(TensorSpec((1, c), scale=scale, zero_point=0))
+    mb.add_op("MEAN", [x, axes], [out], {"keep_dims": False})
+    return mb.build([inp], [out])
+
+
+@pytest.mark.parametrize("seed", range(int(__import__("os").environ.get("PATCH_SEEDS", 10))))
+def test_random_networks_patched_give_tflm_bytes(tmp_path, seed):
+    rng = np.random.default_rng([seed, 14])
+    model = _random_network(rng)
+    base = compile_model(model)
+    splits = patch.stage_splits(base.graph, base.order)
+    assert splits, "every layer of these networks can run per patch"
+    checked = 0
+    for k, split in enumerate([splits[-1], splits[int(rng.integers(0, len(splits)))]]):
+        grid = (int(rng.integers(1, 5)), int(rng.integers(1, 5)))
+        try:
+            c = compile_model(model, patch=PatchSetting("fixed", split.last_op_index, grid))
+        except ConversionError as e:
+            assert "reads no pixel" in str(e)  # a patch wholly in the padding: refused, not wrong
+            continue
+        assert not verify_plan(c.graph, c.plan)
+        assert patch.patched_macs(base.graph, base.order, split, grid) == patch.total_macs(c.graph)
+        generate(c.graph, c.plan, tmp_path / str(k), name="net", order=c.order)
+        assert host_vs_tflm(model, tmp_path / str(k), "net") is None, (seed, split, grid)
+        checked += 1
+    assert checked

@@ -69,22 +69,18 @@ def conv_output_shift(in_h: int, in_w: int, in_c: int, out_h: int, out_w: int, o
     low = (np.minimum(row, in_h - 1) * in_w + np.minimum(col, in_w - 1)) * in_c
     best: Optional[int] = None
     for width in blocks:
-        starts = block_starts(n, width)
+        starts = np.asarray(block_starts(n, width), dtype=np.int64)
         w = 1 if (width <= 1 or n < width) else width
-        written = 0  # highest output byte written so far (exclusive)
-        shift: Optional[int] = None
-        interleaved = width == INTERLEAVED_PIXEL
-        for s in starts:
-            end = (s + w) * out_c
-            if interleaved:  # the block's own writes come before some of its reads
-                written = end if end > written else written
-            lo = int(low[s:s + w].min())
-            if written:
-                limit = lo - written
-                shift = limit if shift is None or limit < shift else shift
-            written = end if end > written else written
-        if shift is None:  # one block: every read before the first write
-            shift = in_h * in_w * in_c
+        ends = (starts + w) * out_c  # each block's highest output byte (exclusive)
+        lowest_read = low[starts[:, None] + np.arange(w)].min(axis=1)
+        # the highest output byte written before each block reads (one pixel whose reads and
+        # writes interleave: its own writes count too)
+        written = np.maximum.accumulate(ends)
+        if width != INTERLEAVED_PIXEL:
+            written = np.concatenate(([0], written[:-1]))
+        after = written != 0
+        # one block: every read before the first write
+        shift = int((lowest_read[after] - written[after]).min()) if after.any() else in_h * in_w * in_c
         best = shift if best is None or shift < best else best
     assert best is not None
     return best

@@ -88,7 +88,9 @@ MCU_INLINE void mcu_col_put_s8(const int8_t *src, int K, int16_t *col, int np, i
     }
     if (k < K) {
         int8_t last[4] = {0, 0, 0, 0};
-        for (int t = 0; k + t < K; ++t) {
+        /* t < 4 always holds (K - k < 4 here); spelled out so the compiler sees it too (GCC's
+         * -Wstringop-overflow otherwise reads the copy as possibly longer than last[]) */
+        for (int t = 0; t < 4 && k + t < K; ++t) {
             last[t] = src[k + t];
         }
         mcu_col_put4(last, dst);
