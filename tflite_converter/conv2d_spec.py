@@ -39,10 +39,23 @@ def conv2d_columns_bytes(kh: int, kw: int, cin: int, pixels: int, pointwise: boo
     return columns if pointwise else columns + k
 
 
+# Weight rows the int4 kernels (conv2d.c mcu_conv2d_s4 / _1x1_s4) unpack at a time
+# (mcu_matmul_s8.h MCU_MM_RB).
+CONV_INT4_ROWS = 2
+
+
+def conv2d_int4_rows_bytes(kh: int, kw: int, cin: int) -> int:
+    """The int4 kernels' room for CONV_INT4_ROWS unpacked weight rows of K4 int8 each, beside
+    the columns."""
+    return CONV_INT4_ROWS * ((kh * kw * cin + 3) // 4 * 4)
+
+
 def conv2d_block_scratch(graph: Graph, op: Op, pixels: int) -> int:
-    """conv2d_columns_bytes of `op`'s filter."""
-    f = graph.tensors[op.inputs[1]].shape
-    return conv2d_columns_bytes(f[1], f[2], f[3], pixels, _is_pointwise(op, f[1], f[2]))
+    """conv2d_columns_bytes of `op`'s filter, plus conv2d_int4_rows_bytes for an int4 one."""
+    w = graph.tensors[op.inputs[1]]
+    f = w.shape
+    columns = conv2d_columns_bytes(f[1], f[2], f[3], pixels, _is_pointwise(op, f[1], f[2]))
+    return columns + conv2d_int4_rows_bytes(f[1], f[2], f[3]) if w.packed_int4 else columns
 
 
 def conv2d_min_pixel_block(kh: int, kw: int, cin: int, pointwise: bool, in_elems: int, out_elems: int) -> int:

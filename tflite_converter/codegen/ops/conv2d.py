@@ -13,11 +13,16 @@ Two special cases: pointwise layers of 8, 16, 24 or 32 input channels in the FAS
 run mcu_conv2d_1x1_reg_s8 / mcu_conv2d_1x1_reg_strided_s8 (inputs in registers, one record
 per output channel: conv1x1_register_records), and kxk layers granted room for one pixel only run
 mcu_conv2d_px1_s8 on weights widened to int16 here (pack_wide_weight_rows).
+
+int4 filters (Tensor.packed_int4) keep pack_weight_rows' layout packed two a byte in Flash
+(int4.pack) and run mcu_conv2d_1x1_s4 / mcu_conv2d_s4, which unpack CONV_ROW_BLOCK rows at a
+time into the scratch (conv2d_spec.conv2d_int4_rows_bytes) for the same core; the register
+and widened-weight kernels, whose records hold the weights widened, are not used for them.
 """
 from __future__ import annotations
 
 from engine import quantization
-from tflite_converter import conv2d_spec, reader, schema, validate
+from tflite_converter import conv2d_spec, int4, reader, schema, validate
 from tflite_converter.codegen.api import EmitContext, KernelCall
 from tflite_converter.codegen.ops._conv_common import (
     CONV_ROW_BLOCK,
@@ -75,7 +80,8 @@ def emit_conv2d(ctx: EmitContext, op: Op) -> KernelCall:
     x_ptr, y_ptr = ctx.ptr(op.inputs[0]), ctx.ptr(op.outputs[0])
     in_img, out_img = in_h * in_w * in_c, out_h * out_w * out_c
     pointwise = k_h == 1 and k_w == 1 and p == Pads()
-    if pointwise and in_c in REG_1X1_DEPTHS and mode is ConvRequantMode.FAST_FULL:
+    s4 = w.packed_int4
+    if not s4 and pointwise and in_c in REG_1X1_DEPTHS and mode is ConvRequantMode.FAST_FULL:
         # few input channels: the register-resident kernels (conv2d.c mcu_conv2d_1x1_reg_s8,
         # a run of pixels; mcu_conv2d_1x1_reg_strided_s8 steps input rows and pixels)
         rec = ctx.const_array(f"op{op.index}_rec", conv1x1_register_records(rows, table),
@@ -96,26 +102,30 @@ def emit_conv2d(ctx: EmitContext, op: Op) -> KernelCall:
     pixel_block = conv2d_variant_pixels(variant)
     # one pixel at a time uses each weight once per pixel: widen them here instead of in the
     # loop (twice this op's weight Flash; cifar10's op 1: 2.67M -> 1.62M instructions)
-    one_pixel = not pointwise and pixel_block == 1
-    if one_pixel:
+    one_pixel = not s4 and not pointwise and pixel_block == 1
+    if s4:
+        weights = ctx.const_array(f"op{op.index}_w4",
+                                  int4.pack(pack_weight_rows(rows, CONV_ROW_BLOCK)), "uint8_t")
+    elif one_pixel:
         weights = ctx.const_array(f"op{op.index}_wide", pack_wide_weight_rows(rows), "int16_t")
     else:
         weights = ctx.const_array(f"op{op.index}_wpk", pack_weight_rows(rows, CONV_ROW_BLOCK),
                                   "int8_t")
+    suffix = "s4" if s4 else "s8"
     calls = []
     for b in range(n):
         xi, yi = offset_ptr(x_ptr, b * in_img), offset_ptr(y_ptr, b * out_img)
         tail = (f"{weights}, {rq_table}, {int(mode)}, {yi}, {out_h}, {out_w}, {out_c}, {zp_out}, "
                 f"{act_min}, {act_max}")
         if pointwise:
-            calls.append(f"mcu_conv2d_1x1_s8({xi}, {in_w}, {in_c}, {a.stride_h}, {a.stride_w}, "
+            calls.append(f"mcu_conv2d_1x1_{suffix}({xi}, {in_w}, {in_c}, {a.stride_h}, {a.stride_w}, "
                          f"{tail}, {scratch});")
         elif one_pixel:
             calls.append(f"mcu_conv2d_px1_s8({xi}, {in_h}, {in_w}, {in_c}, {k_h}, {k_w}, "
                          f"{a.stride_h}, {a.stride_w}, {a.dilation_h}, {a.dilation_w}, "
                          f"{p.top}, {p.left}, {zp_in}, {tail}, {scratch});")
         else:
-            calls.append(f"mcu_conv2d_s8({xi}, {in_h}, {in_w}, {in_c}, {k_h}, {k_w}, "
+            calls.append(f"mcu_conv2d_{suffix}({xi}, {in_h}, {in_w}, {in_c}, {k_h}, {k_w}, "
                          f"{a.stride_h}, {a.stride_w}, {a.dilation_h}, {a.dilation_w}, "
                          f"{p.top}, {p.left}, {zp_in}, {tail}, {pixel_block}, {scratch});")
     return KernelCall(code="\n".join(calls), kernels=("conv2d",))

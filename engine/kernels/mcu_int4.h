@@ -1,0 +1,42 @@
+/* int4 weights as TFLite packs them: two values a byte, element 2i in the low nibble of byte
+ * i and element 2i + 1 in its high nibble, each two's complement in [-8, 7] (TFLM's
+ * tensor_utils UnpackDenseInt4IntoInt8 reads them so).
+ *
+ * The generator (tflite_converter/int4.py pack) stores each kernel's own int8 weight layout
+ * packed this way, so a kernel unpacks a run of weights (one block of rows, one channel) into
+ * the int8 form its int8 core reads, or reads a group on the fly, and the arithmetic after
+ * that is the int8 kernel's. Every run the kernels unpack starts at an even element, so at a
+ * whole byte.
+ */
+#ifndef MCU_INT4_H
+#define MCU_INT4_H
+
+#include "mcu_common.h"
+
+/* Element i of a packed int4 array, sign-extended. */
+MCU_INLINE int32_t mcu_s4_at(const uint8_t *p, int i) {
+    const int32_t b = p[i >> 1];
+    const int32_t n = (i & 1) ? (b >> 4) : (b & 0xF);
+    return n >= 8 ? n - 16 : n;
+}
+
+/* Four values from two packed bytes as the int8 lanes of one word (lane 0 = the low nibble
+ * of p[0]): each nibble moved to its own byte, then all four sign-extended at once. For a
+ * nibble v in [0, 15], (v ^ 8) + 0x78 is v + 0x80 for v < 8 and v + 0x70 for v >= 8, at most
+ * 0x87 (no carry into the next lane); ^ 0x80 then gives v, or v + 0xF0 = v - 16 mod 256:
+ * the int4 value in two's complement. */
+MCU_INLINE uint32_t mcu_s4_word(const uint8_t *p) {
+    const uint32_t b = (uint32_t)p[0] | ((uint32_t)p[1] << 8);
+    const uint32_t x = (b & 0xFu) | ((b & 0xF0u) << 4) | ((b & 0xF00u) << 8) |
+                       ((b & 0xF000u) << 12);
+    return (((x ^ 0x08080808u) + 0x78787878u) ^ 0x80808080u);
+}
+
+/* n values (n a multiple of 4) from the packed bytes at src into dst as int8. */
+MCU_INLINE void mcu_s4_unpack(const uint8_t *MCU_RESTRICT src, int n, int8_t *MCU_RESTRICT dst) {
+    for (int i = 0; i < n; i += 4, src += 2) {
+        mcu_write_u32(dst + i, mcu_s4_word(src));
+    }
+}
+
+#endif /* MCU_INT4_H */
