@@ -409,3 +409,26 @@ def test_int4_filters_rewrite_runs_bit_exact(tmp_path):
     o8 = TflmModel(int8_model).run(x)[0].astype(int)
     o4 = TflmModel(model).run(x)[0].astype(int)
     assert np.abs(o8 - o4).max() <= 40 and len(model) < len(int8_model)
+
+
+@needs_host_compiler
+def test_export_int4_tflite_of_a_keras_network(tmp_path):
+    """mcunet_tf.export.export_int4_tflite: a small MCUNet-space network (random weights),
+    every filter int4, the C bit-exact with TFLM."""
+    pytest.importorskip("mcunet_tf.tf_env")  # TensorFlow, with TF_USE_LEGACY_KERAS set first
+    from mcunet_tf.arch import SearchSpace
+    from mcunet_tf.export import calibration_data, export_int4_tflite, randomize_weights
+    from mcunet_tf.keras_builder import build_keras_model
+
+    spec = SearchSpace(width_mult=0.25, resolution=32, num_classes=10).smallest().to_network()
+    model = build_keras_model(spec)
+    data = calibration_data(spec, seed=1, num_samples=4)
+    randomize_weights(model, data, seed=1)
+    path = tmp_path / "net4.tflite"
+    flatbuffer = export_int4_tflite(model, data, path)
+    assert path.read_bytes() == flatbuffer
+    graph = read_tflite(flatbuffer)
+    filters = [graph.tensors[op.inputs[1]] for op in graph.ops
+               if op.kind.value in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")]
+    assert filters and all(t.packed_int4 for t in filters)
+    assert_host_matches_tflm(flatbuffer, tmp_path, np.random.default_rng(2), (1, 32, 32, 3))

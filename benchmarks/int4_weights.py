@@ -1,0 +1,139 @@
+"""int4 weights: an MCUNet network exported int8 and int4, our C beside TFLM for both.
+
+    python -m benchmarks.int4_weights [--models=mcunet-in0,...] [--inputs=5] [--qemu]
+
+For each published network (random weights, seed 0, as the other benchmarks export them:
+mcunet_tf.export.reference_model_path) the int8 export and its int4 rewrite
+(mcunet_tf.export.int4_reference_model_path: every CONV_2D / DEPTHWISE_CONV_2D /
+FULLY_CONNECTED filter requantized to [-7, 7] and packed two a byte,
+tflite_converter.int4.int4_filters_tflite) are converted and measured:
+
+- Flash: the .tflite size (what TFLM keeps in Flash beside its own code) and our model's
+  Cortex-M7 object, .text + .rodata + .data (DSP build: weights, tables and code);
+- SRAM: our arena (the plan) and the model object's static RAM (.data + .bss, the arena
+  included); TFLM's recorded allocation and the smallest arena with which it allocates
+  (bisection to 16 bytes, x86-64 wheel). For int4, TFLM's reference kernels unpack each whole
+  filter into a scratch buffer of its arena; ours unpack a row block or a channel at a time.
+  The bisection runs every trial in a child process: the wheel segfaults on some arena sizes
+  that are too small for mcunet-in0 (61080 and 30000 bytes, for one) instead of raising;
+  a crash counts as "does not allocate";
+- bit-exactness: our host build against TFLM on --inputs seeded random inputs, and with
+  --qemu the Cortex-M7 DSP build on two of them, with its instructions per invoke.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+from absl import app, flags
+
+from benchmarks.measure import header_arena_bytes
+from engine import qemu
+from engine.host import HostModel
+from engine.tflm import TflmModel
+from tflite_converter.codegen.generate import convert_model
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("models", ["mcunet-in0"], "Published MCUNet networks (mcunet_tf.mcunet_configs).")
+flags.DEFINE_integer("inputs", 5, "Seeded random inputs compared with TFLM on the host.")
+flags.DEFINE_bool("qemu", True, "Also run the Cortex-M7 DSP build under QEMU (2 inputs).")
+
+_FITS = ("import sys\nfrom engine.tflm import TflmModel\n"
+         "TflmModel(open(sys.argv[1], 'rb').read(), arena_size=int(sys.argv[2]))\n")
+
+
+def tflm_allocates(path: Path, size: int) -> bool:
+    """Whether TFLM prepares the model in an arena of `size` bytes, in a child process."""
+    repo = str(Path(__file__).resolve().parent.parent)
+    proc = subprocess.run([sys.executable, "-c", _FITS, str(path), str(size)], cwd=repo,
+                          capture_output=True)
+    return proc.returncode == 0
+
+
+def tflm_smallest_arena(path: Path, recorded: int, granularity: int = 16) -> int:
+    """The smallest arena (to `granularity` bytes) that allocates, from the recorded total."""
+    lo, hi = 0, recorded
+    while not tflm_allocates(path, hi):
+        lo, hi = hi, hi + max(hi // 8, granularity)
+    while hi - lo > granularity:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if tflm_allocates(path, mid) else (mid, hi)
+    return hi
+
+
+def measure(path: Path, out: Path, inputs: int, run_qemu: bool) -> dict[str, object]:
+    """The table row's figures for one .tflite."""
+    model = convert_model(path, out, name="net")
+    tflm = TflmModel(path.read_bytes())
+    shape = tuple(tflm.input_details(0)["shape"])
+    rng = np.random.default_rng(0)
+    samples = [[rng.integers(-128, 128, shape).astype(np.int8)] for _ in range(inputs)]
+    want = [tflm.run(s) for s in samples]
+    host = HostModel(out, "net")
+    same = sum(all(np.array_equal(g, w) for g, w in zip(host.run(s), ws))
+               for s, ws in zip(samples, want))
+    recorded = tflm.arena_used_bytes()
+    row: dict[str, object] = {
+        "tflite": path.stat().st_size, "arena": header_arena_bytes(model),
+        "tflm_recorded": recorded, "tflm_smallest": tflm_smallest_arena(path, recorded),
+        "same": f"{same}/{inputs}", "ok": same == inputs,
+    }
+    if run_qemu and qemu.toolchain_available():
+        res = qemu.run_on_qemu(out, "net", samples[:2], cpu="cortex-m7", dsp=True)
+        m7_same = sum(all(np.array_equal(g, w) for g, w in zip(got, ws))
+                      for got, ws in zip(res.outputs, want))
+        assert res.model is not None
+        row.update(flash=res.model.text + res.model.rodata + res.model.data,
+                   ram=res.model.ram_bytes, m7=float(np.mean(res.instructions_per_invoke)),
+                   m7_same=f"{m7_same}/{len(res.outputs)}")
+        row["ok"] = bool(row["ok"]) and m7_same == len(res.outputs)
+    return row
+
+
+def _kib(v: Optional[object]) -> str:
+    return "-" if v is None else f"{int(v) / 1024:.1f}"  # type: ignore[call-overload]
+
+
+HEADER = (f"{'network':12s} {'weights':7s} {'.tflite':>8s} {'our Flash':>9s} {'our arena':>9s} "
+          f"{'our RAM':>8s} {'TFLM arena':>10s} {'TFLM rec.':>9s} {'host=TFLM':>9s} "
+          f"{'M7 Minstr':>9s} {'M7=TFLM':>7s}")
+
+
+def format_row(network: str, weights: str, r: dict[str, object]) -> str:
+    m7 = r.get("m7")
+    return (f"{network:12s} {weights:7s} {_kib(r['tflite']):>8s} {_kib(r.get('flash')):>9s} "
+            f"{_kib(r['arena']):>9s} {_kib(r.get('ram')):>8s} {_kib(r['tflm_smallest']):>10s} "
+            f"{_kib(r['tflm_recorded']):>9s} {str(r['same']):>9s} "
+            f"{'-' if m7 is None else f'{float(m7) / 1e6:.2f}':>9s} {str(r.get('m7_same', '-')):>7s}")  # type: ignore[arg-type]
+
+
+def main(models: Sequence[str], inputs: int, run_qemu: bool) -> int:
+    from mcunet_tf.export import int4_reference_model_path, reference_model_path
+
+    print("KiB; our Flash = .text + .rodata + .data and our RAM = .data + .bss of the model's "
+          "Cortex-M7 object (DSP build, arena included); TFLM arena = the smallest that "
+          "allocates (x86-64 wheel), TFLM rec. = its recorded allocation; x=TFLM: identical "
+          "output bytes on seeded random inputs")
+    print(HEADER)
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="int4_weights_") as tmp:
+        for name in models:
+            paths = {"int8": reference_model_path(name), "int4": int4_reference_model_path(name)}
+            for kind, path in paths.items():
+                r = measure(path, Path(tmp) / name / kind, inputs, run_qemu)
+                ok = ok and bool(r["ok"])
+                print(format_row(name, kind, r), flush=True)
+    return 0 if ok else 1
+
+
+def _run(argv: Sequence[str]) -> None:
+    del argv
+    raise SystemExit(main(FLAGS.models, FLAGS.inputs, FLAGS.qemu))
+
+
+if __name__ == "__main__":
+    app.run(_run)
