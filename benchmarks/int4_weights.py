@@ -94,29 +94,29 @@ def measure(path: Path, out: Path, inputs: int, run_qemu: bool) -> dict[str, obj
     return row
 
 
-def _kib(v: Optional[object]) -> str:
-    return "-" if v is None else f"{int(v) / 1024:.1f}"  # type: ignore[call-overload]
+def _b(v: Optional[object]) -> str:
+    return "-" if v is None else f"{int(v):,d}"  # type: ignore[call-overload]
 
 
-HEADER = (f"{'network':12s} {'weights':7s} {'.tflite':>8s} {'our Flash':>9s} {'our arena':>9s} "
-          f"{'our RAM':>8s} {'TFLM arena':>10s} {'TFLM rec.':>9s} {'host=TFLM':>9s} "
-          f"{'M7 Minstr':>9s} {'M7=TFLM':>7s}")
+HEADER = (f"{'network':12s} {'weights':7s} {'.tflite B':>10s} {'our Flash B':>11s} "
+          f"{'our arena B':>11s} {'our RAM B':>10s} {'TFLM arena B':>12s} {'TFLM rec. B':>11s} "
+          f"{'host=TFLM':>9s} {'M7 Minstr':>9s} {'M7=TFLM':>7s}")
 
 
 def format_row(network: str, weights: str, r: dict[str, object]) -> str:
     m7 = r.get("m7")
-    return (f"{network:12s} {weights:7s} {_kib(r['tflite']):>8s} {_kib(r.get('flash')):>9s} "
-            f"{_kib(r['arena']):>9s} {_kib(r.get('ram')):>8s} {_kib(r['tflm_smallest']):>10s} "
-            f"{_kib(r['tflm_recorded']):>9s} {str(r['same']):>9s} "
+    return (f"{network:12s} {weights:7s} {_b(r['tflite']):>10s} {_b(r.get('flash')):>11s} "
+            f"{_b(r['arena']):>11s} {_b(r.get('ram')):>10s} {_b(r['tflm_smallest']):>12s} "
+            f"{_b(r['tflm_recorded']):>11s} {str(r['same']):>9s} "
             f"{'-' if m7 is None else f'{float(m7) / 1e6:.2f}':>9s} {str(r.get('m7_same', '-')):>7s}")  # type: ignore[arg-type]
 
 
 def main(models: Sequence[str], inputs: int, run_qemu: bool) -> int:
     from mcunet_tf.export import int4_reference_model_path, reference_model_path
 
-    print("KiB; our Flash = .text + .rodata + .data and our RAM = .data + .bss of the model's "
+    print("bytes; our Flash = .text + .rodata + .data and our RAM = .data + .bss of the model's "
           "Cortex-M7 object (DSP build, arena included); TFLM arena = the smallest that "
-          "allocates (x86-64 wheel), TFLM rec. = its recorded allocation; x=TFLM: identical "
+          "allocates (x86-64 wheel), TFLM rec. = its recorded allocation; host=TFLM, M7=TFLM: identical "
           "output bytes on seeded random inputs")
     print(HEADER)
     ok = True

@@ -82,6 +82,20 @@ def test_pack_is_low_nibble_first():
         int4.pack(np.array([8]))
 
 
+def test_pack_words_layout():
+    """CONV_2D's word layout: byte j of a group of eight holds v_j low and v_{4+j} high."""
+    v = np.array([1, 2, 3, -1, -8, 7, 0, -2, 5, -3, 4, 6], np.int8)
+    got = int4.pack_words(v).tolist()
+    assert got == [0x81, 0x72, 0x03, 0xEF, 0x05, 0x0D, 0x04, 0x06]
+    nib = np.array(got, np.uint8)
+    lo, hi = nib & 0xF, nib >> 4
+    back = np.concatenate([np.where(x >= 8, x.astype(int) - 16, x)
+                           for g in range(2) for x in (lo[4 * g:4 * g + 4], hi[4 * g:4 * g + 4])])
+    assert back[:12].tolist() == v.tolist()
+    with pytest.raises(ValueError):
+        int4.pack_words(np.zeros(6, np.int8))
+
+
 def _one_weight_fc(raw: bytes, int4_type: bool, weights: np.ndarray) -> bytes:
     """FULLY_CONNECTED 1 x 2 -> 1 with the filter buffer written as given."""
     mb = ModelBuilder()
@@ -281,7 +295,12 @@ def _chain_model() -> bytes:
 
 @needs_host_compiler
 def test_int4_chain_on_host(tmp_path):
-    assert_host_matches_tflm(_chain_model(), tmp_path, np.random.default_rng(3), (1, 12, 12, 3))
+    """Ours equals TFLM; ai_edge_litert's reference kernels agree with both here."""
+    model = _chain_model()
+    assert_host_matches_tflm(model, tmp_path, np.random.default_rng(3), (1, 12, 12, 3))
+    from engine.tflm import LiteRtModel
+    x = [np.random.default_rng(8).integers(-128, 128, (1, 12, 12, 3)).astype(np.int8)]
+    assert np.array_equal(LiteRtModel(model).run(x)[0], TflmModel(model).run(x)[0])
 
 
 @needs_cortex_m7

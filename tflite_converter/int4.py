@@ -44,6 +44,20 @@ def pack(values: np.ndarray) -> np.ndarray:
     return (nib[0::2] | (nib[1::2] << 4)).astype(np.uint8)
 
 
+def pack_words(values: np.ndarray) -> np.ndarray:
+    """Values in [-8, 7] (a count that is a multiple of 4, row-major) -> the word layout of
+    engine/kernels/mcu_int4.h, still two a byte: each group of eight v0..v7 is four bytes,
+    byte j = v_j (low nibble) | v_{4+j} (high nibble); a last group of four fills the low
+    nibbles of four bytes. The kernels split a word into two int8 words with two ANDs."""
+    flat = np.asarray(values).reshape(-1).astype(np.int64)
+    if flat.size % 4:
+        raise ValueError(f"the word layout takes whole groups of 4 values, got {flat.size}")
+    pack(flat)  # the range check
+    nib = (flat & 0xF).astype(np.uint8)
+    nib = np.concatenate([nib, np.zeros(-nib.size % 8, dtype=np.uint8)]).reshape(-1, 2, 4)
+    return (nib[:, 0, :] | (nib[:, 1, :] << 4)).reshape(-1).astype(np.uint8)
+
+
 def unpack(raw: bytes | np.ndarray, count: int) -> np.ndarray:
     """The first `count` int4 values of TFLite-packed bytes, as int8 (sign-extended)."""
     b = np.frombuffer(bytes(raw), dtype=np.uint8) if not isinstance(raw, np.ndarray) else raw

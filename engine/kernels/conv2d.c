@@ -26,10 +26,11 @@
 #include "mcu_int4.h"
 #include "mcu_matmul_s8.h"
 
-/* The matrix step of one pixel block: int8 weights, or (w4 non-null) int4 ones, unpacked
- * MCU_MM_RB rows at a time into `wrow` (MCU_MM_RB * K4 bytes of the scratch) and multiplied
- * by the int8 core. A packed block of rows starts at element c * K4, a whole byte. The int8
- * kernels pass a literal null w4, so this folds to mcu_mm_block there. */
+/* The matrix step of one pixel block: int8 weights, or (w4 non-null) int4 ones in the word
+ * layout (mcu_int4.h), unpacked MCU_MM_RB rows at a time into `wrow` (MCU_MM_RB * K4 bytes
+ * of the scratch) and multiplied by the int8 core. A block of rows starts at element c * K4,
+ * a multiple of 8 (c even, K4 a multiple of 4): a whole word. The int8 kernels pass a literal
+ * null w4, so this folds to mcu_mm_block there. */
 MCU_INLINE void mcu_conv_mm(const int16_t *col, int K, int np, const int8_t *wpk,
                             const uint8_t *w4, int8_t *wrow, const int32_t *rq, int n_rows,
                             int mode, int8_t *out, int out_stride, int32_t out_zp,
@@ -42,7 +43,7 @@ MCU_INLINE void mcu_conv_mm(const int16_t *col, int K, int np, const int8_t *wpk
     const int K4 = (K + 3) & ~3;
     for (int c = 0; c < n_rows; c += MCU_MM_RB) {
         const int rows = n_rows - c < MCU_MM_RB ? n_rows - c : MCU_MM_RB;
-        mcu_s4_unpack(w4 + (size_t)c * (size_t)(K4 / 2), rows * K4, wrow);
+        mcu_s4_unpack_words(w4 + (size_t)c * (size_t)(K4 / 2), rows * K4, wrow);
         mcu_mm_block(col, K, np, wrow, rq + c * MCU_RQ_STRIDE, rows, mode, out + c, out_stride,
                      out_zp, act_min, act_max);
     }
@@ -113,8 +114,8 @@ MCU_KERNEL void mcu_conv2d_1x1_s8(const int8_t *input, int in_w, int in_c, int s
     }
 }
 
-/* The same on int4 weights (w4: pack_weight_rows' layout packed two a byte,
- * tflite_converter/int4.py), unpacked MCU_MM_RB rows at a time. Scratch: MCU_MM_RB * K4 int8
+/* The same on int4 weights (w4: pack_weight_rows' layout in the int4 word layout,
+ * tflite_converter/int4.py pack_words), unpacked MCU_MM_RB rows at a time. Scratch: MCU_MM_RB * K4 int8
  * for the unpacked rows, then MCU_MM_NP * K4 int16 columns (conv2d_spec.py). The rows come
  * first: mcu_mm_rows1x2_asm takes its end pointer (the columns' end) as a plain input, which
  * GCC may share with the weight pointer when the two are equal. */
@@ -262,7 +263,7 @@ MCU_KERNEL void mcu_conv2d_s8(const int8_t *input, int in_h, int in_w, int in_c,
     }
 }
 
-/* The same on int4 weights (w4: pack_weight_rows' layout packed two a byte), unpacked
+/* The same on int4 weights (w4: pack_weight_rows' layout in the int4 word layout), unpacked
  * MCU_MM_RB rows at a time. Scratch: MCU_MM_RB * K4 int8 for the unpacked rows, np * K4
  * int16 columns (word aligned after them), then K int8 for the gather (conv2d_spec.py
  * conv2d_block_scratch); the rows first, as in mcu_conv2d_1x1_s4. */

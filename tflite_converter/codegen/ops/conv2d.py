@@ -15,9 +15,10 @@ per output channel: conv1x1_register_records), and kxk layers granted room for o
 mcu_conv2d_px1_s8 on weights widened to int16 here (pack_wide_weight_rows).
 
 int4 filters (Tensor.packed_int4) keep pack_weight_rows' layout packed two a byte in Flash
-(int4.pack) and run mcu_conv2d_1x1_s4 / mcu_conv2d_s4, which unpack CONV_ROW_BLOCK rows at a
-time into the scratch (conv2d_spec.conv2d_int4_rows_bytes) for the same core; the register
-and widened-weight kernels, whose records hold the weights widened, are not used for them.
+(int4.pack_words: eight values a word, which the kernels split with two ANDs) and run
+mcu_conv2d_1x1_s4 / mcu_conv2d_s4, which unpack CONV_ROW_BLOCK rows at a time into the scratch
+(conv2d_spec.conv2d_int4_rows_bytes) for the same core; the register and widened-weight
+kernels, whose records hold the weights widened, are not used for them.
 """
 from __future__ import annotations
 
@@ -105,7 +106,8 @@ def emit_conv2d(ctx: EmitContext, op: Op) -> KernelCall:
     one_pixel = not s4 and not pointwise and pixel_block == 1
     if s4:
         weights = ctx.const_array(f"op{op.index}_w4",
-                                  int4.pack(pack_weight_rows(rows, CONV_ROW_BLOCK)), "uint8_t")
+                                  int4.pack_words(pack_weight_rows(rows, CONV_ROW_BLOCK)),
+                                  "uint8_t")
     elif one_pixel:
         weights = ctx.const_array(f"op{op.index}_wide", pack_wide_weight_rows(rows), "int16_t")
     else:
