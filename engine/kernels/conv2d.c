@@ -80,8 +80,7 @@ MCU_INLINE void mcu_conv1x1_body(const int8_t *input, int in_w, int in_c, int st
     if (n_pix < MCU_MM_NP) {
         for (int p = 0; p < n_pix; ++p) {
             mcu_conv1x1_block(input, in_w, in_c, stride_h, stride_w, wpk, w4, wrow, rq, mode,
-                              output,
-                              out_w, out_c, out_zp, act_min, act_max, col, p, 1);
+                              output, out_w, out_c, out_zp, act_min, act_max, col, p, 1);
         }
         return;
     }
@@ -115,10 +114,11 @@ MCU_KERNEL void mcu_conv2d_1x1_s8(const int8_t *input, int in_w, int in_c, int s
 }
 
 /* The same on int4 weights (w4: pack_weight_rows' layout in the int4 word layout,
- * tflite_converter/int4.py pack_words), unpacked MCU_MM_RB rows at a time. Scratch: MCU_MM_RB * K4 int8
- * for the unpacked rows, then MCU_MM_NP * K4 int16 columns (conv2d_spec.py). The rows come
- * first: mcu_mm_rows1x2_asm takes its end pointer (the columns' end) as a plain input, which
- * GCC may share with the weight pointer when the two are equal. */
+ * tflite_converter/int4.py pack_words), unpacked MCU_MM_RB rows at a time. Scratch:
+ * MCU_MM_RB * K4 int8 for the unpacked rows, then MCU_MM_NP * K4 int16 columns
+ * (conv2d_spec.py). The rows come first: mcu_mm_rows1x2_asm takes its end pointer (the
+ * columns' end) as a plain input, which GCC may share with the weight pointer when the two
+ * are equal. */
 MCU_KERNEL void mcu_conv2d_1x1_s4(const int8_t *input, int in_w, int in_c, int stride_h,
                                   int stride_w, const uint8_t *w4, const int32_t *rq, int mode,
                                   int8_t *output, int out_h, int out_w, int out_c,

@@ -69,7 +69,8 @@ MCU_INLINE void mcu_fc_block(const int8_t *MCU_RESTRICT x, int depth, const int8
 MCU_INLINE void mcu_fc_body(const int8_t *input, int batches, int depth, const int8_t *wpk,
                             int s4, const int32_t *rq, int fast, int8_t *output, int units,
                             int32_t out_zp, int32_t act_min, int32_t act_max) {
-    const int block_bytes = s4 ? MCU_FC_RB * ((depth + 3) & ~3) / 2 : MCU_FC_RB * ((depth + 3) & ~3);
+    const int block_int8 = MCU_FC_RB * ((depth + 3) & ~3);
+    const int block_bytes = s4 ? block_int8 / 2 : block_int8;
     for (int b = 0; b < batches; ++b) {
         const int8_t *x = input + (size_t)b * depth;
         int8_t *out = output + (size_t)b * units;
