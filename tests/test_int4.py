@@ -169,8 +169,46 @@ def test_conv2d_int4_matches_tflm(case, tmp_path):
     pointwise = case.kernel == (1, 1) and case.padding == "VALID"
     assert ("mcu_conv2d_1x1_s4(" if pointwise else "mcu_conv2d_s4(") in src
     if case.name.endswith("px3"):
-        assert src.split("mcu_conv2d_s4(")[1].split(";")[0].split(",")[-2].strip() == "3"
+        assert src.split("mcu_conv2d_s4(")[1].split(";")[0].split(",")[-3].strip() == "3"
     assert "const uint8_t" in src.split("_w4[")[0].splitlines()[-1]  # packed bytes in Flash
+
+
+def _whole_filter_model() -> bytes:
+    """CONV_2D 3x3 (int4) then a 1x1 widening to 64 channels: the arena peaks at the second
+    op, so the plan has room at the first for its whole filter unpacked."""
+    rng = np.random.default_rng(13)
+    mb = ModelBuilder()
+    x = mb.add_tensor(TensorSpec((1, 12, 12, 4), scale=0.05, zero_point=1))
+    a = mb.add_tensor(TensorSpec((1, 12, 12, 6), scale=0.05, zero_point=-3))
+    y = mb.add_tensor(TensorSpec((1, 12, 12, 64), scale=0.04, zero_point=2))
+    for src, dst, shape in ((x, a, (6, 3, 3, 4)), (a, y, (64, 1, 1, 6))):
+        n = shape[0]
+        w = mb.add_tensor(TensorSpec(shape, scale=[0.03] * n, zero_point=[0] * n, axis=0,
+                                     data=rng.integers(-8, 8, shape).astype(np.int8), int4=True))
+        b = mb.add_tensor(TensorSpec((n,), "int32", scale=[0.0015] * n, zero_point=[0] * n, axis=0,
+                                     data=rng.integers(-300, 300, n).astype(np.int32)))
+        pad = "SAME" if shape[1] == 3 else "VALID"
+        mb.add_op("CONV_2D", [src, w, b], [dst], {"padding": pad, "stride_h": 1, "stride_w": 1})
+    return mb.build([x], [y])
+
+
+@needs_host_compiler
+def test_conv2d_int4_whole_filter_variant(tmp_path):
+    """Where the plan has room, the kxk layer unpacks its whole filter once ("px3w", whole = 1)
+    and runs the int8 kernel on it; the 1x1 layer at the arena's peak unpacks row blocks."""
+    model = _whole_filter_model()
+    src = assert_host_matches_tflm(model, tmp_path, np.random.default_rng(14), (1, 12, 12, 4))
+    kxk = src.split("mcu_conv2d_s4(")[1].split(";")[0].split(",")
+    one = src.split("mcu_conv2d_1x1_s4(")[1].split(";")[0].split(",")
+    assert (kxk[-3].strip(), kxk[-2].strip(), one[-2].strip()) == ("3", "1", "0")
+
+
+@needs_cortex_m7
+def test_conv2d_int4_whole_filter_on_cortex_m7(tmp_path):
+    model = _whole_filter_model()
+    d = convert(model, tmp_path)
+    samples = random_int8_samples(np.random.default_rng(15), (1, 12, 12, 4), n=2)
+    assert_cortex_m7_matches(d, "m", samples, tflm_outputs(model, samples))
 
 
 def test_conv2d_int4_flash_and_scratch(tmp_path):

@@ -114,19 +114,26 @@ MCU_KERNEL void mcu_conv2d_1x1_s8(const int8_t *input, int in_w, int in_c, int s
 }
 
 /* The same on int4 weights (w4: pack_weight_rows' layout in the int4 word layout,
- * tflite_converter/int4.py pack_words), unpacked MCU_MM_RB rows at a time. Scratch:
- * MCU_MM_RB * K4 int8 for the unpacked rows, then MCU_MM_NP * K4 int16 columns
- * (conv2d_spec.py). The rows come first: mcu_mm_rows1x2_asm takes its end pointer (the
- * columns' end) as a plain input, which GCC may share with the weight pointer when the two
- * are equal. */
+ * tflite_converter/int4.py pack_words), unpacked MCU_MM_RB rows at a time, or, `whole`, all
+ * out_c rows once before the pixels (then the int8 kernel runs on them). Scratch: the
+ * unpacked rows (MCU_MM_RB or out_c of K4 int8), then MCU_MM_NP * K4 int16 columns
+ * (conv2d_spec.py conv2d_block_scratch). The rows come first: mcu_mm_rows1x2_asm takes its
+ * end pointer (the columns' end) as a plain input, which GCC may share with the weight
+ * pointer when the two are equal. */
 MCU_KERNEL void mcu_conv2d_1x1_s4(const int8_t *input, int in_w, int in_c, int stride_h,
                                   int stride_w, const uint8_t *w4, const int32_t *rq, int mode,
                                   int8_t *output, int out_h, int out_w, int out_c,
-                                  int32_t out_zp, int32_t act_min, int32_t act_max,
+                                  int32_t out_zp, int32_t act_min, int32_t act_max, int whole,
                                   void *scratch) {
     const int K4 = (in_c + 3) & ~3;
     int8_t *wrow = (int8_t *)scratch;
-    int16_t *col = (int16_t *)(wrow + MCU_MM_RB * K4);
+    int16_t *col = (int16_t *)(wrow + (whole ? out_c : MCU_MM_RB) * K4);
+    if (whole) {
+        mcu_s4_unpack_words(w4, out_c * K4, wrow);
+        mcu_conv2d_1x1_s8(input, in_w, in_c, stride_h, stride_w, wrow, rq, mode, output, out_h,
+                          out_w, out_c, out_zp, act_min, act_max, col);
+        return;
+    }
     if (mode == MCU_RQ_FAST_FULL) {
         mcu_conv1x1_body(input, in_w, in_c, stride_h, stride_w, 0, w4, wrow, rq, MCU_RQ_FAST_FULL,
                          output, out_h, out_w, out_c, out_zp, act_min, act_max, col);
@@ -264,18 +271,26 @@ MCU_KERNEL void mcu_conv2d_s8(const int8_t *input, int in_h, int in_w, int in_c,
 }
 
 /* The same on int4 weights (w4: pack_weight_rows' layout in the int4 word layout), unpacked
- * MCU_MM_RB rows at a time. Scratch: MCU_MM_RB * K4 int8 for the unpacked rows, np * K4
- * int16 columns (word aligned after them), then K int8 for the gather (conv2d_spec.py
+ * MCU_MM_RB rows at a time or, `whole` (np = MCU_MM_NP), all out_c rows once, then the int8
+ * kernel. Scratch: the unpacked rows (MCU_MM_RB or out_c of K4 int8), np * K4 int16 columns
+ * (word aligned after them), then K int8 for the gather (conv2d_spec.py
  * conv2d_block_scratch); the rows first, as in mcu_conv2d_1x1_s4. */
 MCU_KERNEL void mcu_conv2d_s4(const int8_t *input, int in_h, int in_w, int in_c, int k_h,
                               int k_w, int stride_h, int stride_w, int dil_h, int dil_w,
                               int pad_top, int pad_left, int32_t in_zp, const uint8_t *w4,
                               const int32_t *rq, int mode, int8_t *output, int out_h, int out_w,
                               int out_c, int32_t out_zp, int32_t act_min, int32_t act_max,
-                              int np, void *scratch) {
+                              int np, int whole, void *scratch) {
     const int K4 = (k_h * k_w * in_c + 3) & ~3;
     int8_t *wrow = (int8_t *)scratch;
-    int16_t *col = (int16_t *)(wrow + MCU_MM_RB * K4);
+    int16_t *col = (int16_t *)(wrow + (whole ? out_c : MCU_MM_RB) * K4);
+    if (whole) {
+        mcu_s4_unpack_words(w4, out_c * K4, wrow);
+        mcu_conv2d_s8(input, in_h, in_w, in_c, k_h, k_w, stride_h, stride_w, dil_h, dil_w,
+                      pad_top, pad_left, in_zp, wrow, rq, mode, output, out_h, out_w, out_c,
+                      out_zp, act_min, act_max, np, col);
+        return;
+    }
     const mcu_conv_geom_t g = {input, in_h, in_w, in_c, k_h, k_w, stride_h, stride_w,
                                dil_h, dil_w, pad_top, pad_left, (int8_t)in_zp, out_w};
     int8_t *gather = (int8_t *)(col + (np == 1 ? 1 : MCU_MM_NP) * K4);

@@ -17,8 +17,10 @@ mcu_conv2d_px1_s8 on weights widened to int16 here (pack_wide_weight_rows).
 int4 filters (Tensor.packed_int4) keep pack_weight_rows' layout packed two a byte in Flash
 (int4.pack_words: eight values a word, which the kernels split with two ANDs) and run
 mcu_conv2d_1x1_s4 / mcu_conv2d_s4, which unpack CONV_ROW_BLOCK rows at a time into the scratch
-(conv2d_spec.conv2d_int4_rows_bytes) for the same core; the register and widened-weight
-kernels, whose records hold the weights widened, are not used for them.
+(conv2d_spec.conv2d_int4_rows_bytes) for the same core, or, where the plan granted room for it
+(variant "px3w", conv2d_spec.conv2d_preferred_scratch), the whole filter once per invoke and
+then run the int8 kernel; the register and widened-weight kernels, whose records hold the
+weights widened, are not used for them.
 """
 from __future__ import annotations
 
@@ -44,7 +46,7 @@ from tflite_converter.codegen.ops._conv_common import (
     scalar_zero_point,
     spatial_out,
 )
-from tflite_converter.conv2d_spec import conv2d_variant_pixels
+from tflite_converter.conv2d_spec import conv2d_variant_pixels, conv2d_variant_whole
 from tflite_converter.ir import Op, OpKind, Pads
 from tflite_converter.op_registry import OpRecord, register
 
@@ -114,6 +116,8 @@ def emit_conv2d(ctx: EmitContext, op: Op) -> KernelCall:
         weights = ctx.const_array(f"op{op.index}_wpk", pack_weight_rows(rows, CONV_ROW_BLOCK),
                                   "int8_t")
     suffix = "s4" if s4 else "s8"
+    # the int4 kernels' `whole` argument: the plan granted room for the whole unpacked filter
+    whole = f"{int(conv2d_variant_whole(variant))}, " if s4 else ""
     calls = []
     for b in range(n):
         xi, yi = offset_ptr(x_ptr, b * in_img), offset_ptr(y_ptr, b * out_img)
@@ -121,7 +125,7 @@ def emit_conv2d(ctx: EmitContext, op: Op) -> KernelCall:
                 f"{act_min}, {act_max}")
         if pointwise:
             calls.append(f"mcu_conv2d_1x1_{suffix}({xi}, {in_w}, {in_c}, {a.stride_h}, {a.stride_w}, "
-                         f"{tail}, {scratch});")
+                         f"{tail}, {whole}{scratch});")
         elif one_pixel:
             calls.append(f"mcu_conv2d_px1_s8({xi}, {in_h}, {in_w}, {in_c}, {k_h}, {k_w}, "
                          f"{a.stride_h}, {a.stride_w}, {a.dilation_h}, {a.dilation_w}, "
@@ -129,7 +133,7 @@ def emit_conv2d(ctx: EmitContext, op: Op) -> KernelCall:
         else:
             calls.append(f"mcu_conv2d_{suffix}({xi}, {in_h}, {in_w}, {in_c}, {k_h}, {k_w}, "
                          f"{a.stride_h}, {a.stride_w}, {a.dilation_h}, {a.dilation_w}, "
-                         f"{p.top}, {p.left}, {zp_in}, {tail}, {pixel_block}, {scratch});")
+                         f"{p.top}, {p.left}, {zp_in}, {tail}, {pixel_block}, {whole}{scratch});")
     return KernelCall(code="\n".join(calls), kernels=("conv2d",))
 
 register(OpRecord(OpKind.CONV_2D, B.CONV_2D, reader.read_conv, validate.conv_rule, conv2d_spec.SPEC,
