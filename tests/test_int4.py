@@ -286,6 +286,16 @@ def test_fully_connected_int4_matches_tflm(units, depth, batches, activation, tm
     assert "mcu_fully_connected_s4(" in src
 
 
+@needs_cortex_m7
+@pytest.mark.parametrize("units,depth,batches", [(7, 10, 1), (6, 33, 3)])
+def test_fully_connected_int4_on_cortex_m7(units, depth, batches, tmp_path):
+    """Leftover rows of the last (zero-padded) block and a depth tail, portable and DSP."""
+    rng = np.random.default_rng(units * 100 + depth)
+    model = _fc_model(rng, units, depth, batches)
+    samples = random_int8_samples(rng, (batches, depth), n=2)
+    assert_cortex_m7_matches(convert(model, tmp_path), "m", samples, tflm_outputs(model, samples))
+
+
 # ---------------------------------------------------------------------------------------------
 # A chain on the Cortex-M7
 

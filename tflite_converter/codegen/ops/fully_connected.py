@@ -13,9 +13,10 @@ sum|w| < 2^23), the weights are stored as offset bytes for mcu_fc_offset_s8 (one
 extension per weight word instead of two, see fully_connected.c); otherwise the plain layout
 and mcu_fully_connected_s8.
 
-int4 filters (Tensor.packed_int4, per tensor as TFLM requires) keep the plain layout packed two
-a byte (int4.pack) and run mcu_fully_connected_s4, which widens each group of four weights as
-it reads it: no scratch, the same requantisation table.
+int4 filters (Tensor.packed_int4, per tensor as TFLM requires) keep the plain layout, the
+units padded to whole blocks of four rows, packed two a byte in the word layout
+(int4.pack_words) and run mcu_fully_connected_s4, which widens each group of weights as it
+reads it: no scratch, the same requantisation table.
 """
 from __future__ import annotations
 
@@ -125,8 +126,11 @@ def emit_fully_connected(ctx: EmitContext, op: Op) -> KernelCall:
     bias = folded_bias(op, bias_values(ctx, op, optional_input(op, 2), units), rows, zp_in)
     if w.packed_int4:
         rq, fast = requant_table(ctx, op, bias, rows, mult, shift, zp_out)
-        weights = ctx.const_array(f"op{op.index}_w4", int4.pack(pack_weight_rows(rows, FC_ROW_BLOCK)),
-                                  "uint8_t")
+        # whole blocks of FC_ROW_BLOCK rows (zero rows appended), in the word layout
+        padded = np.zeros((-(-units // FC_ROW_BLOCK) * FC_ROW_BLOCK, depth), dtype=np.int8)
+        padded[:units] = rows
+        weights = ctx.const_array(f"op{op.index}_w4",
+                                  int4.pack_words(pack_weight_rows(padded, FC_ROW_BLOCK)), "uint8_t")
         kernel = "mcu_fully_connected_s4"
     elif offset_kernel_exact(bias, rows):
         table, fast = requant_values(bias, rows, mult, shift, zp_out)
