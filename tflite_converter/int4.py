@@ -9,8 +9,11 @@ with int8 activations only, FULLY_CONNECTED with per-tensor quantization only.
 
 The converter's IR keeps such a tensor as an int8 constant holding the unpacked values and
 marks it `Tensor.packed_int4`: the planner, the specs and the folding of the input zero point
-see ordinary int8 weights, and the emitters store the kernels' weight layout packed again
-(`pack`, the same nibble order), so Flash holds half a byte a weight.
+see ordinary int8 weights (CONV_2D's scratch rule adds the int4 kernels' unpacked rows), and
+the emitters store the kernels' weight layouts packed again, so Flash holds half a byte a
+weight: DEPTHWISE_CONV_2D in TFLite's nibble order (`pack`), CONV_2D and FULLY_CONNECTED in
+the word layout (`pack_words`), which the kernels split into int8 words with two ANDs.
+`int4_filters_tflite` rewrites an int8 model's filters as int4 (TF's converter cannot).
 """
 from __future__ import annotations
 

@@ -2,23 +2,17 @@
  * i and element 2i + 1 in its high nibble, each two's complement in [-8, 7] (TFLM's
  * tensor_utils UnpackDenseInt4IntoInt8 reads them so).
  *
- * The generator (tflite_converter/int4.py pack) stores each kernel's own int8 weight layout
- * packed this way (CONV_2D: the word layout below), so a kernel unpacks a run of weights (one
- * block of rows, one channel) into the int8 form its int8 core reads, or reads a group on the
- * fly, and the arithmetic after that is the int8 kernel's. Every run the kernels unpack
- * starts at an even element, so at a whole byte (the word layout: at a group of eight).
+ * The generator stores each kernel's own int8 weight layout packed two a byte: in this order
+ * for DEPTHWISE_CONV_2D (tflite_converter/int4.py pack), in the word layout below for CONV_2D
+ * and FULLY_CONNECTED (pack_words). A kernel unpacks a run of weights (a block of rows, a
+ * channel, a whole filter) into the int8 form its int8 core reads, or a group on the fly, and
+ * the arithmetic after that is the int8 kernel's. Every run starts at an even element, so at
+ * a whole byte (the word layout: at a group of eight, a whole word).
  */
 #ifndef MCU_INT4_H
 #define MCU_INT4_H
 
 #include "mcu_common.h"
-
-/* Element i of a packed int4 array, sign-extended. */
-MCU_INLINE int32_t mcu_s4_at(const uint8_t *p, int i) {
-    const int32_t b = p[i >> 1];
-    const int32_t n = (i & 1) ? (b >> 4) : (b & 0xF);
-    return n >= 8 ? n - 16 : n;
-}
 
 /* Four values from two packed bytes as the int8 lanes of one word (lane 0 = the low nibble
  * of p[0]): each nibble moved to its own byte, then all four sign-extended at once. For a
@@ -40,7 +34,7 @@ MCU_INLINE void mcu_s4_unpack(const uint8_t *MCU_RESTRICT src, int n, int8_t *MC
 }
 
 /* ---------------------------------------------------------------------------------------
- * The word layout (CONV_2D's weight rows, tflite_converter/int4.py pack_words): each group
+ * The word layout (CONV_2D's and FULLY_CONNECTED's weights, int4.py pack_words): each group
  * of eight values v0..v7 is one 32-bit word whose byte j holds v_j in its low nibble and
  * v_{4+j} in its high nibble, so one AND and one shifted AND split a word into the int8 lanes
  * of v0..v3 and of v4..v7 (still two values a byte; a last group of four fills the low
