@@ -499,3 +499,16 @@ def test_export_int4_tflite_of_a_keras_network(tmp_path):
                if op.kind.value in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")]
     assert filters and all(t.packed_int4 for t in filters)
     assert_host_matches_tflm(flatbuffer, tmp_path, np.random.default_rng(2), (1, 32, 32, 3))
+
+
+def test_benchmark_bisection_in_child_processes(tmp_path):
+    """benchmarks.int4_weights finds TFLM's smallest arena with every trial in a child
+    process (the wheel segfaults on some too-small arenas): the in-process bisection's size."""
+    from benchmarks.int4_weights import tflm_smallest_arena
+
+    path = tmp_path / "chain.tflite"
+    path.write_bytes(_chain_model())
+    recorded = TflmModel(path.read_bytes()).arena_used_bytes()
+    got = tflm_smallest_arena(path, recorded)
+    want = TflmModel.smallest_arena(path.read_bytes(), hi=recorded, granularity=16)
+    assert abs(got - want) <= 16 and TflmModel(path.read_bytes(), arena_size=got) is not None
