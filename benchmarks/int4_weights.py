@@ -19,6 +19,11 @@ tflite_converter.int4.int4_filters_tflite) are converted and measured:
   a crash counts as "does not allocate";
 - bit-exactness: our host build against TFLM on --inputs seeded random inputs, and with
   --qemu the Cortex-M7 DSP build on two of them, with its instructions per invoke.
+
+With --rewrite (default ../shared/models), every .tflite there is also rewritten with int4
+filters, converted and run on the host against TFLM on two random inputs (one line each:
+the int8 and int4 file sizes, and "2/2", or the converter's refusal, which the int8 file
+gets too when it is a float or hybrid model).
 """
 from __future__ import annotations
 
@@ -41,6 +46,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_list("models", ["mcunet-in0"], "Published MCUNet networks (mcunet_tf.mcunet_configs).")
 flags.DEFINE_integer("inputs", 5, "Seeded random inputs compared with TFLM on the host.")
 flags.DEFINE_bool("qemu", True, "Also run the Cortex-M7 DSP build under QEMU (2 inputs).")
+flags.DEFINE_list("rewrite", [str(Path(__file__).resolve().parents[2] / "shared" / "models")],
+                  "Folders whose .tflite files are rewritten as int4 and checked on the host.")
 
 _FITS = ("import sys\nfrom engine.tflm import TflmModel\n"
          "TflmModel(open(sys.argv[1], 'rb').read(), arena_size=int(sys.argv[2]))\n")
@@ -111,7 +118,31 @@ def format_row(network: str, weights: str, r: dict[str, object]) -> str:
             f"{'-' if m7 is None else f'{float(m7) / 1e6:.2f}':>9s} {str(r.get('m7_same', '-')):>7s}")  # type: ignore[arg-type]
 
 
-def main(models: Sequence[str], inputs: int, run_qemu: bool) -> int:
+def rewrite_check(path: Path, out: Path) -> str:
+    """The int4 rewrite of an int8 .tflite against TFLM on the host (two random inputs)."""
+    from tflite_converter.errors import ConversionError
+    from tflite_converter.int4 import int4_filters_tflite
+
+    data = int4_filters_tflite(path.read_bytes())
+    try:
+        convert_model(data, out, name="net")
+    except ConversionError as e:
+        return f"refused: {e.problems[0]}"
+    tflm, host = TflmModel(data), HostModel(out, "net")
+    rng = np.random.default_rng(0)
+    same = 0
+    for _ in range(2):
+        xs = []
+        for i in range(tflm.num_inputs):
+            d = tflm.input_details(i)
+            dt = np.dtype(d["dtype"])
+            xs.append(rng.integers(-128, 128, d["shape"]).astype(dt) if dt.kind in "iu"
+                      else rng.standard_normal(d["shape"]).astype(dt))
+        same += all(np.array_equal(a, b) for a, b in zip(host.run(xs), tflm.run(xs)))
+    return f"{path.stat().st_size:>10,d} {len(data):>10,d} {same}/2"
+
+
+def main(models: Sequence[str], inputs: int, run_qemu: bool, rewrite: Sequence[str] = ()) -> int:
     from mcunet_tf.export import int4_reference_model_path, reference_model_path
 
     print("bytes; our Flash = .text + .rodata + .data and our RAM = .data + .bss of the model's "
@@ -127,12 +158,19 @@ def main(models: Sequence[str], inputs: int, run_qemu: bool) -> int:
                 r = measure(path, Path(tmp) / name / kind, inputs, run_qemu)
                 ok = ok and bool(r["ok"])
                 print(format_row(name, kind, r), flush=True)
+        files = [f for d in rewrite if Path(d).is_dir() for f in sorted(Path(d).glob("*.tflite"))]
+        if files:
+            print(f"\nint4 rewrites against TFLM (host): {'model':40s} {'int8 B':>10s} {'int4 B':>10s}")
+        for f in files:
+            line = rewrite_check(f, Path(tmp) / "rewrite" / f.stem)
+            ok = ok and (line.endswith("2/2") or line.startswith("refused"))
+            print(f"  {f.stem[:40]:40s} {line}", flush=True)
     return 0 if ok else 1
 
 
 def _run(argv: Sequence[str]) -> None:
     del argv
-    raise SystemExit(main(FLAGS.models, FLAGS.inputs, FLAGS.qemu))
+    raise SystemExit(main(FLAGS.models, FLAGS.inputs, FLAGS.qemu, FLAGS.rewrite))
 
 
 if __name__ == "__main__":
