@@ -2,7 +2,8 @@
 
 :func:`export_int8_tflite` turns a Keras model (trained, QAT-wrapped or random) into a
 full-integer ``.tflite``: int8 weights (per-channel for convolutions), int8 activations,
-int8 input and output, calibrated on a representative dataset.
+int8 input and output, calibrated on a representative dataset. :func:`export_int4_tflite`
+does the same with int4 filters (MCUNet's 4-bit weights), which it packs itself.
 
 :func:`export_mcunet_reference_models` builds the published networks (``mcunet-in0`` ..
 ``mcunet-in4``, ``mbv2-w0.35``, ``proxyless-w0.3``, ``mbv2-w0.3-r64``) with seeded random
@@ -98,6 +99,44 @@ def export_int8_tflite(model: keras.Model, representative_data: RepresentativeDa
     if path is not None:
         _atomic_write(Path(path), flatbuffer)
     return flatbuffer
+
+
+def export_int4_tflite(model: keras.Model, representative_data: RepresentativeData,
+                       path: str | os.PathLike[str] | None = None) -> bytes:
+    """:func:`export_int8_tflite`, then every CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED
+    filter rewritten as TFLite int4 (two values a byte) by
+    :func:`tflite_converter.int4.int4_filters_tflite`; also written to ``path`` when given.
+
+    TF's converter cannot emit int4 filters, so they are packed here with the TFLite schema
+    binding. What happens to the scales: per output channel the new scale is
+    ``s * max|q| / 7`` (the channel's largest int8 weight becomes +-7), the weights are the
+    int8 ones requantized to ``round(7 q / max|q|)`` in [-7, 7], and the int32 bias is rescaled
+    by the ratio of the old to the new scale (its scale stays input scale x filter scale).
+    FULLY_CONNECTED filters, which TFLM runs int4 per tensor only, get one scale, the largest
+    channel's ``s * max|q| / 7``. Activations, their scales and every other op are the int8
+    export's.
+    """
+    from tflite_converter.int4 import int4_filters_tflite
+
+    flatbuffer = int4_filters_tflite(export_int8_tflite(model, representative_data))
+    if path is not None:
+        _atomic_write(Path(path), flatbuffer)
+    return flatbuffer
+
+
+def int4_reference_model_path(name: str, cache_dir: str | os.PathLike[str] | None = None,
+                              seed: int = 0) -> Path:
+    """``<cache>/int4/<name>.tflite``: the cached int8 reference model
+    (:func:`reference_model_path`) with its filters rewritten as int4 (as
+    :func:`export_int4_tflite` does), remade whenever the int8 file is newer. A folder of its
+    own, so the benchmarks that walk ``<cache>/*.tflite`` see the int8 files only."""
+    from tflite_converter.int4 import int4_filters_tflite
+
+    src = reference_model_path(name, cache_dir, seed)
+    path = src.parent / "int4" / src.name
+    if not path.is_file() or path.stat().st_mtime < src.stat().st_mtime:
+        _atomic_write(path, int4_filters_tflite(src.read_bytes()))
+    return path
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

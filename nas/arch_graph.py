@@ -161,8 +161,10 @@ class _Builder:
         return self.op(OpKind.FULLY_CONNECTED, [x, w, b], y, _FC_ATTRS)
 
 
-def network_to_graph(spec: NetworkSpec, name: Optional[str] = None) -> Graph:
-    """The legalized int8 Graph of `spec`'s exported ``.tflite`` (batch 1, NHWC)."""
+def network_to_graph(spec: NetworkSpec, name: Optional[str] = None, int4: bool = False) -> Graph:
+    """The legalized int8 Graph of `spec`'s exported ``.tflite`` (batch 1, NHWC); `int4`:
+    every filter marked int4 (Tensor.packed_int4), as mcunet_tf.export.export_int4_tflite
+    writes them."""
     b = _Builder()
     r = spec.resolution
     x = inp = b.activation("input", (1, r, r, spec.in_channels))
@@ -182,4 +184,8 @@ def network_to_graph(spec: NetworkSpec, name: Optional[str] = None) -> Graph:
         x = b.conv(x, conv_layer_name(LayerRole.FEATURE_MIX), fm.out_channels, fm.kernel, fm.stride, fm.act)
     x = b.mean(x, "global_pool")
     y = b.fully_connected(x, conv_layer_name(LayerRole.CLASSIFIER), spec.num_classes)
+    if int4:
+        for op in b.ops:
+            if op.kind in (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.FULLY_CONNECTED):
+                b.tensors[op.inputs[1]].packed_int4 = True
     return Graph(b.tensors, b.ops, [inp], [y], name=name or spec.name or "mcunet")

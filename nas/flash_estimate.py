@@ -17,6 +17,15 @@ checks these rules against the arrays ``generate`` writes, byte for byte):
   offset kernel's start value, multiplier, shift, rounding term);
 - ADD and MEAN: a few bytes of parameters.
 
+int4 filters (``Tensor.packed_int4`` in a graph, ``int4=True`` for a spec: what
+``mcunet_tf.export.export_int4_tflite`` writes) keep the same tables and half a byte a weight
+in the emitters' int4 layouts: CONV_2D (1x1 too: no register kernel) its padded rows in whole
+words of eight values; DEPTHWISE_CONV_2D its int8 layout two a byte; FULLY_CONNECTED the units
+padded to a multiple of 4 and 12 bytes per unit (the plain kernel's bias, multiplier, shift).
+Code: the int8 fit plus ``CODE_BYTES_INT4`` once (the int4 kernels beside the int8 ones they
+call), fitted on the int4 rewrites of the two shared MCUNet-style models (tinyengine_mcunet_vww,
+mlperf_tiny_vww_96_int8: their objects were 2.5 and 4.4 KiB above the int8 code fit).
+
 Code (``.text``): per op a call with its literal arguments, plus the kernels the network
 instantiates. Fitted on the Cortex-M7 objects (arm-none-eabi-gcc, the engine's flags) of the
 latency calibration networks (``benchmarks/calibrate_latency.py``'s exports: 26 MCUNet-space
@@ -65,25 +74,42 @@ def _ceil4(n: int) -> int:
     return (n + 3) & ~3
 
 
-def conv_bytes(cout: int, kernel: int, cin: int) -> int:
+INT4_FC_TABLE_BYTES = 12  # per unit of an int4 FULLY_CONNECTED (requant_table)
+CODE_BYTES_INT4 = 3500  # the int4 kernels' code, once per network with int4 filters
+
+
+def _int4_words(values: int) -> int:
+    """Bytes of `values` int4 weights in the word layout (whole words of eight)."""
+    return (values + 7) // 8 * 4
+
+
+def conv_bytes(cout: int, kernel: int, cin: int, int4: bool = False) -> int:
     """Constant bytes of a square CONV_2D (SAME padding, as the search's networks)."""
+    if int4:
+        return _int4_words(cout * _ceil4(kernel * kernel * cin)) + cout * CONV_TABLE_BYTES
     if kernel == 1:
         per_weight = 2 if cin in REG_1X1_DEPTHS else 1
         return cout * (per_weight * cin + CONV_TABLE_BYTES)
     return cout * (_ceil4(kernel * kernel * cin) + CONV_TABLE_BYTES)
 
 
-def depthwise_bytes(channels: int, kernel_h: int, kernel_w: int, hwc: bool) -> int:
+def depthwise_bytes(channels: int, kernel_h: int, kernel_w: int, hwc: bool,
+                    int4: bool = False) -> int:
     row = kernel_w if hwc else _ceil4(kernel_w)
+    if int4:
+        return (channels * kernel_h * row + 1) // 2 + channels * DEPTHWISE_TABLE_BYTES
     return channels * (kernel_h * row + DEPTHWISE_TABLE_BYTES)
 
 
-def fully_connected_bytes(units: int, depth: int) -> int:
+def fully_connected_bytes(units: int, depth: int, int4: bool = False) -> int:
+    if int4:
+        return _ceil4(units) * _ceil4(depth) // 2 + units * INT4_FC_TABLE_BYTES
     return units * (_ceil4(depth) + CONV_TABLE_BYTES)
 
 
-def code_bytes(ops: int, im2col: bool, plane_depthwise_kernels: set[int]) -> int:
+def code_bytes(ops: int, im2col: bool, plane_depthwise_kernels: set[int], int4: bool = False) -> int:
     total = CODE_BYTES_PER_OP * ops + (CODE_BYTES_IM2COL if im2col else 0)
+    total += CODE_BYTES_INT4 if int4 else 0
     return total + sum(CODE_BYTES_DEPTHWISE_PLANE.get(k, _CODE_BYTES_DEPTHWISE_PLANE_OTHER)
                        for k in plane_depthwise_kernels)
 
@@ -100,17 +126,21 @@ def _other_op_bytes(graph: Graph, op: Op) -> int:
 def op_const_bytes(graph: Graph, op: Op, consumers: Mapping[int, int]) -> int:
     """Constant bytes the generated C holds for `op` (`consumers`: readers per tensor)."""
     t = graph.tensors
+    int4 = len(op.inputs) > 1 and op.inputs[1] >= 0 and t[op.inputs[1]].packed_int4
     if op.kind is OpKind.CONV_2D:
         w = t[op.inputs[1]].shape  # [Cout, kh, kw, Cin]
+        if int4:
+            return _int4_words(w[0] * _ceil4(w[1] * w[2] * w[3])) + w[0] * CONV_TABLE_BYTES
         if _pointwise(op, w):
             return conv_bytes(w[0], 1, w[3])
         return w[0] * (_ceil4(w[1] * w[2] * w[3]) + CONV_TABLE_BYTES)
     if op.kind is OpKind.DEPTHWISE_CONV_2D:
         w = t[op.inputs[1]].shape  # [1, kh, kw, C]
-        return depthwise_bytes(w[3], w[1], w[2], depthwise_spec.depthwise_runs_hwc(graph, op, consumers))
+        return depthwise_bytes(w[3], w[1], w[2], depthwise_spec.depthwise_runs_hwc(graph, op, consumers),
+                               int4)
     if op.kind is OpKind.FULLY_CONNECTED:
         w = t[op.inputs[1]].shape  # [units, depth]
-        return fully_connected_bytes(w[0], w[1])
+        return fully_connected_bytes(w[0], w[1], int4)
     if op.kind is OpKind.ADD:
         return ADD_BYTES
     if op.kind is OpKind.MEAN:
@@ -129,47 +159,49 @@ def graph_flash_bytes(graph: Graph) -> int:
     """The estimate for a legalized graph (:func:`nas.arch_graph.network_to_graph`'s, or a
     real model's)."""
     consumers: Mapping[int, int] = graph.consumer_counts()
-    total, im2col, planes = 0, False, set()
+    total, im2col, planes, int4 = 0, False, set(), False
     for op in graph.ops:
         total += op_const_bytes(graph, op, consumers)
+        int4 = int4 or any(i >= 0 and graph.tensors[i].packed_int4 for i in op.inputs)
         if op.kind is OpKind.CONV_2D and not _pointwise(op, graph.tensors[op.inputs[1]].shape):
             im2col = True
         elif op.kind is OpKind.DEPTHWISE_CONV_2D and not depthwise_spec.depthwise_runs_hwc(graph, op, consumers):
             planes.add(graph.tensors[op.inputs[1]].shape[1])
-    return total + code_bytes(len(graph.ops), im2col, planes)
+    return total + code_bytes(len(graph.ops), im2col, planes, int4)
 
 
 @functools.lru_cache(maxsize=1 << 16)
 def _block_flash(size: int, cin: int, mid: int, cout: int, k: int, s: int, expand: bool,
-                 residual: bool) -> tuple[int, int, int]:
+                 residual: bool, int4: bool) -> tuple[int, int, int]:
     """One MBConv block on a `size` x `size` input: (constant bytes, ops, the kernel size of
     its plane depthwise kernel or 0 where the channel-group kernel runs)."""
     total, ops = 0, 2
     if expand:
-        total += conv_bytes(mid, 1, cin)
+        total += conv_bytes(mid, 1, cin, int4)
         ops += 1
     out = -(-size // s)
     # out of place (the channel-group kernel) when the block input also feeds the ADD
     hwc = (not expand and residual) or depthwise_spec.depthwise_prefers_hwc_shape(
         size, size, k, k, out, out, _spatial_attrs(size, k, s, Activation.NONE, True))
-    total += depthwise_bytes(mid, k, k, hwc) + conv_bytes(cout, 1, mid)
+    total += depthwise_bytes(mid, k, k, hwc, int4) + conv_bytes(cout, 1, mid, int4)
     if residual:
         total += ADD_BYTES
         ops += 1
     return total, ops, 0 if hwc else k
 
 
-def network_flash_bytes(spec: NetworkSpec) -> int:
-    """``graph_flash_bytes(network_to_graph(spec))`` from the spec alone (the fast path)."""
+def network_flash_bytes(spec: NetworkSpec, int4: bool = False) -> int:
+    """``graph_flash_bytes(network_to_graph(spec))`` from the spec alone (the fast path);
+    `int4`: every filter int4, as mcunet_tf.export.export_int4_tflite writes them."""
     stem = spec.first_conv
     size = -(-spec.resolution // stem.stride)
-    total = conv_bytes(stem.out_channels, stem.kernel, spec.in_channels)
+    total = conv_bytes(stem.out_channels, stem.kernel, spec.in_channels, int4)
     ops = 1
     im2col = stem.kernel != 1
     planes: set[int] = set()
     for b in spec.blocks:
         nbytes, n, plane = _block_flash(size, b.in_channels, b.mid_channels, b.out_channels, b.kernel_size,
-                                        b.stride, b.has_expansion, b.residual)
+                                        b.stride, b.has_expansion, b.residual, int4)
         total += nbytes
         ops += n
         if plane:
@@ -177,8 +209,8 @@ def network_flash_bytes(spec: NetworkSpec) -> int:
         size = -(-size // b.stride)
     fm = spec.feature_mix
     if fm is not None:
-        total += conv_bytes(fm.out_channels, fm.kernel, spec.last_block_channels)
+        total += conv_bytes(fm.out_channels, fm.kernel, spec.last_block_channels, int4)
         im2col = im2col or fm.kernel != 1
         ops += 1
-    total += MEAN_BYTES + fully_connected_bytes(spec.num_classes, spec.feature_channels)
-    return total + code_bytes(ops + 2, im2col, planes)
+    total += MEAN_BYTES + fully_connected_bytes(spec.num_classes, spec.feature_channels, int4)
+    return total + code_bytes(ops + 2, im2col, planes, int4)

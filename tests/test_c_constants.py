@@ -50,6 +50,10 @@ MIRRORS = [
     ("tflite_converter.codegen.ops.fully_connected", "_P_OFFSET", "fully_connected.c",
      "MCU_FCO_LANES_OFFSET >> 16"),
     ("engine.quant_ops", "AddParams.left_shift", "add.c", "MCU_ADD_LEFT_SHIFT"),
+    # the int4 kernels: rows unpacked at a time (conv2d.c), the depthwise stack buffer
+    ("tflite_converter.conv2d_spec", "CONV_INT4_ROWS", "mcu_matmul_s8.h", "MCU_MM_RB"),
+    ("tflite_converter.codegen.ops.depthwise_conv2d", "DW_S4_MAX", "depthwise_conv2d.c",
+     "MCU_DW_S4_MAX"),
     # the Flash estimate's bytes per CONV_2D output channel: MCU_RQ_STRIDE int32s
     ("nas.flash_estimate", "CONV_TABLE_BYTES", "mcu_matmul_s8.h", "4 * MCU_RQ_STRIDE"),
 ]

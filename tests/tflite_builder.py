@@ -30,7 +30,7 @@ from typing import Any, Optional, Sequence, Union
 import flatbuffers
 import numpy as np
 
-from tflite_converter import schema
+from tflite_converter import int4, schema
 from tflite_converter.ir import DType
 
 S = schema.S
@@ -46,7 +46,9 @@ class TensorSpec:
     `axis` for per-channel (a scalar zero point is repeated). `data` makes the tensor a
     constant (converted to `dtype`, reshaped to `shape`). `shape_signature` (with -1 for
     dynamic dimensions) is written when given. `quantized_dimension` overrides what is
-    written as the axis, to build legacy or broken layouts on purpose.
+    written as the axis, to build legacy or broken layouts on purpose. `int4` writes the
+    tensor as TFLite INT4 (dtype int8 values in [-8, 7], the buffer packed two a byte,
+    tflite_converter/int4.py).
     """
 
     shape: Sequence[int]
@@ -58,6 +60,7 @@ class TensorSpec:
     name: Optional[str] = None
     shape_signature: Optional[Sequence[int]] = None
     quantized_dimension: Optional[int] = None
+    int4: bool = False
 
     @property
     def dtype_enum(self) -> DType:
@@ -180,7 +183,7 @@ class ModelBuilder:
         t = S.TensorT()
         t.name = spec.name or f"t{index}"
         t.shape = [int(d) for d in spec.shape]
-        t.type = schema.DTYPE_TENSOR_TYPES[dtype]
+        t.type = int4.TENSOR_TYPE_INT4 if spec.int4 else schema.DTYPE_TENSOR_TYPES[dtype]
         if spec.shape_signature is not None:
             t.shapeSignature = [int(d) for d in spec.shape_signature]
         t.buffer = 0
@@ -188,7 +191,7 @@ class ModelBuilder:
             arr = np.asarray(spec.data).astype(dtype.np.newbyteorder("<"), copy=False)
             arr = arr.reshape([int(d) for d in spec.shape])
             b = S.BufferT()
-            b.data = np.frombuffer(arr.tobytes(), np.uint8)
+            b.data = int4.pack(arr) if spec.int4 else np.frombuffer(arr.tobytes(), np.uint8)
             buffers.append(b)
             t.buffer = len(buffers) - 1
         if spec.scale is not None:

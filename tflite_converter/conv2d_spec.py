@@ -39,10 +39,29 @@ def conv2d_columns_bytes(kh: int, kw: int, cin: int, pixels: int, pointwise: boo
     return columns if pointwise else columns + k
 
 
-def conv2d_block_scratch(graph: Graph, op: Op, pixels: int) -> int:
-    """conv2d_columns_bytes of `op`'s filter."""
-    f = graph.tensors[op.inputs[1]].shape
-    return conv2d_columns_bytes(f[1], f[2], f[3], pixels, _is_pointwise(op, f[1], f[2]))
+# Weight rows the int4 kernels (conv2d.c mcu_conv2d_s4 / _1x1_s4) unpack at a time
+# (mcu_matmul_s8.h MCU_MM_RB).
+CONV_INT4_ROWS = 2
+
+
+def conv2d_int4_rows_bytes(kh: int, kw: int, cin: int) -> int:
+    """The int4 kernels' room for CONV_INT4_ROWS unpacked weight rows of K4 int8 each, beside
+    the columns."""
+    return CONV_INT4_ROWS * ((kh * kw * cin + 3) // 4 * 4)
+
+
+def conv2d_block_scratch(graph: Graph, op: Op, pixels: int, whole: bool = False) -> int:
+    """conv2d_columns_bytes of `op`'s filter, plus for an int4 one conv2d_int4_rows_bytes or,
+    `whole`, the whole filter unpacked (Cout rows of K4 int8: the "w" variants, which unpack
+    it once per invoke instead of two rows per pixel block)."""
+    w = graph.tensors[op.inputs[1]]
+    f = w.shape
+    columns = conv2d_columns_bytes(f[1], f[2], f[3], pixels, _is_pointwise(op, f[1], f[2]))
+    if not w.packed_int4:
+        return columns
+    if whole:
+        return columns + f[0] * ((f[1] * f[2] * f[3] + 3) // 4 * 4)
+    return columns + conv2d_int4_rows_bytes(f[1], f[2], f[3])
 
 
 def conv2d_min_pixel_block(kh: int, kw: int, cin: int, pointwise: bool, in_elems: int, out_elems: int) -> int:
@@ -82,13 +101,22 @@ def conv2d_scratch(graph: Graph, op: Op, inplace: bool) -> int:
 
 def conv2d_preferred_scratch(graph: Graph, op: Op, inplace: bool) -> int:
     """The widest block's columns: ~30% fewer instructions than one pixel at a time on a kxk
-    layer, used where the plan has that room free at the op's step."""
-    return conv2d_block_scratch(graph, op, CONV_PIXEL_BLOCKS[0])
+    layer, used where the plan has that room free at the op's step. An int4 filter whose
+    minimum already is the widest block prefers the whole filter unpacked beside it (no
+    unpacking per pixel block: the int8 kernel's speed, in room the arena has free anyway)."""
+    whole = (graph.tensors[op.inputs[1]].packed_int4
+             and conv2d_pixel_block(graph, op) == CONV_PIXEL_BLOCKS[0])
+    return conv2d_block_scratch(graph, op, CONV_PIXEL_BLOCKS[0], whole)
 
 
 def conv2d_variant(graph: Graph, op: Op, inplace: bool, scratch: int) -> Optional[str]:
     """CONV_2D's kernel variant for `scratch` granted bytes: the widest pixel block whose
-    columns fit, "px3" or "px1" (conv2d_variant_pixels reads the number back)."""
+    columns fit, "px3" or "px1" (conv2d_variant_pixels reads the number back); for an int4
+    filter "px3w" first where the whole unpacked filter fits beside the widest block's
+    columns (conv2d_variant_whole)."""
+    if (graph.tensors[op.inputs[1]].packed_int4
+            and conv2d_block_scratch(graph, op, CONV_PIXEL_BLOCKS[0], True) <= scratch):
+        return f"px{CONV_PIXEL_BLOCKS[0]}w"
     for pixels in CONV_PIXEL_BLOCKS:
         if conv2d_block_scratch(graph, op, pixels) <= scratch:
             return f"px{pixels}"
@@ -97,7 +125,12 @@ def conv2d_variant(graph: Graph, op: Op, inplace: bool, scratch: int) -> Optiona
 
 def conv2d_variant_pixels(variant: str) -> int:
     """The pixel block of a conv2d_variant name."""
-    return int(variant[2:])
+    return int(variant[2:].rstrip("w"))
+
+
+def conv2d_variant_whole(variant: str) -> bool:
+    """Whether a conv2d_variant name unpacks the whole int4 filter (a "w" variant)."""
+    return variant.endswith("w")
 
 
 # Input depths of the register-resident pointwise kernels (conv2d.c mcu_conv2d_1x1_reg_*),

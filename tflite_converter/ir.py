@@ -182,6 +182,9 @@ class Tensor:
     dtype: DType
     quant: Optional[Quantization] = None
     data: Optional[np.ndarray] = None  # constant contents, dtype/shape as above
+    # The file stores this constant as TFLite INT4 (two values a byte, tflite_converter/int4.py):
+    # `data` holds the values as int8 and the generated C keeps them packed in Flash.
+    packed_int4: bool = False
 
     @property
     def is_constant(self) -> bool:

@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional, TypeVar
 
 import numpy as np
 
-from tflite_converter import op_registry, schema
+from tflite_converter import int4, op_registry, schema
 from tflite_converter.errors import ConversionError, Problem
 from tflite_converter.ir import (
     AxisAttrs,
@@ -91,7 +91,10 @@ def read_tflite(data: bytes, name: str = "model", *, validate: bool = True) -> G
 
     reader = _Reader(bytes(data), name)
     graph, problems = reader.read()
+    int4_problems: list[Problem] = []
     if not problems:
+        if validate:  # before folding: an int4 constant read by a folded op is refused too
+            int4_problems = validate_mod.int4_problems(graph)
         graph = passes.fold_constants(graph)
         problems += _check_dynamic(graph, reader.dynamic)
     if validate:
@@ -100,6 +103,7 @@ def read_tflite(data: bytes, name: str = "model", *, validate: bool = True) -> G
         skip = {op.index for op in graph.ops
                 if any(t in reader.bad_tensors for t in op.inputs + op.outputs)}
         problems += validate_mod.check_graph(graph, structural_ok=not problems, skip_ops=skip)
+    problems += int4_problems
     if problems:
         raise ConversionError(_sorted(problems))
     return graph
@@ -278,9 +282,13 @@ class _Reader:
 
     def _tensor(self, index: int, t: "S.TensorT") -> Tensor:
         name = _text(t.name) or f"tensor_{index}"
-        dtype = schema.TENSOR_DTYPES.get(int(t.type))
+        # INT4 is read as int8 values marked packed_int4 (int4.py); validate decides where
+        # that is allowed
+        packed = int(t.type) == int4.TENSOR_TYPE_INT4
+        dtype = DType.INT8 if packed else schema.TENSOR_DTYPES.get(int(t.type))
         shape = tuple(_as_ints(t.shape, f"shape of tensor '{name}'"))
-        tensor = Tensor(index=index, name=name, shape=shape, dtype=dtype or DType.INT8)
+        tensor = Tensor(index=index, name=name, shape=shape, dtype=dtype or DType.INT8,
+                        packed_int4=packed)
 
         def refuse(reason: str) -> Tensor:
             self.problems.append(Problem(reason, tensor=name))
@@ -324,7 +332,15 @@ class _Reader:
             raw = self._buffer_bytes(buffer_index)
         except _OpProblem as e:
             return refuse(str(e))
-        if raw is not None:
+        if raw is not None and packed:
+            need = int4.packed_size(count)
+            if len(raw) != need:
+                return refuse(f"constant data has {len(raw)} bytes, shape {list(shape)} of int4 "
+                              f"(two values a byte) needs {need}")
+            arr = int4.unpack(raw, count).reshape(shape)
+            arr.setflags(write=False)
+            tensor.data = arr
+        elif raw is not None:
             need = count * dtype.itemsize
             if len(raw) != need:
                 return refuse(f"constant data has {len(raw)} bytes, shape {list(shape)} of "

@@ -16,7 +16,7 @@ from typing import Optional
 
 import numpy as np
 
-from tflite_converter import op_registry, opspec
+from tflite_converter import int4, op_registry, opspec
 from tflite_converter.errors import ConversionError, Problem
 from tflite_converter.ir import (
     Activation,
@@ -76,6 +76,7 @@ def check_graph(graph: Graph, *, structural_ok: bool = True,
                 raise _Refuse("not supported by the engine")
             if rec.validate is None:  # an op the passes fold; still here: not foldable
                 raise _Refuse("supported only when all its inputs are constant (then it is folded)")
+            _int4_rule(graph, op)
             rec.validate(graph, op)
         except _Refuse as r:
             problems.append(Problem(r.reason, op.index, op.kind.value, r.tensor.name if r.tensor else None))
@@ -85,6 +86,39 @@ def check_graph(graph: Graph, *, structural_ok: bool = True,
     if structural_ok:
         problems += _check_edges(graph)
     return problems
+
+
+def int4_problems(graph: Graph) -> list[Problem]:
+    """The ops of `graph` that use an int4 tensor where TFLM does not run one (_int4_rule);
+    the reader asks before folding constants, so no op that reads one escapes."""
+    problems = []
+    for op in graph.ops:
+        try:
+            _int4_rule(graph, op)
+        except _Refuse as r:
+            problems.append(Problem(r.reason, op.index, op.kind.value, r.tensor.name if r.tensor else None))
+    return problems
+
+
+def _int4_rule(g: Graph, op: Op) -> None:
+    """int4 tensors (Tensor.packed_int4) only where TFLM runs them: the constant filter
+    (input 1) of CONV_2D, DEPTHWISE_CONV_2D or FULLY_CONNECTED (int8 activations, checked by
+    their own rules), FULLY_CONNECTED's per tensor only."""
+    for slot, index in enumerate(op.inputs):
+        t = g.tensors[index] if index >= 0 else None
+        if t is None or not t.packed_int4:
+            continue
+        if op.kind not in int4.FILTER_OPS or slot != int4.FILTER_SLOT:
+            raise _Refuse(f"int4 tensor as input {slot}: TFLM runs int4 only as the filter "
+                          "(input 1) of CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED", t)
+        if not t.is_constant:
+            raise _Refuse("non-constant int4 filter not supported", t)
+        if op.kind is OpKind.FULLY_CONNECTED and t.quant is not None and t.quant.scale.size > 1:
+            raise _Refuse("int4 FULLY_CONNECTED filter with per-channel quantization not "
+                          "supported (TFLM runs int4 FULLY_CONNECTED per tensor only)", t)
+    for index in op.outputs:
+        if g.tensors[index].packed_int4:
+            raise _Refuse("int4 output not supported (int4 only as a constant filter)", g.tensors[index])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -621,6 +655,8 @@ def _check_edges(g: Graph) -> list[Problem]:
         if tensor.dtype not in edge_types:
             problems.append(Problem(f"model input/output of type {tensor.dtype.value} not supported",
                                     tensor=tensor.name))
+        elif tensor.packed_int4:
+            problems.append(Problem("model input/output of type int4 not supported", tensor=tensor.name))
         if tensor.is_constant and t in g.outputs:
             problems.append(Problem("model output is a constant", tensor=tensor.name))
     return problems

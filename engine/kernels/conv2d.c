@@ -23,7 +23,31 @@
  * np = 1 stays a valid call) and mcu_conv2d_1x1_reg_s8 (pointwise, 8, 16, 24 or 32 input channels).
  */
 #include "mcu_common.h"
+#include "mcu_int4.h"
 #include "mcu_matmul_s8.h"
+
+/* The matrix step of one pixel block: int8 weights, or (w4 non-null) int4 ones in the word
+ * layout (mcu_int4.h), unpacked MCU_MM_RB rows at a time into `wrow` (MCU_MM_RB * K4 bytes
+ * of the scratch) and multiplied by the int8 core. A block of rows starts at element c * K4,
+ * a multiple of 8 (c even, K4 a multiple of 4): a whole word. The int8 kernels pass a literal
+ * null w4, so this folds to mcu_mm_block there. */
+MCU_INLINE void mcu_conv_mm(const int16_t *col, int K, int np, const int8_t *wpk,
+                            const uint8_t *w4, int8_t *wrow, const int32_t *rq, int n_rows,
+                            int mode, int8_t *out, int out_stride, int32_t out_zp,
+                            int32_t act_min, int32_t act_max) {
+    if (!w4) {
+        mcu_mm_block(col, K, np, wpk, rq, n_rows, mode, out, out_stride, out_zp, act_min,
+                     act_max);
+        return;
+    }
+    const int K4 = (K + 3) & ~3;
+    for (int c = 0; c < n_rows; c += MCU_MM_RB) {
+        const int rows = n_rows - c < MCU_MM_RB ? n_rows - c : MCU_MM_RB;
+        mcu_s4_unpack_words(w4 + (size_t)c * (size_t)(K4 / 2), rows * K4, wrow);
+        mcu_mm_block(col, K, np, wrow, rq + c * MCU_RQ_STRIDE, rows, mode, out + c, out_stride,
+                     out_zp, act_min, act_max);
+    }
+}
 
 /* The pixel blocks of an image of n_pix pixels: start of block b and its width. */
 MCU_INLINE int mcu_block_start(int p, int n_pix, int np) {
@@ -32,36 +56,37 @@ MCU_INLINE int mcu_block_start(int p, int n_pix, int np) {
 
 /* Output pixels [p0, p0 + np) of a 1x1 convolution without padding. */
 MCU_INLINE void mcu_conv1x1_block(const int8_t *input, int in_w, int in_c, int stride_h,
-                                  int stride_w, const int8_t *wpk, const int32_t *rq,
-                                  int mode, int8_t *output, int out_w, int out_c,
-                                  int32_t out_zp, int32_t act_min, int32_t act_max,
-                                  int16_t *col, int p0, int np) {
+                                  int stride_w, const int8_t *wpk, const uint8_t *w4,
+                                  int8_t *wrow, const int32_t *rq, int mode, int8_t *output,
+                                  int out_w, int out_c, int32_t out_zp, int32_t act_min,
+                                  int32_t act_max, int16_t *col, int p0, int np) {
     for (int j = 0; j < np; ++j) {
         const int p = p0 + j;
         const int y = p / out_w, x = p - y * out_w;
         mcu_col_put_s8(input + ((size_t)(y * stride_h) * in_w + (size_t)(x * stride_w)) * in_c,
                        in_c, col, np, j);
     }
-    mcu_mm_block(col, in_c, np, wpk, rq, out_c, mode, output + (size_t)p0 * out_c, out_c,
-                 out_zp, act_min, act_max);
+    mcu_conv_mm(col, in_c, np, wpk, w4, wrow, rq, out_c, mode, output + (size_t)p0 * out_c,
+                out_c, out_zp, act_min, act_max);
 }
 
 MCU_INLINE void mcu_conv1x1_body(const int8_t *input, int in_w, int in_c, int stride_h,
-                                 int stride_w, const int8_t *wpk, const int32_t *rq, int mode,
+                                 int stride_w, const int8_t *wpk, const uint8_t *w4,
+                                 int8_t *wrow, const int32_t *rq, int mode,
                                  int8_t *output, int out_h, int out_w, int out_c,
                                  int32_t out_zp, int32_t act_min, int32_t act_max,
                                  int16_t *col) {
     const int n_pix = out_h * out_w;
     if (n_pix < MCU_MM_NP) {
         for (int p = 0; p < n_pix; ++p) {
-            mcu_conv1x1_block(input, in_w, in_c, stride_h, stride_w, wpk, rq, mode, output,
-                              out_w, out_c, out_zp, act_min, act_max, col, p, 1);
+            mcu_conv1x1_block(input, in_w, in_c, stride_h, stride_w, wpk, w4, wrow, rq, mode,
+                              output, out_w, out_c, out_zp, act_min, act_max, col, p, 1);
         }
         return;
     }
     for (int p = 0; p < n_pix; p += MCU_MM_NP) {
-        mcu_conv1x1_block(input, in_w, in_c, stride_h, stride_w, wpk, rq, mode, output,
-                          out_w, out_c, out_zp, act_min, act_max, col,
+        mcu_conv1x1_block(input, in_w, in_c, stride_h, stride_w, wpk, w4, wrow, rq, mode,
+                          output, out_w, out_c, out_zp, act_min, act_max, col,
                           mcu_block_start(p, n_pix, MCU_MM_NP), MCU_MM_NP);
     }
 }
@@ -77,13 +102,46 @@ MCU_KERNEL void mcu_conv2d_1x1_s8(const int8_t *input, int in_w, int in_c, int s
     int16_t *col = (int16_t *)scratch;
     /* one instance per mode: the requantisation compiles to straight code in each */
     if (mode == MCU_RQ_FAST_FULL) {
-        mcu_conv1x1_body(input, in_w, in_c, stride_h, stride_w, wpk, rq, MCU_RQ_FAST_FULL,
+        mcu_conv1x1_body(input, in_w, in_c, stride_h, stride_w, wpk, 0, 0, rq, MCU_RQ_FAST_FULL,
                          output, out_h, out_w, out_c, out_zp, act_min, act_max, col);
     } else if (mode == MCU_RQ_FAST) {
-        mcu_conv1x1_body(input, in_w, in_c, stride_h, stride_w, wpk, rq, MCU_RQ_FAST, output,
-                         out_h, out_w, out_c, out_zp, act_min, act_max, col);
+        mcu_conv1x1_body(input, in_w, in_c, stride_h, stride_w, wpk, 0, 0, rq, MCU_RQ_FAST,
+                         output, out_h, out_w, out_c, out_zp, act_min, act_max, col);
     } else {
-        mcu_conv1x1_body(input, in_w, in_c, stride_h, stride_w, wpk, rq, MCU_RQ_GENERIC,
+        mcu_conv1x1_body(input, in_w, in_c, stride_h, stride_w, wpk, 0, 0, rq, MCU_RQ_GENERIC,
+                         output, out_h, out_w, out_c, out_zp, act_min, act_max, col);
+    }
+}
+
+/* The same on int4 weights (w4: pack_weight_rows' layout in the int4 word layout,
+ * tflite_converter/int4.py pack_words), unpacked MCU_MM_RB rows at a time, or, `whole`, all
+ * out_c rows once before the pixels (then the int8 kernel runs on them). Scratch: the
+ * unpacked rows (MCU_MM_RB or out_c of K4 int8), then MCU_MM_NP * K4 int16 columns
+ * (conv2d_spec.py conv2d_block_scratch). The rows come first: mcu_mm_rows1x2_asm takes its
+ * end pointer (the columns' end) as a plain input, which GCC may share with the weight
+ * pointer when the two are equal. */
+MCU_KERNEL void mcu_conv2d_1x1_s4(const int8_t *input, int in_w, int in_c, int stride_h,
+                                  int stride_w, const uint8_t *w4, const int32_t *rq, int mode,
+                                  int8_t *output, int out_h, int out_w, int out_c,
+                                  int32_t out_zp, int32_t act_min, int32_t act_max, int whole,
+                                  void *scratch) {
+    const int K4 = (in_c + 3) & ~3;
+    int8_t *wrow = (int8_t *)scratch;
+    int16_t *col = (int16_t *)(wrow + (whole ? out_c : MCU_MM_RB) * K4);
+    if (whole) {
+        mcu_s4_unpack_words(w4, out_c * K4, wrow);
+        mcu_conv2d_1x1_s8(input, in_w, in_c, stride_h, stride_w, wrow, rq, mode, output, out_h,
+                          out_w, out_c, out_zp, act_min, act_max, col);
+        return;
+    }
+    if (mode == MCU_RQ_FAST_FULL) {
+        mcu_conv1x1_body(input, in_w, in_c, stride_h, stride_w, 0, w4, wrow, rq, MCU_RQ_FAST_FULL,
+                         output, out_h, out_w, out_c, out_zp, act_min, act_max, col);
+    } else if (mode == MCU_RQ_FAST) {
+        mcu_conv1x1_body(input, in_w, in_c, stride_h, stride_w, 0, w4, wrow, rq, MCU_RQ_FAST,
+                         output, out_h, out_w, out_c, out_zp, act_min, act_max, col);
+    } else {
+        mcu_conv1x1_body(input, in_w, in_c, stride_h, stride_w, 0, w4, wrow, rq, MCU_RQ_GENERIC,
                          output, out_h, out_w, out_c, out_zp, act_min, act_max, col);
     }
 }
@@ -151,10 +209,10 @@ typedef struct {
     int out_w;
 } mcu_conv_geom_t;
 
-MCU_INLINE void mcu_conv_block(const mcu_conv_geom_t *g, const int8_t *wpk, const int32_t *rq,
-                               int mode, int8_t *output, int out_c, int32_t out_zp,
-                               int32_t act_min, int32_t act_max, int16_t *col, int8_t *gather,
-                               int p0, int np) {
+MCU_INLINE void mcu_conv_block(const mcu_conv_geom_t *g, const int8_t *wpk, const uint8_t *w4,
+                               int8_t *wrow, const int32_t *rq, int mode, int8_t *output,
+                               int out_c, int32_t out_zp, int32_t act_min, int32_t act_max,
+                               int16_t *col, int8_t *gather, int p0, int np) {
     const int K = g->k_h * g->k_w * g->in_c;
     for (int j = 0; j < np; ++j) {
         const int p = p0 + j;
@@ -164,24 +222,24 @@ MCU_INLINE void mcu_conv_block(const mcu_conv_geom_t *g, const int8_t *wpk, cons
                       gather);
         mcu_col_put_s8(gather, K, col, np, j);
     }
-    mcu_mm_block(col, K, np, wpk, rq, out_c, mode, output + (size_t)p0 * out_c, out_c, out_zp,
-                 act_min, act_max);
+    mcu_conv_mm(col, K, np, wpk, w4, wrow, rq, out_c, mode, output + (size_t)p0 * out_c, out_c,
+                out_zp, act_min, act_max);
 }
 
 MCU_INLINE void mcu_conv_body(const mcu_conv_geom_t *g, int n_pix, const int8_t *wpk,
-                              const int32_t *rq, int mode, int8_t *output, int out_c,
-                              int32_t out_zp, int32_t act_min, int32_t act_max, int16_t *col,
-                              int8_t *gather, int np) {
+                              const uint8_t *w4, int8_t *wrow, const int32_t *rq, int mode,
+                              int8_t *output, int out_c, int32_t out_zp, int32_t act_min,
+                              int32_t act_max, int16_t *col, int8_t *gather, int np) {
     if (n_pix < MCU_MM_NP || np == 1) {
         for (int p = 0; p < n_pix; ++p) {
-            mcu_conv_block(g, wpk, rq, mode, output, out_c, out_zp, act_min, act_max, col,
-                           gather, p, 1);
+            mcu_conv_block(g, wpk, w4, wrow, rq, mode, output, out_c, out_zp, act_min, act_max,
+                           col, gather, p, 1);
         }
         return;
     }
     for (int p = 0; p < n_pix; p += MCU_MM_NP) {
-        mcu_conv_block(g, wpk, rq, mode, output, out_c, out_zp, act_min, act_max, col, gather,
-                       mcu_block_start(p, n_pix, MCU_MM_NP), MCU_MM_NP);
+        mcu_conv_block(g, wpk, w4, wrow, rq, mode, output, out_c, out_zp, act_min, act_max,
+                       col, gather, mcu_block_start(p, n_pix, MCU_MM_NP), MCU_MM_NP);
     }
 }
 
@@ -201,13 +259,49 @@ MCU_KERNEL void mcu_conv2d_s8(const int8_t *input, int in_h, int in_w, int in_c,
     const mcu_conv_geom_t g = {input, in_h, in_w, in_c, k_h, k_w, stride_h, stride_w,
                                dil_h, dil_w, pad_top, pad_left, (int8_t)in_zp, out_w};
     if (mode == MCU_RQ_FAST_FULL) {
-        mcu_conv_body(&g, out_h * out_w, wpk, rq, MCU_RQ_FAST_FULL, output, out_c, out_zp,
+        mcu_conv_body(&g, out_h * out_w, wpk, 0, 0, rq, MCU_RQ_FAST_FULL, output, out_c, out_zp,
                       act_min, act_max, col, gather, np);
     } else if (mode == MCU_RQ_FAST) {
-        mcu_conv_body(&g, out_h * out_w, wpk, rq, MCU_RQ_FAST, output, out_c, out_zp, act_min,
-                      act_max, col, gather, np);
+        mcu_conv_body(&g, out_h * out_w, wpk, 0, 0, rq, MCU_RQ_FAST, output, out_c, out_zp,
+                      act_min, act_max, col, gather, np);
     } else {
-        mcu_conv_body(&g, out_h * out_w, wpk, rq, MCU_RQ_GENERIC, output, out_c, out_zp,
+        mcu_conv_body(&g, out_h * out_w, wpk, 0, 0, rq, MCU_RQ_GENERIC, output, out_c, out_zp,
+                      act_min, act_max, col, gather, np);
+    }
+}
+
+/* The same on int4 weights (w4: pack_weight_rows' layout in the int4 word layout), unpacked
+ * MCU_MM_RB rows at a time or, `whole` (np = MCU_MM_NP), all out_c rows once, then the int8
+ * kernel. Scratch: the unpacked rows (MCU_MM_RB or out_c of K4 int8), np * K4 int16 columns
+ * (word aligned after them), then K int8 for the gather (conv2d_spec.py
+ * conv2d_block_scratch); the rows first, as in mcu_conv2d_1x1_s4. */
+MCU_KERNEL void mcu_conv2d_s4(const int8_t *input, int in_h, int in_w, int in_c, int k_h,
+                              int k_w, int stride_h, int stride_w, int dil_h, int dil_w,
+                              int pad_top, int pad_left, int32_t in_zp, const uint8_t *w4,
+                              const int32_t *rq, int mode, int8_t *output, int out_h, int out_w,
+                              int out_c, int32_t out_zp, int32_t act_min, int32_t act_max,
+                              int np, int whole, void *scratch) {
+    const int K4 = (k_h * k_w * in_c + 3) & ~3;
+    int8_t *wrow = (int8_t *)scratch;
+    int16_t *col = (int16_t *)(wrow + (whole ? out_c : MCU_MM_RB) * K4);
+    if (whole) {
+        mcu_s4_unpack_words(w4, out_c * K4, wrow);
+        mcu_conv2d_s8(input, in_h, in_w, in_c, k_h, k_w, stride_h, stride_w, dil_h, dil_w,
+                      pad_top, pad_left, in_zp, wrow, rq, mode, output, out_h, out_w, out_c,
+                      out_zp, act_min, act_max, np, col);
+        return;
+    }
+    const mcu_conv_geom_t g = {input, in_h, in_w, in_c, k_h, k_w, stride_h, stride_w,
+                               dil_h, dil_w, pad_top, pad_left, (int8_t)in_zp, out_w};
+    int8_t *gather = (int8_t *)(col + (np == 1 ? 1 : MCU_MM_NP) * K4);
+    if (mode == MCU_RQ_FAST_FULL) {
+        mcu_conv_body(&g, out_h * out_w, 0, w4, wrow, rq, MCU_RQ_FAST_FULL, output, out_c, out_zp,
+                      act_min, act_max, col, gather, np);
+    } else if (mode == MCU_RQ_FAST) {
+        mcu_conv_body(&g, out_h * out_w, 0, w4, wrow, rq, MCU_RQ_FAST, output, out_c, out_zp,
+                      act_min, act_max, col, gather, np);
+    } else {
+        mcu_conv_body(&g, out_h * out_w, 0, w4, wrow, rq, MCU_RQ_GENERIC, output, out_c, out_zp,
                       act_min, act_max, col, gather, np);
     }
 }

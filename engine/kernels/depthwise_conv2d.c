@@ -34,9 +34,16 @@
  *     (likewise plane_w): opspec.py depthwise_inplace_scratch_bytes. No loop reads past it.
  */
 #include "mcu_common.h"
+#include "mcu_int4.h"
 
 /* Taps per stored kernel row: k_w rounded up to a multiple of 4 (zero weights). */
 #define MCU_DW_ROW(k_w) (((k_w) + 3) & ~3)
+/* int4 weights (the *_s4 kernels): the int8 weights of one channel (k_h * MCU_DW_ROW(k_w)) or
+ * of one channel group (4 * k_h * k_w) are unpacked into a stack buffer of this many bytes
+ * before the int8 loops run on them; the generator refuses larger int4 kernels
+ * (codegen/ops/depthwise_conv2d.py). */
+#define MCU_DW_S4_MAX 256
+
 /* Packed weight pairs the grouped DSP loop keeps on the stack: k_h * MCU_DW_ROW(k_w) / 2
  * up to this (a 16x16 kernel); larger kernels take the plain loop. */
 #define MCU_DW_MAX_PAIRS 128
@@ -641,6 +648,36 @@ MCU_KERNEL void mcu_depthwise_conv2d_s8(const int8_t *input, int in_h, int in_w,
     }
 }
 
+/* The same on int4 weights (w4: the [Cout][k_h][MCU_DW_ROW(k_w)] layout packed two a byte,
+ * tflite_converter/int4.py): each output channel's taps are unpacked before its plane loop. */
+MCU_KERNEL void mcu_depthwise_conv2d_s4(const int8_t *input, int in_h, int in_w, int in_c,
+                                        int depth_mult, int k_h, int k_w, int stride_h,
+                                        int stride_w, int dil_h, int dil_w, int pad_top,
+                                        int pad_left, int32_t in_zp, const uint8_t *w4,
+                                        const int32_t *bias, const int32_t *mult,
+                                        const int32_t *shift, int per_channel, int8_t *output,
+                                        int out_h, int out_w, int32_t out_zp, int32_t act_min,
+                                        int32_t act_max, int8_t *plane) {
+    const int out_c = in_c * depth_mult;
+    const int plane_h = (out_h - 1) * stride_h + (k_h - 1) * dil_h + 1;
+    const int plane_w = (out_w - 1) * stride_w + (k_w - 1) * dil_w + 1;
+    const int taps = k_h * MCU_DW_ROW(k_w);
+    uint32_t w_words[MCU_DW_S4_MAX / 4]; /* word aligned: the DSP loops load words */
+    int8_t *w = (int8_t *)w_words;
+    for (int c = 0; c < in_c; ++c) {
+        mcu_dw_fill_plane(input, in_h, in_w, in_c, c, pad_top, pad_left, (int8_t)in_zp, plane,
+                          plane_h, plane_w);
+        for (int m = 0; m < depth_mult; ++m) {
+            const int oc = c * depth_mult + m;
+            const int q = per_channel ? oc : 0;
+            mcu_s4_unpack(w4 + (size_t)oc * (size_t)(taps / 2), taps, w);
+            mcu_dw_channel(plane, plane_h, plane_w, w, k_h, k_w, stride_h, stride_w, dil_h,
+                           dil_w, bias[oc], mult[q], shift[q], output + oc, out_h, out_w, out_c,
+                           out_zp, act_min, act_max);
+        }
+    }
+}
+
 /* A single input channel out of place (micro_speech's and person_detect's first layers):
  * the input is one plane already, so only a band of it is padded at a time, the rows one
  * output row reads: band = ((k_h-1)*dil_h + 1) x plane_w bytes of scratch
@@ -666,6 +703,36 @@ MCU_KERNEL void mcu_depthwise_conv2d_c1_s8(const int8_t *input, int in_h, int in
             mcu_dw_channel(band, band_h, plane_w, weights + (size_t)m * taps, k_h, k_w, 1,
                            stride_w, dil_h, dil_w, bias[m], mult[q], shift[q], row + m, 1,
                            out_w, depth_mult, out_zp, act_min, act_max);
+        }
+    }
+}
+
+/* The same on int4 weights (packed as for mcu_depthwise_conv2d_s4); the generator also runs
+ * it where the int8 model would take the four-channel band kernel, whose band it fits. */
+MCU_KERNEL void mcu_depthwise_conv2d_c1_s4(const int8_t *input, int in_h, int in_w,
+                                           int depth_mult, int k_h, int k_w, int stride_h,
+                                           int stride_w, int dil_h, int dil_w, int pad_top,
+                                           int pad_left, int32_t in_zp, const uint8_t *w4,
+                                           const int32_t *bias, const int32_t *mult,
+                                           const int32_t *shift, int per_channel,
+                                           int8_t *output, int out_h, int out_w,
+                                           int32_t out_zp, int32_t act_min, int32_t act_max,
+                                           int8_t *band) {
+    const int band_h = (k_h - 1) * dil_h + 1;
+    const int plane_w = (out_w - 1) * stride_w + (k_w - 1) * dil_w + 1;
+    const int taps = k_h * MCU_DW_ROW(k_w);
+    uint32_t w_words[MCU_DW_S4_MAX / 4]; /* word aligned: the DSP loops load words */
+    int8_t *w = (int8_t *)w_words;
+    for (int oy = 0; oy < out_h; ++oy) {
+        mcu_dw_fill_plane(input, in_h, in_w, 1, 0, pad_top - oy * stride_h, pad_left,
+                          (int8_t)in_zp, band, band_h, plane_w);
+        int8_t *row = output + (size_t)oy * out_w * depth_mult;
+        for (int m = 0; m < depth_mult; ++m) {
+            const int q = per_channel ? m : 0;
+            mcu_s4_unpack(w4 + (size_t)m * (size_t)(taps / 2), taps, w);
+            mcu_dw_channel(band, band_h, plane_w, w, k_h, k_w, 1, stride_w, dil_h, dil_w,
+                           bias[m], mult[q], shift[q], row + m, 1, out_w, depth_mult, out_zp,
+                           act_min, act_max);
         }
     }
 }
@@ -866,6 +933,57 @@ MCU_KERNEL void mcu_depthwise_conv2d_direct_s8(
     }
 }
 
+/* The same on int4 weights (packed as for mcu_depthwise_conv2d_s4), each channel's taps
+ * unpacked where they are used. */
+MCU_KERNEL void mcu_depthwise_conv2d_direct_s4(
+    const int8_t *input, int in_h, int in_w, int in_c, int depth_mult, int k_h, int k_w,
+    int stride_h, int stride_w, int dil_h, int dil_w, int pad_top, int pad_left, int32_t in_zp,
+    const uint8_t *w4, const int32_t *bias, const int32_t *mult, const int32_t *shift,
+    int per_channel, int8_t *output, int out_h, int out_w, int32_t out_zp, int32_t act_min,
+    int32_t act_max) {
+    const int out_c = in_c * depth_mult;
+    const int row = MCU_DW_ROW(k_w);
+    const int taps = k_h * row;
+    uint32_t w_words[MCU_DW_S4_MAX / 4]; /* word aligned: the DSP loops load words */
+    int8_t *w = (int8_t *)w_words;
+    for (int oy = 0; oy < out_h; ++oy) {
+        const int iy0 = oy * stride_h - pad_top;
+        for (int ox = 0; ox < out_w; ++ox) {
+            const int ix0 = ox * stride_w - pad_left;
+            const int inside = iy0 >= 0 && ix0 >= 0 && iy0 + (k_h - 1) * dil_h < in_h &&
+                               ix0 + (k_w - 1) * dil_w < in_w;
+            const int8_t *base = inside ? input + ((size_t)iy0 * in_w + (size_t)ix0) * in_c : input;
+            int8_t *out = output + ((size_t)oy * out_w + (size_t)ox) * out_c;
+            for (int oc = 0; oc < out_c; ++oc) {
+                const int c = oc / depth_mult;
+                mcu_s4_unpack(w4 + (size_t)oc * (size_t)(taps / 2), taps, w);
+                int32_t acc = bias[oc];
+                for (int ky = 0; ky < k_h; ++ky) {
+                    const int iy = iy0 + ky * dil_h;
+                    for (int kx = 0; kx < k_w; ++kx) {
+                        const int ix = ix0 + kx * dil_w;
+                        int32_t x;
+                        if (inside) {
+                            x = base[((size_t)(ky * dil_h) * in_w + (size_t)(kx * dil_w)) * in_c + c];
+                        } else if (iy >= 0 && iy < in_h && ix >= 0 && ix < in_w) {
+                            x = input[((size_t)iy * in_w + (size_t)ix) * in_c + c];
+                        } else {
+                            x = in_zp;
+                        }
+                        acc += (int32_t)w[ky * row + kx] * x;
+                    }
+                }
+                const int q = per_channel ? oc : 0;
+                out[oc] = shift[q] < 0
+                              ? mcu_dw_rq_apply(acc, mcu_dw_rq_make(mult[q], shift[q]), out_zp,
+                                                act_min, act_max)
+                              : mcu_requantize_s8(acc, mult[q], shift[q], out_zp, act_min,
+                                                  act_max);
+            }
+        }
+    }
+}
+
 /* ---------------------------------------------------------------------------------------
  * Channel-group kernel for small feature maps (MCUNet's late 3x3..7x7 layers on 10x10 and
  * smaller inputs, where most of a padded window is padding): four channels at a time in the
@@ -995,10 +1113,11 @@ MCU_DW_NOINLINE void mcu_dw_hwc_taps(const int8_t *x, const int8_t *w, int rows,
     }
 }
 
-MCU_KERNEL void mcu_depthwise_conv2d_hwc_s8(const int8_t *input, int in_h, int in_w, int in_c,
+MCU_INLINE void mcu_dw_hwc_body(const int8_t *input, int in_h, int in_w, int in_c,
                                             int k_h, int k_w, int stride_h, int stride_w,
                                             int dil_h, int dil_w, int pad_top, int pad_left,
                                             int32_t in_zp, const int8_t *weights,
+                                            const uint8_t *w4, int8_t *buf,
                                             const int32_t *bias, const int32_t *mult,
                                             const int32_t *shift, int per_channel,
                                             int8_t *output, int out_h, int out_w,
@@ -1027,6 +1146,10 @@ MCU_KERNEL void mcu_depthwise_conv2d_hwc_s8(const int8_t *input, int in_h, int i
             xs = 4;
         }
         const int8_t *wg = weights + (size_t)(c0 >> 2) * taps * 4;
+        if (w4) { /* int4: this group's weights unpacked (a null literal for int8) */
+            mcu_s4_unpack(w4 + (size_t)(c0 >> 2) * (size_t)taps * 2, 4 * taps, buf);
+            wg = buf;
+        }
         mcu_dw_group_q g;
         mcu_dw_group_q_make(&g, bias, mult, shift, per_channel, c0, n);
         for (int oy = 0; oy < out_h; ++oy) {
@@ -1057,4 +1180,36 @@ MCU_KERNEL void mcu_depthwise_conv2d_hwc_s8(const int8_t *input, int in_h, int i
             }
         }
     }
+}
+
+MCU_KERNEL void mcu_depthwise_conv2d_hwc_s8(const int8_t *input, int in_h, int in_w, int in_c,
+                                            int k_h, int k_w, int stride_h, int stride_w,
+                                            int dil_h, int dil_w, int pad_top, int pad_left,
+                                            int32_t in_zp, const int8_t *weights,
+                                            const int32_t *bias, const int32_t *mult,
+                                            const int32_t *shift, int per_channel,
+                                            int8_t *output, int out_h, int out_w,
+                                            int32_t out_zp, int32_t act_min, int32_t act_max,
+                                            int8_t *scratch) {
+    mcu_dw_hwc_body(input, in_h, in_w, in_c, k_h, k_w, stride_h, stride_w, dil_h, dil_w,
+                    pad_top, pad_left, in_zp, weights, 0, 0, bias, mult, shift, per_channel,
+                    output, out_h, out_w, out_zp, act_min, act_max, scratch);
+}
+
+/* The same on int4 weights (hwc_weights' layout packed two a byte), each group's 4 * k_h * k_w
+ * weights unpacked before its pixels. */
+MCU_KERNEL void mcu_depthwise_conv2d_hwc_s4(const int8_t *input, int in_h, int in_w, int in_c,
+                                            int k_h, int k_w, int stride_h, int stride_w,
+                                            int dil_h, int dil_w, int pad_top, int pad_left,
+                                            int32_t in_zp, const uint8_t *w4,
+                                            const int32_t *bias, const int32_t *mult,
+                                            const int32_t *shift, int per_channel,
+                                            int8_t *output, int out_h, int out_w,
+                                            int32_t out_zp, int32_t act_min, int32_t act_max,
+                                            int8_t *scratch) {
+    uint32_t buf_words[MCU_DW_S4_MAX / 4]; /* word aligned: the DSP loops load words */
+    int8_t *buf = (int8_t *)buf_words;
+    mcu_dw_hwc_body(input, in_h, in_w, in_c, k_h, k_w, stride_h, stride_w, dil_h, dil_w,
+                    pad_top, pad_left, in_zp, 0, w4, buf, bias, mult, shift, per_channel,
+                    output, out_h, out_w, out_zp, act_min, act_max, scratch);
 }

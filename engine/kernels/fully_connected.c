@@ -9,6 +9,7 @@
  * is split into 16-bit halves once and shared by the MCU_FC_RB rows of a block.
  */
 #include "mcu_common.h"
+#include "mcu_int4.h"
 #include "mcu_matmul_s8.h"
 
 #define MCU_FC_RB 4
@@ -28,29 +29,42 @@ MCU_INLINE void mcu_fc_split(const int8_t *x, int n, uint32_t *xe, uint32_t *xo)
     *xo = mcu_mm_sxtb16_hi(w);
 }
 
-MCU_INLINE int32_t mcu_fc_mac(const int8_t *pw, uint32_t xe, uint32_t xo, int32_t acc) {
-    const uint32_t w = mcu_read_u32(pw);
+/* Row r's four weights of one group at pw: int8 (4 bytes a row), or (s4, a literal at each
+ * call) int4 in the word layout (mcu_int4.h) of a whole MCU_FC_RB-row group, 8 bytes: rows
+ * 0 and 1 in the low and high nibbles of the first word, rows 2 and 3 in the second. */
+MCU_INLINE uint32_t mcu_fc_weights(const int8_t *pw, int s4, int r) {
+    if (!s4) {
+        return mcu_read_u32(pw + 4 * r);
+    }
+    const uint32_t w = mcu_read_u32(pw + 4 * (r >> 1));
+    return mcu_s4_sext4(((r & 1) ? w >> 4 : w) & 0x0F0F0F0Fu);
+}
+
+MCU_INLINE int32_t mcu_fc_mac(uint32_t w, uint32_t xe, uint32_t xo, int32_t acc) {
     return mcu_smlad(mcu_mm_sxtb16_hi(w), xo, mcu_smlad(mcu_sxtb16(w), xe, acc));
 }
 
-/* `rows` (1..4, a literal at each call) packed rows against one input row. */
+/* `rows` (1..4, a literal at each call) packed rows against one input row; s4 (a literal):
+ * int4 weights, whose blocks always hold MCU_FC_RB rows (the last one zero-padded), 8 bytes a
+ * group of four taps. */
 MCU_INLINE void mcu_fc_block(const int8_t *MCU_RESTRICT x, int depth, const int8_t *pw,
-                             int rows, const int32_t *rq, int fast, int8_t *out,
+                             int s4, int rows, const int32_t *rq, int fast, int8_t *out,
                              int32_t out_zp, int32_t act_min, int32_t act_max) {
+    const int step = s4 ? 2 * MCU_FC_RB : 4 * rows; /* bytes of one group of four taps */
     int32_t a0 = rq[0], a1 = rows > 1 ? rq[3] : 0, a2 = rows > 2 ? rq[6] : 0;
     int32_t a3 = rows > 3 ? rq[9] : 0;
-    for (int k = 0; k < depth; k += 4, pw += 4 * rows) {
+    for (int k = 0; k < depth; k += 4, pw += step) {
         uint32_t xe, xo;
         mcu_fc_split(x + k, depth - k, &xe, &xo);
-        a0 = mcu_fc_mac(pw, xe, xo, a0);
+        a0 = mcu_fc_mac(mcu_fc_weights(pw, s4, 0), xe, xo, a0);
         if (rows > 1) {
-            a1 = mcu_fc_mac(pw + 4, xe, xo, a1);
+            a1 = mcu_fc_mac(mcu_fc_weights(pw, s4, 1), xe, xo, a1);
         }
         if (rows > 2) {
-            a2 = mcu_fc_mac(pw + 8, xe, xo, a2);
+            a2 = mcu_fc_mac(mcu_fc_weights(pw, s4, 2), xe, xo, a2);
         }
         if (rows > 3) {
-            a3 = mcu_fc_mac(pw + 12, xe, xo, a3);
+            a3 = mcu_fc_mac(mcu_fc_weights(pw, s4, 3), xe, xo, a3);
         }
     }
     const int32_t acc[4] = {a0, a1, a2, a3};
@@ -62,27 +76,28 @@ MCU_INLINE void mcu_fc_block(const int8_t *MCU_RESTRICT x, int depth, const int8
 }
 
 MCU_INLINE void mcu_fc_body(const int8_t *input, int batches, int depth, const int8_t *wpk,
-                            const int32_t *rq, int fast, int8_t *output, int units,
+                            int s4, const int32_t *rq, int fast, int8_t *output, int units,
                             int32_t out_zp, int32_t act_min, int32_t act_max) {
-    const int block_bytes = MCU_FC_RB * ((depth + 3) & ~3);
+    const int block_int8 = MCU_FC_RB * ((depth + 3) & ~3);
+    const int block_bytes = s4 ? block_int8 / 2 : block_int8;
     for (int b = 0; b < batches; ++b) {
         const int8_t *x = input + (size_t)b * depth;
         int8_t *out = output + (size_t)b * units;
         const int8_t *pw = wpk;
         int c = 0;
         for (; c + MCU_FC_RB <= units; c += MCU_FC_RB, pw += block_bytes) {
-            mcu_fc_block(x, depth, pw, MCU_FC_RB, rq + 3 * c, fast, out + c, out_zp, act_min,
+            mcu_fc_block(x, depth, pw, s4, MCU_FC_RB, rq + 3 * c, fast, out + c, out_zp, act_min,
                          act_max);
         }
         switch (units - c) {
         case 3:
-            mcu_fc_block(x, depth, pw, 3, rq + 3 * c, fast, out + c, out_zp, act_min, act_max);
+            mcu_fc_block(x, depth, pw, s4, 3, rq + 3 * c, fast, out + c, out_zp, act_min, act_max);
             break;
         case 2:
-            mcu_fc_block(x, depth, pw, 2, rq + 3 * c, fast, out + c, out_zp, act_min, act_max);
+            mcu_fc_block(x, depth, pw, s4, 2, rq + 3 * c, fast, out + c, out_zp, act_min, act_max);
             break;
         case 1:
-            mcu_fc_block(x, depth, pw, 1, rq + 3 * c, fast, out + c, out_zp, act_min, act_max);
+            mcu_fc_block(x, depth, pw, s4, 1, rq + 3 * c, fast, out + c, out_zp, act_min, act_max);
             break;
         default:
             break;
@@ -95,9 +110,29 @@ MCU_KERNEL void mcu_fully_connected_s8(const int8_t *input, int batches, int dep
                                        int8_t *output, int units, int32_t out_zp,
                                        int32_t act_min, int32_t act_max) {
     if (fast) {
-        mcu_fc_body(input, batches, depth, wpk, rq, 1, output, units, out_zp, act_min, act_max);
+        mcu_fc_body(input, batches, depth, wpk, 0, rq, 1, output, units, out_zp, act_min,
+                    act_max);
     } else {
-        mcu_fc_body(input, batches, depth, wpk, rq, 0, output, units, out_zp, act_min, act_max);
+        mcu_fc_body(input, batches, depth, wpk, 0, rq, 0, output, units, out_zp, act_min,
+                    act_max);
+    }
+}
+
+/* The same on int4 weights (TFLM runs them per tensor only): w4 is pack_weight_rows' layout
+ * with the units padded to a multiple of MCU_FC_RB, in the word layout (tflite_converter/
+ * int4.py pack_words); each group is widened to the int8 words as it is used, so the kernel
+ * needs no scratch. */
+MCU_KERNEL void mcu_fully_connected_s4(const int8_t *input, int batches, int depth,
+                                       const uint8_t *w4, const int32_t *rq, int fast,
+                                       int8_t *output, int units, int32_t out_zp,
+                                       int32_t act_min, int32_t act_max) {
+    const int8_t *wpk = (const int8_t *)w4;
+    if (fast) {
+        mcu_fc_body(input, batches, depth, wpk, 1, rq, 1, output, units, out_zp, act_min,
+                    act_max);
+    } else {
+        mcu_fc_body(input, batches, depth, wpk, 1, rq, 0, output, units, out_zp, act_min,
+                    act_max);
     }
 }
 

@@ -13,11 +13,19 @@ Two special cases: pointwise layers of 8, 16, 24 or 32 input channels in the FAS
 run mcu_conv2d_1x1_reg_s8 / mcu_conv2d_1x1_reg_strided_s8 (inputs in registers, one record
 per output channel: conv1x1_register_records), and kxk layers granted room for one pixel only run
 mcu_conv2d_px1_s8 on weights widened to int16 here (pack_wide_weight_rows).
+
+int4 filters (Tensor.packed_int4) keep pack_weight_rows' layout packed two a byte in Flash
+(int4.pack_words: eight values a word, which the kernels split with two ANDs) and run
+mcu_conv2d_1x1_s4 / mcu_conv2d_s4, which unpack CONV_ROW_BLOCK rows at a time into the scratch
+(conv2d_spec.conv2d_int4_rows_bytes) for the same core, or, where the plan granted room for it
+(variant "px3w", conv2d_spec.conv2d_preferred_scratch), the whole filter once per invoke and
+then run the int8 kernel; the register and widened-weight kernels, whose records hold the
+weights widened, are not used for them.
 """
 from __future__ import annotations
 
 from engine import quantization
-from tflite_converter import conv2d_spec, reader, schema, validate
+from tflite_converter import conv2d_spec, int4, reader, schema, validate
 from tflite_converter.codegen.api import EmitContext, KernelCall
 from tflite_converter.codegen.ops._conv_common import (
     CONV_ROW_BLOCK,
@@ -38,7 +46,7 @@ from tflite_converter.codegen.ops._conv_common import (
     scalar_zero_point,
     spatial_out,
 )
-from tflite_converter.conv2d_spec import conv2d_variant_pixels
+from tflite_converter.conv2d_spec import conv2d_variant_pixels, conv2d_variant_whole
 from tflite_converter.ir import Op, OpKind, Pads
 from tflite_converter.op_registry import OpRecord, register
 
@@ -75,7 +83,8 @@ def emit_conv2d(ctx: EmitContext, op: Op) -> KernelCall:
     x_ptr, y_ptr = ctx.ptr(op.inputs[0]), ctx.ptr(op.outputs[0])
     in_img, out_img = in_h * in_w * in_c, out_h * out_w * out_c
     pointwise = k_h == 1 and k_w == 1 and p == Pads()
-    if pointwise and in_c in REG_1X1_DEPTHS and mode is ConvRequantMode.FAST_FULL:
+    s4 = w.packed_int4
+    if not s4 and pointwise and in_c in REG_1X1_DEPTHS and mode is ConvRequantMode.FAST_FULL:
         # few input channels: the register-resident kernels (conv2d.c mcu_conv2d_1x1_reg_s8,
         # a run of pixels; mcu_conv2d_1x1_reg_strided_s8 steps input rows and pixels)
         rec = ctx.const_array(f"op{op.index}_rec", conv1x1_register_records(rows, table),
@@ -96,28 +105,35 @@ def emit_conv2d(ctx: EmitContext, op: Op) -> KernelCall:
     pixel_block = conv2d_variant_pixels(variant)
     # one pixel at a time uses each weight once per pixel: widen them here instead of in the
     # loop (twice this op's weight Flash; cifar10's op 1: 2.67M -> 1.62M instructions)
-    one_pixel = not pointwise and pixel_block == 1
-    if one_pixel:
+    one_pixel = not s4 and not pointwise and pixel_block == 1
+    if s4:
+        weights = ctx.const_array(f"op{op.index}_w4",
+                                  int4.pack_words(pack_weight_rows(rows, CONV_ROW_BLOCK)),
+                                  "uint8_t")
+    elif one_pixel:
         weights = ctx.const_array(f"op{op.index}_wide", pack_wide_weight_rows(rows), "int16_t")
     else:
         weights = ctx.const_array(f"op{op.index}_wpk", pack_weight_rows(rows, CONV_ROW_BLOCK),
                                   "int8_t")
+    suffix = "s4" if s4 else "s8"
+    # the int4 kernels' `whole` argument: the plan granted room for the whole unpacked filter
+    whole = f"{int(conv2d_variant_whole(variant))}, " if s4 else ""
     calls = []
     for b in range(n):
         xi, yi = offset_ptr(x_ptr, b * in_img), offset_ptr(y_ptr, b * out_img)
         tail = (f"{weights}, {rq_table}, {int(mode)}, {yi}, {out_h}, {out_w}, {out_c}, {zp_out}, "
                 f"{act_min}, {act_max}")
         if pointwise:
-            calls.append(f"mcu_conv2d_1x1_s8({xi}, {in_w}, {in_c}, {a.stride_h}, {a.stride_w}, "
-                         f"{tail}, {scratch});")
+            calls.append(f"mcu_conv2d_1x1_{suffix}({xi}, {in_w}, {in_c}, {a.stride_h}, {a.stride_w}, "
+                         f"{tail}, {whole}{scratch});")
         elif one_pixel:
             calls.append(f"mcu_conv2d_px1_s8({xi}, {in_h}, {in_w}, {in_c}, {k_h}, {k_w}, "
                          f"{a.stride_h}, {a.stride_w}, {a.dilation_h}, {a.dilation_w}, "
                          f"{p.top}, {p.left}, {zp_in}, {tail}, {scratch});")
         else:
-            calls.append(f"mcu_conv2d_s8({xi}, {in_h}, {in_w}, {in_c}, {k_h}, {k_w}, "
+            calls.append(f"mcu_conv2d_{suffix}({xi}, {in_h}, {in_w}, {in_c}, {k_h}, {k_w}, "
                          f"{a.stride_h}, {a.stride_w}, {a.dilation_h}, {a.dilation_w}, "
-                         f"{p.top}, {p.left}, {zp_in}, {tail}, {pixel_block}, {scratch});")
+                         f"{p.top}, {p.left}, {zp_in}, {tail}, {pixel_block}, {whole}{scratch});")
     return KernelCall(code="\n".join(calls), kernels=("conv2d",))
 
 register(OpRecord(OpKind.CONV_2D, B.CONV_2D, reader.read_conv, validate.conv_rule, conv2d_spec.SPEC,

@@ -15,6 +15,12 @@ channel-group kernel's are [ceil(Cout/4)][kh*kw][4] (hwc_weights) with TFLite's 
 Per-channel scales are read along the output channels whatever
 the stored quantized dimension says (TFLM does the same: it sizes them by the filter's last
 dimension), which is what the old per-channel layout of tflm_person_detect needs.
+
+int4 filters (Tensor.packed_int4) keep the same layouts packed two a byte (int4.pack) and run
+the *_s4 kernels, which unpack one channel's (channel group's, for the HWC kernel) weights at
+a time into a stack buffer of DW_S4_MAX bytes before the int8 loops; where the planned
+variant is the four-channel band kernel (int16 pair words), they run the single-channel band
+kernel in the same band instead.
 """
 from __future__ import annotations
 
@@ -23,7 +29,7 @@ import enum
 import numpy as np
 
 from engine import quantization
-from tflite_converter import depthwise_spec, reader, schema, validate
+from tflite_converter import depthwise_spec, int4, reader, schema, validate
 from tflite_converter.codegen.api import EmitContext, KernelCall
 from tflite_converter.codegen.ops._conv_common import (
     bias_values,
@@ -45,6 +51,8 @@ B = schema.BuiltinOperator
 
 # taps per stored kernel row are a multiple of this (MCU_DW_ROW in the kernel)
 ROW_MULTIPLE = 4
+# bytes of the int4 kernels' stack buffer for one channel's / group's weights (MCU_DW_S4_MAX)
+DW_S4_MAX = 256
 
 
 def padded_rows(rows: np.ndarray, k_h: int, k_w: int) -> np.ndarray:
@@ -96,6 +104,13 @@ def hwc_weights(rows: np.ndarray) -> np.ndarray:
 
 
 
+def _dw_weights(ctx: EmitContext, op: Op, layout: np.ndarray, s4: bool) -> str:
+    """The int8 weight layout as a constant array, packed two a byte for an int4 filter."""
+    if s4:
+        return ctx.const_array(f"op{op.index}_dw_w4", int4.pack(layout), "uint8_t")
+    return ctx.const_array(f"op{op.index}_dw_weights", layout, "int8_t")
+
+
 def emit_depthwise_conv2d(ctx: EmitContext, op: Op) -> KernelCall:
     a, x, y, w = conv_operands(ctx, op)
     n, in_h, in_w, in_c = x.shape
@@ -136,10 +151,19 @@ def emit_depthwise_conv2d(ctx: EmitContext, op: Op) -> KernelCall:
     if variant is None:
         refuse(op, "no depthwise kernel runs in the planned scratch")
     kind = DwKernel(variant)
+    s4 = w.packed_int4
+    if s4:
+        # the four-channel band kernel's int16 pairs have no int4 form: the band kernel
+        # runs in the same band instead
+        kind = DwKernel.BAND if kind is DwKernel.BAND4 else kind
+        unpacked = 4 * k_h * k_w if kind is DwKernel.HWC else k_h * -(-k_w // ROW_MULTIPLE) * ROW_MULTIPLE
+        if unpacked > DW_S4_MAX:
+            refuse(op, f"int4 {k_h}x{k_w} depthwise filter: the {kind.value} kernel would unpack "
+                       f"{unpacked} weights at a time, more than its {DW_S4_MAX}-byte buffer")
     if kind is DwKernel.HWC:
         # TFLite's own int32 bias: this kernel subtracts zp_in from the inputs instead
         bias_name = ctx.const_array(f"op{op.index}_bias", raw_bias.astype(np.int32), "int32_t")
-        weights = ctx.const_array(f"op{op.index}_dw_weights", hwc_weights(rows), "int8_t")
+        weights = _dw_weights(ctx, op, hwc_weights(rows), s4)
     elif kind is DwKernel.BAND4:
         bias_name = ctx.const_array(f"op{op.index}_bias", folded_bias(op, raw_bias, rows, zp_in),
                                     "int32_t")
@@ -148,9 +172,9 @@ def emit_depthwise_conv2d(ctx: EmitContext, op: Op) -> KernelCall:
     else:
         bias_name = ctx.const_array(f"op{op.index}_bias", folded_bias(op, raw_bias, rows, zp_in),
                                     "int32_t")
-        weights = ctx.const_array(f"op{op.index}_dw_weights", padded_rows(rows, k_h, k_w),
-                                  "int8_t")
+        weights = _dw_weights(ctx, op, padded_rows(rows, k_h, k_w), s4)
     in_img, out_img = in_h * in_w * in_c, out_h * out_w * out_c
+    sfx = "s4" if s4 else "s8"
     calls = []
     for b in range(n):
         xi, yi = offset_ptr(x_ptr, b * in_img), offset_ptr(y_ptr, b * out_img)
@@ -160,10 +184,10 @@ def emit_depthwise_conv2d(ctx: EmitContext, op: Op) -> KernelCall:
                 f"{out_h}, {out_w}, {zp_out}, {act_min}, {act_max}")
         if kind is DwKernel.HWC:
             scratch = ctx.scratch(op) if in_place else "(int8_t *)0"
-            calls.append(f"mcu_depthwise_conv2d_hwc_s8({xi}, {in_h}, {in_w}, {in_c}, {tail}, "
+            calls.append(f"mcu_depthwise_conv2d_hwc_{sfx}({xi}, {in_h}, {in_w}, {in_c}, {tail}, "
                          f"{scratch});")
         elif kind is DwKernel.PLANE:
-            calls.append(f"mcu_depthwise_conv2d_s8({xi}, {in_h}, {in_w}, {in_c}, {depth_mult}, "
+            calls.append(f"mcu_depthwise_conv2d_{sfx}({xi}, {in_h}, {in_w}, {in_c}, {depth_mult}, "
                          f"{tail}, {ctx.scratch(op)});")
         elif kind is DwKernel.BAND4:
             calls.append(f"mcu_depthwise_conv2d_c1g4_s8({xi}, {in_h}, {in_w}, {depth_mult}, "
@@ -172,10 +196,10 @@ def emit_depthwise_conv2d(ctx: EmitContext, op: Op) -> KernelCall:
                          f"{rq.per_channel}, {yi}, {out_h}, {out_w}, {zp_out}, {act_min}, "
                          f"{act_max}, {ctx.scratch(op)});")
         elif kind is DwKernel.BAND:
-            calls.append(f"mcu_depthwise_conv2d_c1_s8({xi}, {in_h}, {in_w}, {depth_mult}, "
+            calls.append(f"mcu_depthwise_conv2d_c1_{sfx}({xi}, {in_h}, {in_w}, {depth_mult}, "
                          f"{tail}, {ctx.scratch(op)});")
         else:
-            calls.append(f"mcu_depthwise_conv2d_direct_s8({xi}, {in_h}, {in_w}, {in_c}, "
+            calls.append(f"mcu_depthwise_conv2d_direct_{sfx}({xi}, {in_h}, {in_w}, {in_c}, "
                          f"{depth_mult}, {tail});")
     return KernelCall(code="\n".join(calls), kernels=("depthwise_conv2d",))
 

@@ -12,13 +12,18 @@ Where every unit's accumulator provably stays within +-2^23 (always so far: |bia
 sum|w| < 2^23), the weights are stored as offset bytes for mcu_fc_offset_s8 (one sign
 extension per weight word instead of two, see fully_connected.c); otherwise the plain layout
 and mcu_fully_connected_s8.
+
+int4 filters (Tensor.packed_int4, per tensor as TFLM requires) keep the plain layout, the
+units padded to whole blocks of four rows, packed two a byte in the word layout
+(int4.pack_words) and run mcu_fully_connected_s4, which widens each group of weights as it
+reads it: no scratch, the same requantisation table.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from engine import quantization
-from tflite_converter import opspec, reader, schema, validate
+from tflite_converter import int4, opspec, reader, schema, validate
 from tflite_converter.codegen.api import EmitContext, KernelCall
 from tflite_converter.codegen.ops._conv_common import (
     FC_ROW_BLOCK,
@@ -119,7 +124,15 @@ def emit_fully_connected(ctx: EmitContext, op: Op) -> KernelCall:
     assert w.data is not None  # int8_weights refuses non-constant weights
     rows = w.data
     bias = folded_bias(op, bias_values(ctx, op, optional_input(op, 2), units), rows, zp_in)
-    if offset_kernel_exact(bias, rows):
+    if w.packed_int4:
+        rq, fast = requant_table(ctx, op, bias, rows, mult, shift, zp_out)
+        # whole blocks of FC_ROW_BLOCK rows (zero rows appended), in the word layout
+        padded = np.zeros((-(-units // FC_ROW_BLOCK) * FC_ROW_BLOCK, depth), dtype=np.int8)
+        padded[:units] = rows
+        weights = ctx.const_array(f"op{op.index}_w4",
+                                  int4.pack_words(pack_weight_rows(padded, FC_ROW_BLOCK)), "uint8_t")
+        kernel = "mcu_fully_connected_s4"
+    elif offset_kernel_exact(bias, rows):
         table, fast = requant_values(bias, rows, mult, shift, zp_out)
         rq = ctx.const_array(f"op{op.index}_rq", offset_table(table, bias, rows, fast, zp_out),
                              "int32_t")
