@@ -43,11 +43,6 @@ from engine.tflm import TflmModel
 from tflite_converter.codegen.generate import convert_model
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("models", ["mcunet-in0"], "Published MCUNet networks (mcunet_tf.mcunet_configs).")
-flags.DEFINE_integer("inputs", 5, "Seeded random inputs compared with TFLM on the host.")
-flags.DEFINE_bool("qemu", True, "Also run the Cortex-M7 DSP build under QEMU (2 inputs).")
-flags.DEFINE_list("rewrite", [str(Path(__file__).resolve().parents[2] / "shared" / "models")],
-                  "Folders whose .tflite files are rewritten as int4 and checked on the host.")
 
 _FITS = ("import sys\nfrom engine.tflm import TflmModel\n"
          "TflmModel(open(sys.argv[1], 'rb').read(), arena_size=int(sys.argv[2]))\n")
@@ -174,4 +169,11 @@ def _run(argv: Sequence[str]) -> None:
 
 
 if __name__ == "__main__":
+    # defined only when run as the command: tests import this module beside other benchmarks
+    # whose flags share these names
+    flags.DEFINE_list("models", ["mcunet-in0"], "Published MCUNet networks (mcunet_tf.mcunet_configs).")
+    flags.DEFINE_integer("inputs", 5, "Seeded random inputs compared with TFLM on the host.")
+    flags.DEFINE_bool("qemu", True, "Also run the Cortex-M7 DSP build under QEMU (2 inputs).")
+    flags.DEFINE_list("rewrite", [str(Path(__file__).resolve().parents[2] / "shared" / "models")],
+                      "Folders whose .tflite files are rewritten as int4 and checked on the host.")
     app.run(_run)
