@@ -48,7 +48,7 @@ from tflite_converter import planner, reader
 from tflite_converter.codegen.generate import PLAN_JSON, GeneratedModel, convert_model, generate
 from tflite_converter.errors import ConversionError
 from tflite_converter.ir import Graph
-from tflite_converter.patch import PatchSetting, grid_text, input_outside
+from tflite_converter.patch import PatchSetting, grid_text
 from tflite_converter.pipeline import compile_model, plan_extra
 
 # Failures of one stage that must not stop the others or the run: a model TFLM or LiteRT
@@ -616,7 +616,7 @@ def measure_model(path: Path, work_dir: Path, options: BenchOptions = BenchOptio
     if options.patch:
         progress("patch-based")
         try:
-            result.patch = _measure_patch(result, path, work_dir / f"{stem}_patch", name, random_samples,
+            result.patch = _measure_patch(path, work_dir / f"{stem}_patch", name, random_samples,
                                           tflm_out.get(InputSet.RANDOM), options)
         except (ConversionError, qemu.QemuError, *STAGE_ERRORS) as e:
             result.errors["patch-based"] = _first_line(e)
@@ -625,13 +625,11 @@ def measure_model(path: Path, work_dir: Path, options: BenchOptions = BenchOptio
     return result
 
 
-def _measure_patch(result: ModelResult, path: Path, out_dir: Path, name: str,
-                   samples: list[list[np.ndarray]], tflm_out: Optional[list[list[np.ndarray]]],
-                   options: BenchOptions) -> PatchResult:
-    base = compile_model(path)
+def _measure_patch(path: Path, out_dir: Path, name: str, samples: list[list[np.ndarray]],
+                   tflm_out: Optional[list[list[np.ndarray]]], options: BenchOptions) -> PatchResult:
     patched = compile_model(path, patch=PatchSetting("auto"))
-    lbl = base.plan.arena_bytes
-    lbl_out = planner.plan_memory(input_outside(base.graph), base.order).arena_bytes
+    lbl, lbl_out = patched.layer_by_layer_arena, patched.layer_by_layer_without_input
+    assert lbl is not None and lbl_out is not None  # set whenever patches are asked for
     c = patched.patch
     if c is None:
         return PatchResult(lbl, lbl_out, lbl, lbl_out)

@@ -27,21 +27,15 @@ from absl import app, flags
 
 from benchmarks.model_files import compiled_models, tflite_files
 from engine import qemu
-from engine.compare import host_vs_tflm
+from engine.compare import first_difference, host_vs_tflm
 from engine.tflm import TflmModel, random_inputs
 from tflite_converter.codegen.generate import generate
-from tflite_converter.patch import PatchSetting, grid_text, input_outside
+from tflite_converter.patch import PatchSetting, grid_text
 from tflite_converter.pipeline import CompiledModel, compile_model
-from tflite_converter.planner import plan_memory
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DIRS = (REPO.parent / "shared" / "models", REPO / "build" / "models")
 FLAGS = flags.FLAGS
-
-
-def _same(got: Sequence[np.ndarray], want: Sequence[np.ndarray]) -> bool:
-    return all(np.array_equal(np.asarray(g).view(np.uint8).reshape(-1), np.asarray(w).view(np.uint8).reshape(-1))
-               for g, w in zip(got, want))
 
 
 def cortex_m7_row(path: Path, work: Path, compiled: CompiledModel, base: CompiledModel) -> str:
@@ -62,7 +56,7 @@ def cortex_m7_row(path: Path, work: Path, compiled: CompiledModel, base: Compile
             failed[tag] = str(e).splitlines()[1 if len(str(e).splitlines()) > 1 else 0][:80]
             continue
         flash = r.model.text + r.model.rodata if r.model is not None else 0
-        runs[tag] = (r.instructions_per_invoke[0], flash, _same(r.outputs[0], want))
+        runs[tag] = (r.instructions_per_invoke[0], flash, first_difference([r.outputs[0]], [want]) is None)
     parts = []
     if "lbl" in runs and "patch" in runs:
         (n0, f0, _), (n1, f1, _) = runs["lbl"], runs["patch"]
@@ -85,9 +79,8 @@ def main(dirs: Sequence[Path], max_macs_overhead: float, check: bool, candidates
     setting = PatchSetting("auto", max_macs_overhead=max_macs_overhead)
     with tempfile.TemporaryDirectory(prefix="patch_arena_") as tmp:
         for path, compiled in compiled_models(paths, patch=setting):
-            lbl = compiled.layer_by_layer_arena or compiled.plan.arena_bytes
-            base = compile_model(path)
-            lbl_out = plan_memory(input_outside(base.graph), base.order).arena_bytes
+            lbl, lbl_out = compiled.layer_by_layer_arena, compiled.layer_by_layer_without_input
+            assert lbl is not None and lbl_out is not None  # set whenever patches are asked for
             c = compiled.patch
             if c is None:
                 split, grid, arena, arena_out, macs = "lbl", "-", lbl, lbl_out, 0.0
@@ -105,7 +98,7 @@ def main(dirs: Sequence[Path], max_macs_overhead: float, check: bool, candidates
                   f"{arena_out:10,d} {lbl / max(arena, 1):6.2f} {lbl_out / max(arena_out, 1):8.2f} "
                   f"{100 * macs:6.1f}%{verdict}", flush=True)
             if on_qemu and c is not None:
-                row = cortex_m7_row(path, Path(tmp), compiled, base)
+                row = cortex_m7_row(path, Path(tmp), compiled, compile_model(path))
                 bad += "DIFFERENT" in row
                 print(row, flush=True)
             if candidates:

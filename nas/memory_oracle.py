@@ -46,7 +46,7 @@ from nas.arch_graph import network_to_graph
 from nas.fast_oracle import chain_memory
 from nas.flash_estimate import graph_flash_bytes, network_flash_bytes
 from tflite_converter.ir import Graph
-from tflite_converter.patch import PatchSetting, best_candidate, grid_text, patch_candidates
+from tflite_converter.patch import PatchSetting, choose_patch, grid_text
 from tflite_converter.planner import plan_memory
 from tflite_converter.schedule import schedule
 
@@ -137,7 +137,7 @@ class MemoryOracle:
             result = MemoryProfile(arena, lower_bound, network_flash_estimate_bytes(spec), "chain_fast")
         else:
             result = self._plan(spec)
-        if self.patch is not None and (self.patch.sram_limit is None or result.arena_bytes > self.patch.sram_limit):
+        if self.patch is not None and self.patch.worth_trying(result.arena_bytes):
             result = self._patched(spec, result)
         if self.cache_size:
             self._cache[spec] = result
@@ -166,9 +166,7 @@ class MemoryOracle:
         def arena(g: Graph, o: Sequence[int]) -> int:
             return plan_memory(g, o, alignment=self.alignment, overlap=self.overlap).arena_bytes
 
-        cands = patch_candidates(graph, order, arena, max_macs_overhead=self.patch.max_macs_overhead,
-                                 sram_limit=self.patch.sram_limit, without_input=False)
-        best = best_candidate(cands, layer_by_layer.arena_bytes, self.patch.sram_limit)
+        best, _ = choose_patch(graph, order, layer_by_layer.arena_bytes, self.patch, arena, without_input=False)
         if best is None:
             return layer_by_layer
         p = best.plan

@@ -148,8 +148,9 @@ def prelu_inplace(graph: Graph, op: Op) -> tuple[int, ...]:
 
 @dataclasses.dataclass(frozen=True)
 class OpSpec:
-    """What one op kind costs. `alias`: the output is the input's bytes under another shape
-    (no code runs, same offset, lifetimes merged)."""
+    """What one op kind costs. `alias`: the output is input 0's bytes (same offset, lifetimes
+    merged): a view under another shape where no code runs (RESHAPE), or input 0 with part of
+    it written over (PATCH_WRITE, a patch copied into its window)."""
 
     macs: MacsFn = _zero_macs
     scratch: ScratchFn = _no_scratch

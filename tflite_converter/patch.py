@@ -194,8 +194,8 @@ def _pad_attrs(graph: Graph, op: Op, out: Window, ins: dict[int, Window]) -> obj
     (top, _), (left, _) = a.paddings[1], a.paddings[2]
     before_h = max(top - out.h0, 0)
     before_w = max(left - out.w0, 0)
-    local = (a.paddings[0], (before_h, out.height - before_h - max(x.height, 0)),
-             (before_w, out.width - before_w - max(x.width, 0)), a.paddings[3])
+    local = (a.paddings[0], (before_h, out.height - before_h - x.height),
+             (before_w, out.width - before_w - x.width), a.paddings[3])
     return dataclasses.replace(a, paddings=local)
 
 
@@ -226,8 +226,7 @@ def _patchable(graph: Graph, op: Op) -> bool:
     whole by every patch), a concatenation only along channels."""
     if op.kind not in RULES or len(op.outputs) != 1:
         return False
-    out = graph.tensors[op.outputs[0]]
-    if len(out.shape) != 4 or out.shape[0] != 1 or out.dtype.itemsize != 1:
+    if not _byte_nhwc(graph.tensors[op.outputs[0]]):
         return False
     a = op.attrs
     if op.kind is OpKind.CONCATENATION and getattr(a, "axis", None) != 3:
@@ -243,7 +242,7 @@ def _patchable(graph: Graph, op: Op) -> bool:
             if i in spatial or (RULES[op.kind] is ELEMENTWISE and opspec.numel(x.shape[:-1]) != 1):
                 return False
             continue
-        if i not in spatial or len(x.shape) != 4 or x.shape[0] != 1 or x.dtype.itemsize != 1:
+        if i not in spatial or not _byte_nhwc(x):
             return False
     return True
 
@@ -611,6 +610,19 @@ def patch_candidates(graph: Graph, order: Sequence[int], plan_arena: PlanFn,
     return out
 
 
+def choose_patch(graph: Graph, order: Sequence[int], layer_by_layer_bytes: int, setting: "PatchSetting",
+                 plan_arena: PlanFn, splits: Optional[Sequence[Split]] = None, without_input: bool = True
+                 ) -> tuple[Optional[PatchCandidate], list[PatchCandidate]]:
+    """`--patch=auto`'s choice for `graph` in `order` (the converter's and the search
+    oracle's): (the candidate in use or None for layer by layer, every candidate weighed).
+    A network within the setting's SRAM limit layer by layer is not patched."""
+    if not setting.worth_trying(layer_by_layer_bytes):
+        return None, []
+    cands = patch_candidates(graph, order, plan_arena, max_macs_overhead=setting.max_macs_overhead,
+                             splits=splits, sram_limit=setting.sram_limit, without_input=without_input)
+    return best_candidate(cands, layer_by_layer_bytes, setting.sram_limit), cands
+
+
 def best_candidate(candidates: Sequence[PatchCandidate], layer_by_layer_bytes: int,
                    sram_limit: Optional[int] = None) -> Optional[PatchCandidate]:
     """The lowest peak (ties: fewest MACs), or with `sram_limit` the fewest MACs that fit it
@@ -655,6 +667,10 @@ class PatchSetting:
         if not all(1 <= g <= MAX_GRID for g in grid):
             raise ValueError(f"--patch={text}: the grid N (or R and C) must be 1..{MAX_GRID}")
         return cls("fixed", int(split), grid, max_macs_overhead, sram_limit)
+
+    def worth_trying(self, layer_by_layer_bytes: int) -> bool:
+        """auto, and the layer-by-layer arena is over the SRAM limit (or there is none)."""
+        return self.mode == "auto" and (self.sram_limit is None or layer_by_layer_bytes > self.sram_limit)
 
     def get_config(self) -> dict:
         return {**dataclasses.asdict(self), "grid": None if self.grid is None else list(self.grid)}

@@ -19,10 +19,9 @@ from tflite_converter.patch import (
     PatchPlan,
     PatchSetting,
     apply_patches,
-    best_candidate,
+    choose_patch,
     grid_text,
     input_outside,
-    patch_candidates,
     stage_splits,
     total_macs,
 )
@@ -39,10 +38,12 @@ class CompiledModel:
     order: tuple[int, ...]  # positions in graph.ops, as the plan runs them
     plan: MemoryPlan
     # patch-based inference (tflite_converter/patch.py): the plan in use (None: layer by
-    # layer), the candidates weighed, and the layer-by-layer arena they were weighed against
+    # layer), the candidates weighed, and the layer-by-layer arena they were weighed against,
+    # with the graph input in it and held outside it (set whenever patches were asked for)
     patch: Optional[PatchCandidate] = None
     patch_candidates: tuple[PatchCandidate, ...] = ()
     layer_by_layer_arena: Optional[int] = None
+    layer_by_layer_without_input: Optional[int] = None
 
 
 LAYER_BY_LAYER = PatchSetting("off")
@@ -53,6 +54,7 @@ def _with_patches(graph: Graph, order: Sequence[int], plan: MemoryPlan, setting:
     def arena(g: Graph, o: Sequence[int]) -> int:
         return plan_memory(g, o, overlap=overlap, overwrite_inputs=overwrite_input).arena_bytes
 
+    lbl = (plan.arena_bytes, arena(input_outside(graph), order))
     splits = stage_splits(graph, order)
     if setting.mode == "fixed":
         grid = setting.grid or (1, 1)
@@ -68,17 +70,14 @@ def _with_patches(graph: Graph, order: Sequence[int], plan: MemoryPlan, setting:
         p_plan = plan_memory(patched, p_order, overlap=overlap, overwrite_inputs=overwrite_input)
         cand = PatchCandidate(PatchPlan(chosen[0], grid, total_macs(patched), total_macs(graph)),
                               p_plan.arena_bytes, arena(input_outside(patched), p_order))
-        return CompiledModel(patched, tuple(p_plan.order), p_plan, cand, (cand,), plan.arena_bytes)
-    if setting.sram_limit is not None and plan.arena_bytes <= setting.sram_limit:
-        return CompiledModel(graph, tuple(plan.order), plan, None, (), plan.arena_bytes)  # fits as it is
-    cands = patch_candidates(graph, order, arena, max_macs_overhead=setting.max_macs_overhead, splits=splits,
-                             sram_limit=setting.sram_limit)
-    best = best_candidate(cands, plan.arena_bytes, setting.sram_limit)
+        return CompiledModel(patched, tuple(p_plan.order), p_plan, cand, (cand,), *lbl)
+    best, cands = choose_patch(graph, order, plan.arena_bytes, setting, arena, splits)
     if best is None:
-        return CompiledModel(graph, tuple(plan.order), plan, None, tuple(cands), plan.arena_bytes)
+        return CompiledModel(graph, tuple(plan.order), plan, None, tuple(cands), *lbl)
+    # the candidates kept only their figures: rewrite and plan the chosen one once more
     patched, p_order = apply_patches(graph, order, best.plan.split, best.plan.grid)
     p_plan = plan_memory(patched, p_order, overlap=overlap, overwrite_inputs=overwrite_input)
-    return CompiledModel(patched, tuple(p_plan.order), p_plan, best, tuple(cands), plan.arena_bytes)
+    return CompiledModel(patched, tuple(p_plan.order), p_plan, best, tuple(cands), *lbl)
 
 
 def compile_model(tflite: str | os.PathLike[str] | bytes, overlap: bool = True,
@@ -113,6 +112,7 @@ def plan_extra(compiled: CompiledModel) -> dict:
         return {}
     return {"patch": {"chosen": None if compiled.patch is None else compiled.patch.get_config(),
                       "layer_by_layer_arena_bytes": compiled.layer_by_layer_arena,
+                      "layer_by_layer_without_input_bytes": compiled.layer_by_layer_without_input,
                       "candidates": [c.get_config() for c in compiled.patch_candidates]}}
 
 
