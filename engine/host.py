@@ -79,11 +79,12 @@ class HostModel:
         self.sanitize = sanitize
         if sanitize:
             flags = (*STRICT_FLAGS, *SANITIZE_FLAGS, "-DMCU_HOST_MAIN", *extra_flags)
-            self.path = _cached_build(self.model, flags, "runner", ("-fsanitize=address,undefined",))
+            self.path = _cached_build(self.model, flags, "runner", ("-fsanitize=address,undefined", "-lm"))
             self._lib = None
         else:
             flags = (*STRICT_FLAGS, *OPT_FLAGS, "-fPIC", "-shared", *extra_flags)
-            self.path = _cached_build(self.model, flags, "model.so", ())
+            # -lm: the float32 head and tail kernels call the C library's expf / logf / tanhf
+            self.path = _cached_build(self.model, flags, "model.so", ("-lm",))
             self._lib = self._load(self.path)
 
     def _load(self, path: Path) -> ctypes.CDLL:

@@ -58,7 +58,8 @@ BOARDS: dict[Cpu, Board] = {
 
 OPT_FLAGS = ("-O2", "-ffunction-sections", "-fdata-sections")
 LINK_FLAGS = ("-nostartfiles", "--specs=rdimon.specs", "-Wl,--gc-sections")
-LINK_LIBS = ("-Wl,--start-group", "-lc", "-lrdimon", "-lgcc", "-Wl,--end-group")
+# -lm: the float32 head and tail kernels call expf / logf / tanhf (engine/kernels/float_*.c)
+LINK_LIBS = ("-Wl,--start-group", "-lc", "-lm", "-lrdimon", "-lgcc", "-Wl,--end-group")
 # Sections that occupy code memory; .data is counted once, as its load image.
 _FLASH_CODE = re.compile(r"^\.(isr_vector|text|ARM\.extab|ARM\.exidx|init_array|fini_array|preinit_array)")
 

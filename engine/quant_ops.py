@@ -33,6 +33,7 @@ from engine.quantization import (
     INT32_MIN,
     UnsupportedQuantization,
     byte_inputs,
+    fully_connected_effective_scale,
     multiply_by_quantized_multiplier,
     quantize_multiplier,
     requantize_multiplier,
@@ -135,6 +136,136 @@ def squared_difference_reference(p: AddParams, x, y) -> np.ndarray:
 def mul_params(s1: float, s2: float, so: float) -> tuple[int, int]:
     """MUL (mul_common.cc): double(s1) * double(s2) / double(so)."""
     return _qm(float(_f32(s1)) * float(_f32(s2)) / float(_f32(so)))
+
+
+@dataclasses.dataclass(frozen=True)
+class DivParams:
+    """DIV int8 (div.cc, reference div.h): offsets (minus the input zero points, the output
+    zero point) and the output multiplier of s1 / (s2 * so)."""
+
+    in1_offset: int
+    in2_offset: int
+    out_offset: int
+    multiplier: int
+    shift: int
+
+
+def div_params(s1: float, zp1: int, s2: float, zp2: int, so: float, zpo: int) -> DivParams:
+    """DIV: the real multiplier s1 / (s2 * so) in double from the float32 scales.
+
+    The public div.cc divides in float32 and only then widens to double; the tflite-micro
+    wheel the project is pinned to (built from commit 8f6596d) matches the double form on all
+    65,536 int8 input pairs of each quantization we checked (tests/test_kernel_div.py), and
+    the float32 form misses it by one LSB on hundreds of them (scales 0.05 / 0.01 -> 0.2:
+    839 of 65,536)."""
+    m, sh = _qm(float(_f32(s1)) / (float(_f32(s2)) * float(_f32(so))))
+    return DivParams(-int(zp1), -int(zp2), int(zpo), m, sh)
+
+
+def _clz32(v: np.ndarray) -> np.ndarray:
+    """Leading zeros of non-negative int32 values as uint32 (32 for 0)."""
+    v = np.asarray(v, dtype=np.int64)
+    out = np.full(v.shape, 32, dtype=np.int64)
+    nz = v != 0
+    out[nz] = 31 - np.floor(np.log2(v[nz].astype(np.float64))).astype(np.int64)  # exact below 2^31
+    return out
+
+
+def _clrsb32(v: np.ndarray) -> np.ndarray:
+    """CountLeadingSignBits of int32 values (31 for 0 and -1)."""
+    v = np.asarray(v, dtype=np.int64)
+    return _clz32(np.where(v >= 0, v, ~v)) - 1
+
+
+def _div_terms(p: DivParams, x, y) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(numerator, the int32 before the final RoundingDivideByPOT, its exponent) of TFLM's
+    int8 DIV for int8 operands x, y (numpy, broadcasting). The divisor is made positive by
+    flipping both signs; its reciprocal is GetReciprocal(d, 31) (d = 0, which TFLM only
+    DCHECKs against, gives 1 / (1 + (-1)) from a shifted value of INT32_MIN and a shift of -1,
+    as TFLM's release build computes it); the numerator is shifted left by its headroom."""
+    x, y = np.broadcast_arrays(np.asarray(x, dtype=np.int64), np.asarray(y, dtype=np.int64))
+    n, d = x + p.in1_offset, y + p.in2_offset
+    n, d = np.where(d < 0, -n, n), np.abs(d)
+    lz = _clz32(d)
+    inv = one_over_one_plus_x_for_x_in_0_1(_w32((d << np.minimum(lz, 31)) - (1 << 31)))
+    headroom = _clrsb32(n)
+    unscaled = _srdhm(_w32(n << headroom), inv)
+    exponent = (31 - lz) + headroom - p.shift
+    return n, _srdhm(unscaled, p.multiplier), exponent
+
+
+def div_reference(p: DivParams, x, y, act_min: int = -128, act_max: int = 127) -> np.ndarray:
+    """TFLM's int8 DIV result for int8 operands x, y (numpy, broadcasting), where
+    `div_shift_problem` finds none. A zero numerator whose exponent is 32..63 gives 1, not
+    0: gemmlowp's RoundingDivideByPOT builds its mask as (1ll << exponent) - 1, all ones in
+    int32, and 0 is above its threshold -1 (TFLM's bytes on x86-64 and on Arm alike)."""
+    n, v, e = _div_terms(p, x, y)
+    r = np.where(n == 0, (e > 31).astype(np.int64), _rdbpot(v, np.clip(e, 0, 31)))
+    return _clamp(r + p.out_offset, act_min, act_max)
+
+
+def div_shift_problem(p: DivParams, x_values, y_values) -> Optional[str]:
+    """Why TFLM's int8 DIV is undefined for some pair of these operand values (each an array
+    of the int8 values the input can hold), or None. Its last step is RoundingDivideByPOT by
+    recip_shift + headroom - output_shift, which TFLM never bounds: outside [0, 31] the C++
+    shifts are undefined, and x86-64 and Arm give different bytes (for a zero numerator only
+    the 32..63 range is the same on both, see div_reference)."""
+    xs = np.unique(np.asarray(x_values, dtype=np.int64))
+    ys = np.unique(np.asarray(y_values, dtype=np.int64))
+    n, _v, e = _div_terms(p, xs[:, None], ys[None, :])
+    bad = np.where(n == 0, (e < 0) | (e > 63), (e < 0) | (e > 31))
+    if not bad.any():
+        return None
+    i, j = (int(k[0]) for k in np.nonzero(bad))
+    return (f"TFLM's int8 DIV shifts by {int(e[i, j])} (outside 0..31) for input values "
+            f"{int(xs[i])} / {int(ys[j])}: undefined behaviour in its RoundingDivideByPOT, "
+            "whose x86-64 and Arm builds then disagree (output scale too large for the "
+            "quotient's range)")
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchMatMulParams:
+    """BATCH_MATMUL int8 (micro/kernels/batch_matmul.cc, reference batch_matmul.h): minus the
+    LHS and RHS zero points (both added to every operand before the product), the output
+    zero point, and the output multiplier of s_lhs * s_rhs / s_out."""
+
+    lhs_offset: int
+    rhs_offset: int
+    out_offset: int
+    multiplier: int
+    shift: int
+
+
+# The int32 accumulator of K products (l - zl) * (r - zr), each at most 255 * 255 in size,
+# cannot overflow below this depth (TFLM's would: signed overflow, undefined).
+BATCH_MATMUL_MAX_DEPTH = INT32_MAX // (255 * 255)
+
+
+def batch_matmul_params(s_lhs: float, zp_lhs: int, s_rhs: float, zp_rhs: int, s_out: float,
+                        zp_out: int) -> BatchMatMulParams:
+    """BATCH_MATMUL: TFLM's batch_matmul.cc takes its multiplier from the same
+    GetQuantizedConvolutionMultipler as per-tensor FULLY_CONNECTED, so the same order
+    (engine.quantization.fully_connected_effective_scale: in double, as the pinned wheel;
+    tests/test_kernel_batch_matmul.py checks every int8 operand pair)."""
+    m, sh = _qm(fully_connected_effective_scale(s_lhs, s_rhs, s_out))
+    return BatchMatMulParams(-int(zp_lhs), -int(zp_rhs), int(zp_out), m, sh)
+
+
+def batch_matmul_reference(p: BatchMatMulParams, lhs, rhs, adj_x: bool = False,
+                           adj_y: bool = False) -> np.ndarray:
+    """TFLM's int8 BATCH_MATMUL of int8 arrays (numpy; batch dimensions broadcast): per
+    output element sum_k (l + lhs_offset) * (r + rhs_offset) in int32, MultiplyByQuantized
+    Multiplier, plus the output zero point, clamped to int8 (the op has no fused
+    activation)."""
+    a = np.asarray(lhs, dtype=np.int64) + p.lhs_offset
+    b = np.asarray(rhs, dtype=np.int64) + p.rhs_offset
+    if adj_x:
+        a = np.swapaxes(a, -1, -2)
+    if adj_y:
+        b = np.swapaxes(b, -1, -2)
+    acc = np.matmul(a, b)
+    out = multiply_by_quantized_multiplier(acc, p.multiplier, p.shift).astype(np.int64)
+    return _clamp(out + p.out_offset, -128, 127)
 
 
 def prelu_params(s_in: float, s_alpha: float, s_out: float) -> tuple[int, int, int, int]:

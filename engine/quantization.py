@@ -95,10 +95,13 @@ def conv_multipliers(input_scale: float, filter_scales: Sequence[float] | np.nda
 
 def fully_connected_effective_scale(input_scale: float, filter_scale: float,
                                     output_scale: float) -> float:
-    """Per-tensor FULLY_CONNECTED: float32 product, then double division (TFLM's
-    GetQuantizedConvolutionMultipler)."""
-    product = np.float32(np.float32(input_scale) * np.float32(filter_scale))
-    return float(product) / float(np.float32(output_scale))
+    """Per-tensor FULLY_CONNECTED: the scales widened to double, multiplied, divided, as the
+    pinned tflite-micro wheel computes it. (TFLM's source of August 2026 reads as a float32
+    product, `static_cast<double>(input->params.scale * filter->params.scale)`, but the wheel
+    follows the double order wherever the two give different multipliers:
+    tests/test_kernel_fully_connected.py test_multiplier_order_is_the_wheels.)"""
+    return float(np.float32(input_scale)) * float(np.float32(filter_scale)) / float(
+        np.float32(output_scale))
 
 
 def fully_connected_multiplier(input_scale: float, filter_scale: float,

@@ -11,7 +11,9 @@ the converter and engine tests run without TensorFlow):
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import pathlib
+import subprocess
 import sys
 from typing import Any, Callable, Optional
 
@@ -28,6 +30,10 @@ class Pattern:
     ops: frozenset[str]  # TFLite operators the int8 export must contain
     batch_size: Optional[int] = None  # None: the dynamic batch of keras.Input
     refused: Optional[str] = None  # the converter must refuse the export with this (a regex)
+    # ops kept in float32 (TF's QuantizationDebugger with these denylisted, float32 model
+    # input and output, as selectively quantized models from model zoos come): the float
+    # head / tail patterns; each must come out with a float32 output
+    float_ops: frozenset[str] = frozenset()
 
 
 def _reshape_conv1d(keras: Any, tf: Any, x: Any) -> Any:
@@ -116,6 +122,25 @@ def _batch_space(keras: Any, tf: Any, x: Any) -> Any:
     return keras.layers.Lambda(lambda t: tf.batch_to_space(t, [2, 2], [[0, 1], [1, 0]]))(x)
 
 
+def _float_softmax_tail(keras: Any, tf: Any, x: Any) -> Any:
+    """A classifier whose SOFTMAX stays float32: DEQUANTIZE -> SOFTMAX at the end."""
+    x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(10)(x)
+    return keras.layers.Softmax()(x)
+
+
+def _float_log_softmax_tail(keras: Any, tf: Any, x: Any) -> Any:
+    """A float32 LOG_SOFTMAX tail. The input normalisation is denylisted too, but TF folds it
+    into the first convolution, so no float head remains (tests/test_float_edges.py builds
+    one directly)."""
+    x = keras.layers.Lambda(lambda t: (t - 0.25) / 0.5)(x)
+    x = keras.layers.Conv2D(6, 3, strides=2, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dense(5)(x)
+    return keras.layers.Lambda(lambda t: tf.nn.log_softmax(t))(x)
+
+
 PATTERNS: dict[str, Pattern] = {
     "reshape_conv1d": Pattern(_reshape_conv1d, frozenset({"SHAPE", "STRIDED_SLICE", "PACK", "RESHAPE"})),
     "reshape_conv2d": Pattern(_reshape_conv2d, frozenset({"SHAPE", "STRIDED_SLICE", "PACK", "RESHAPE"})),
@@ -133,7 +158,62 @@ PATTERNS: dict[str, Pattern] = {
         refused="op 0 SPACE_TO_BATCH_ND: paddings .*uninitialised"),
     "batch_space": Pattern(_batch_space, frozenset({"SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND"}),
                            batch_size=1),
+    "float_softmax_tail": Pattern(_float_softmax_tail, frozenset({"DEQUANTIZE", "SOFTMAX"}),
+                                  batch_size=1, float_ops=frozenset({"SOFTMAX"})),
+    "float_log_softmax_tail": Pattern(
+        _float_log_softmax_tail, frozenset({"QUANTIZE", "DEQUANTIZE", "LOG_SOFTMAX"}),
+        batch_size=1, float_ops=frozenset({"SUB", "MUL", "ADD", "LOG_SOFTMAX"})),
 }
+
+
+def _export_with_float_ops(model: Any, data: np.ndarray, float_ops: frozenset[str],
+                           path: pathlib.Path) -> None:
+    """Selective quantization: the ops of `float_ops` stay float32 (TF's QuantizationDebugger,
+    the documented way to keep chosen ops in float), float32 input and output."""
+    from mcunet_tf.tf_env import tf
+
+    def samples():
+        for d in data:
+            yield [d[None]]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = samples
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=sorted(float_ops))
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=samples, debug_options=options)
+    path.write_bytes(bytes(debugger.get_nondebug_quantized_model()))
+
+
+def export_in_child(module: str, out_dir: pathlib.Path, repo_root: pathlib.Path) -> pathlib.Path:
+    """Run `python -m <module> OUT_DIR` (a pattern module's export) in a child process, so
+    the test process never imports TensorFlow; pytest.skip without TensorFlow / tf_keras."""
+    import pytest
+
+    if importlib.util.find_spec("tensorflow") is None or importlib.util.find_spec("tf_keras") is None:
+        pytest.skip(f"TensorFlow / tf_keras not installed: cannot export {module}")
+    r = subprocess.run([sys.executable, "-m", module, str(out_dir)], capture_output=True,
+                       text=True, cwd=repo_root, timeout=1200)
+    if r.returncode != 0:
+        raise RuntimeError(f"exporting {module} failed:\n{r.stderr[-3000:]}")
+    return out_dir
+
+
+def operators(model: bytes) -> set[str]:
+    """The TFLite operator names a model's operator codes list."""
+    from tflite_converter import schema
+
+    m = schema.S.ModelT.InitFromPackedBuf(model, 0)
+    return {schema.op_name(schema.builtin_code(oc)) for oc in m.operatorCodes}
+
+
+def exported_model(out_dir: pathlib.Path, name: str, ops: frozenset[str]) -> bytes:
+    """The exported <name>.tflite, asserted to contain the pattern's operators `ops` (else
+    the pattern is no longer tested)."""
+    model = (out_dir / f"{name}.tflite").read_bytes()
+    missing = ops - operators(model)
+    assert not missing, f"the export no longer has {sorted(missing)}: the pattern is not tested"
+    return model
 
 
 def export_all(out_dir: pathlib.Path) -> None:
@@ -148,7 +228,10 @@ def export_all(out_dir: pathlib.Path) -> None:
         model = keras.Model(inp, pattern.build(keras, tf, inp))
         rng = np.random.default_rng(k)
         data = rng.uniform(-1, 1, (CALIBRATION_SAMPLES,) + INPUT_SHAPE).astype(np.float32)
-        export_int8_tflite(model, lambda data=data: iter(data), out_dir / f"{name}.tflite")
+        if pattern.float_ops:
+            _export_with_float_ops(model, data, pattern.float_ops, out_dir / f"{name}.tflite")
+        else:
+            export_int8_tflite(model, lambda data=data: iter(data), out_dir / f"{name}.tflite")
 
 
 if __name__ == "__main__":

@@ -42,13 +42,13 @@ MIRRORS = [
     # of 1 tap is one multiple (test_row_multiple_is_mcu_dw_row checks every width)
     ("tflite_converter.codegen.ops.depthwise_conv2d", "ROW_MULTIPLE", "depthwise_conv2d.c",
      "MCU_DW_ROW(1)"),
-    ("tflite_converter.codegen.ops.fully_connected", "_P_OFFSET", "fully_connected.c",
-     "MCU_FCO_OFFSET"),
-    # the P-lane offset in both halfwords of the packed constant
-    ("tflite_converter.codegen.ops.fully_connected", "_P_OFFSET", "fully_connected.c",
-     "MCU_FCO_LANES_OFFSET & 0xFFFF"),
-    ("tflite_converter.codegen.ops.fully_connected", "_P_OFFSET", "fully_connected.c",
-     "MCU_FCO_LANES_OFFSET >> 16"),
+    ("tflite_converter.codegen.ops.fully_connected", "FCO_ROW_BLOCK", "fully_connected.c",
+     "MCU_FCO_RB"),
+    # Q's low bytes are 127 - x: x EOR 0x7F, in both halfwords of the flip constant
+    ("tflite_converter.codegen.ops.fully_connected", "_Q_OFFSET", "fully_connected.c",
+     "MCU_FCO_Q_FLIP & 0xFFFF"),
+    ("tflite_converter.codegen.ops.fully_connected", "_Q_OFFSET", "fully_connected.c",
+     "MCU_FCO_Q_FLIP >> 16"),
     ("engine.quant_ops", "AddParams.left_shift", "add.c", "MCU_ADD_LEFT_SHIFT"),
     # the int4 kernels: rows unpacked at a time (conv2d.c), the depthwise stack buffer
     ("tflite_converter.conv2d_spec", "CONV_INT4_ROWS", "mcu_matmul_s8.h", "MCU_MM_RB"),

@@ -193,6 +193,42 @@ def test_one_pixel_wide_kernel_matches_tflm_on_host_and_cortex_m7(case: ConvCase
     assert_cortex_m7_matches(d, "m", samples, want)
 
 
+# The DSP loops take 4 groups of taps per iteration after a prefix of G % 4 groups (G & 1,
+# then G & 2): every residue of G = K4 / 4 and G < 4, in the 3-pixel core (mcu_mm_rows3x2_asm)
+# and the one-pixel wide core (mcu_mm_wide_rows1x4). The kxk cases also take the direct path
+# that widens an in-image window straight from its rows (rows of k_w * C bytes, a multiple of
+# 4: mcu_col_put_window), with the gather at the borders; the dilated-rows case steps rows by
+# 2 * W * C.
+GROUP_RESIDUE_CASES = [
+    ConvCase("g9_c4", (1, 10, 11, 4), 16),  # K = 36: G = 9, 1 mod 4
+    ConvCase("g18_c8", (1, 9, 10, 8), 16, zp_in=-128, activation="RELU"),  # G = 18, 2 mod 4
+    ConvCase("g27_c12", (1, 14, 14, 12), 24),  # G = 27, 3 mod 4
+    ConvCase("g36_c16", (1, 16, 12, 16), 24, stride=(2, 1)),  # G = 36, 0 mod 4
+    ConvCase("g3_k1x3", (1, 8, 9, 4), 12, kernel=(1, 3)),  # G = 3 < 4
+    ConvCase("g9_dilated_rows", (1, 11, 9, 4), 16, dilation=(2, 1)),
+]
+PX1_RESIDUE_CASES = [
+    ConvCase("px1_g63", (1, 4, 4, 28), 5),  # K = 252: G = 63, 3 mod 4
+    ConvCase("px1_g72", (1, 4, 4, 32), 6, zp_in=-128),  # G = 72, 0 mod 4
+]
+
+
+@needs_host_compiler
+@needs_cortex_m7
+@pytest.mark.parametrize("case", GROUP_RESIDUE_CASES + PX1_RESIDUE_CASES, ids=lambda c: c.name)
+def test_group_residues_and_direct_windows_match_tflm_on_host_and_cortex_m7(case, tmp_path):
+    rng = seeded_rng(case.name)
+    model = conv_model(case, False, rng)
+    d = convert(model, tmp_path)
+    src = generated_source(d)
+    assert (PX1_KERNEL in src) == (case in PX1_RESIDUE_CASES)
+    samples = random_int8_samples(rng, case.in_shape, 2)
+    want = tflm_outputs(model, samples, ARENA)
+    host = HostModel(str(d), "m")
+    assert all(np.array_equal(host.run(s)[0], e[0]) for s, e in zip(samples, want))
+    assert_cortex_m7_matches(d, "m", samples, want)
+
+
 # ---------------------------------------------------------------------------------------------
 # Requantisation: the one-pass SMMLAR form, dead channels, the modes
 

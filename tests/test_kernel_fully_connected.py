@@ -2,7 +2,7 @@
 
 The emitter runs the offset-byte kernel mcu_fc_offset_s8 where its accumulator bound holds
 (weights stored as offset bytes, 256 * (bias + sum w*x) in an int32; the DSP build's
-whole-block path mcu_fco_blocks4_sat for depths a multiple of 4 with the fast requantisation
+whole-block path mcu_fco_blocks_sat (6-row blocks) for depths a multiple of 4 with the fast requantisation
 into [-128, 127], four groups per loop iteration after G % 4 leading groups, and the
 word-at-a-time input term) and the packed-row kernel mcu_fully_connected_s8 otherwise. Cases
 cover batches, keep_num_dims, per-channel weights, every row-block and depth-tail edge and the
@@ -13,6 +13,7 @@ table are checked in numpy.
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -33,9 +34,10 @@ from tests.kernel_harness import (
     tflm_outputs,
     weight_and_bias_specs,
 )
-from tests.tflite_builder import TensorSpec, build_single_op_model
+from tests.tflite_builder import ModelBuilder, TensorSpec, build_single_op_model
 from tflite_converter.codegen.ops._conv_common import requant_table
 from tflite_converter.codegen.ops.fully_connected import (
+    FCO_ROW_BLOCK,
     OFFSET_ACC_LIMIT,
     offset_kernel_exact,
     offset_start_values,
@@ -43,6 +45,7 @@ from tflite_converter.codegen.ops.fully_connected import (
 )
 
 OFFSET_KERNEL = "mcu_fc_offset_s8("
+LANES_KERNEL = "mcu_fc_offset_lanes_s8("
 PLAIN_KERNEL = "mcu_fully_connected_s8("
 
 
@@ -174,14 +177,54 @@ def test_pack_offset_weights_layout():
     assert got.tolist() == want
 
 
+def test_pack_offset_weights_six_row_blocks():
+    w = np.arange(7 * 4, dtype=np.int8).reshape(7, 4)  # one block of FCO_ROW_BLOCK rows + 1
+    assert FCO_ROW_BLOCK == 6
+    got = pack_offset_weights(w).view(np.uint8).reshape(-1, 4)
+    assert got.shape == (7, 4)  # one group: the six rows of the block, then the seventh
+    for r in range(7):
+        w0, w1, w2, w3 = (int(v) for v in w[r])
+        assert got[r].tolist() == [w1 + 128, w0, w3 + 128, w2]
+
+
 def test_offset_start_values_and_bound():
     w = np.array([[1, -2, 3, 4], [100, 0, -100, 7]], dtype=np.int8)
     bias = np.array([10, -20], dtype=np.int32)
-    assert offset_start_values(bias, w).tolist() == [256 * (10 + 127 * 4), 256 * (-20 + 0)]
+    # 256 * bias - 127 * (sum of the odd taps' w + 128)
+    assert offset_start_values(bias, w).tolist() == [256 * 10 - 127 * (-2 + 4 + 256),
+                                                     256 * -20 - 127 * (0 + 7 + 256)]
+    # a depth tail: the padded odd taps (zero weights) count 128 each
+    w5 = np.array([[1, 2, 3, 4, 5]], dtype=np.int8)
+    assert offset_start_values(np.zeros(1, np.int32), w5).tolist() == [-127 * (2 + 4 + 4 * 128)]
     assert offset_kernel_exact(bias, w)
     big = np.full((1, 600), 127, dtype=np.int8)  # 128 * 127 * 600 > 2^23
     assert 128 * 127 * 600 >= OFFSET_ACC_LIMIT
     assert not offset_kernel_exact(np.zeros(1, np.int32), big)
+
+
+def test_offset_kernel_sums_in_numpy():
+    """The kernel's modulo-2^32 sums (fully_connected.c: P = SXTB16(x), Q = x EOR 0x007F007F
+    against the offset bytes, start value minus the input term) give 256 * (bias + w.x) at
+    the lane extremes and on a depth tail."""
+    rng = np.random.default_rng(3)
+    for depth in (1, 5, 8, 13):
+        w = rng.integers(-127, 128, (3, depth)).astype(np.int8)
+        bias = rng.integers(-3000, 3000, 3)
+        start = offset_start_values(bias, w)
+        packed = pack_offset_weights(w).view(np.uint8).reshape(-1, 3, 4).astype(np.int64)
+        for x in (rng.integers(-128, 128, depth), np.full(depth, -128), np.full(depth, 127)):
+            xp = np.zeros(packed.shape[0] * 4, np.int64)
+            xp[:depth] = x
+            b = (xp.reshape(-1, 4) & 0xFF).astype(np.int64)  # the input bytes of each group
+            p = np.stack([xp[0::4], xp[2::4]], axis=1)
+            q_lo = (b[:, [0, 2]] ^ 0x7F) + 256 * np.stack([xp[1::4], xp[3::4]], axis=1)
+            cx = int(xp[1::2].sum()) << 15
+            for r in range(3):
+                wb = packed[:, r, :]  # [w1+128, w0, w3+128, w2] as bytes
+                wh = wb[:, [0, 2]] + 256 * (wb[:, [1, 3]] - 256 * (wb[:, [1, 3]] >= 128))
+                acc = int(start[r]) - cx + int((wh * p).sum() + (wb[:, [0, 2]] * q_lo).sum())
+                want = 256 * (int(bias[r]) + int(w[r].astype(np.int64) @ x))
+                assert acc % (1 << 32) == want % (1 << 32), (depth, r)
 
 
 OFFSET_CASES = [  # units, depth, batches, zp_in, activation
@@ -225,12 +268,15 @@ def test_offset_kernel_on_cortex_m7(units, depth, batches, zp_in, activation, tm
 # (no loop iteration); units with and without leftover rows (the generic block after the
 # whole-block path); "NONE" takes the fused range, "RELU" (range [-2, 127]) the generic path.
 WHOLE_BLOCK_CASES = [
-    (8, 4, 1, -128, "NONE"),
-    (9, 20, 2, 5, "NONE"),
-    (4, 24, 1, 0, "NONE"),
-    (6, 44, 3, -7, "NONE"),
-    (12, 64, 1, 127, "NONE"),
-    (7, 32, 2, 1, "RELU"),
+    (6, 4, 1, -128, "NONE"),   # one 6-row block, one group
+    (7, 20, 2, 5, "NONE"),     # a block and a one-row tail (C)
+    (4, 24, 1, 0, "NONE"),     # only the 4-row asm block
+    (11, 44, 3, -7, "NONE"),   # a block and a 5-row tail (C)
+    (12, 64, 1, 127, "NONE"),  # two blocks, four groups a turn, no lead
+    (9, 32, 2, 1, "RELU"),     # a 3-row tail in C, generic path
+    (16, 36, 1, 2, "NONE"),    # two 6-row blocks and a 4-row one
+    (10, 48, 1, -3, "RELU"),   # the generic path: a 6-row block, then a four-row one
+    (6, 12, 1, 4, "RELU6"),    # the generic 6-row block, three leading groups only
 ]
 
 
@@ -245,8 +291,7 @@ def test_offset_kernel_whole_blocks_match_tflm_on_host(units, depth, batches, zp
 
 
 @needs_cortex_m7
-@pytest.mark.parametrize("case", [WHOLE_BLOCK_CASES[1], WHOLE_BLOCK_CASES[3], WHOLE_BLOCK_CASES[4],
-                                  WHOLE_BLOCK_CASES[5]])
+@pytest.mark.parametrize("case", WHOLE_BLOCK_CASES[1:])
 def test_offset_kernel_whole_blocks_on_cortex_m7(case, tmp_path):
     units, depth, batches, zp_in, activation = case
     rng = np.random.default_rng(units * 100 + depth)
@@ -254,3 +299,123 @@ def test_offset_kernel_whole_blocks_on_cortex_m7(case, tmp_path):
     d = convert(model, tmp_path)
     samples = _lane_samples(rng, (batches, depth), 2, False)
     assert_cortex_m7_matches(d, "m", samples, tflm_outputs(model, samples), dsp_builds=(True, False))
+
+
+# ---------------------------------------------------------------------------------------------
+# The "lanes" variant (mcu_fc_offset_lanes_s8): each input row's P and Q lanes precomputed
+# into scratch the plan has free. A single FC layer leaves no room (its arena is its input
+# plus its output), so the layer under test follows a wide one: WIDE_DEPTH inputs -> `depth`,
+# whose input dies there and leaves room for the lanes (8 bytes per group of 4) at the next.
+WIDE_DEPTH = 1200
+
+# units, depth, batches, zp_in, activation: G = depth / 4 with lead G % 4 = 0, 1, 2, 3 and
+# G < 4 (no loop turn), leftover rows (the inputs' own path), a depth tail, the fused range
+# ("NONE", mcu_fco_blocks_sat) and the clamped one (the 6-row block of mcu_fco_block)
+LANES_CASES = [
+    (16, 64, 1, -128, "NONE"),
+    (11, 36, 1, 3, "NONE"),
+    (13, 40, 2, 0, "RELU"),
+    (8, 44, 1, -7, "RELU6"),
+    (15, 14, 1, 5, "NONE"),
+]
+
+
+def _fc_after_wide_layer(rng: np.random.Generator, units: int, depth: int, batches: int,
+                         zp_in: int, activation: str) -> bytes:
+    mb = ModelBuilder()
+    x = mb.add_tensor(TensorSpec((batches, WIDE_DEPTH), scale=0.05, zero_point=1))
+    wa = mb.add_tensor(TensorSpec((depth, WIDE_DEPTH), scale=0.01, zero_point=0,
+                                  data=rng.integers(-127, 128, (depth, WIDE_DEPTH))))
+    h = mb.add_tensor(TensorSpec((batches, depth), scale=0.05, zero_point=zp_in))
+    w = mb.add_tensor(TensorSpec((units, depth), scale=0.01, zero_point=0,
+                                 data=rng.integers(-127, 128, (units, depth))))
+    b = mb.add_tensor(TensorSpec((units,), "int32", scale=0.0005, zero_point=0,
+                                 data=rng.integers(-3000, 3000, units)))
+    y = mb.add_tensor(TensorSpec((batches, units), scale=0.001 * np.sqrt(depth), zero_point=-2))
+    opts = {"activation": "NONE", "keep_num_dims": False}
+    mb.add_op("FULLY_CONNECTED", [x, wa, -1], [h], opts)
+    mb.add_op("FULLY_CONNECTED", [h, w, b], [y], dict(opts, activation=activation))
+    return mb.build([x], [y])
+
+
+@needs_host_compiler
+@needs_cortex_m7
+@pytest.mark.parametrize("units,depth,batches,zp_in,activation", LANES_CASES)
+def test_lanes_variant_matches_tflm_on_host_and_cortex_m7(units, depth, batches, zp_in,
+                                                         activation, tmp_path):
+    rng = np.random.default_rng(units * 10 + depth)
+    model = _fc_after_wide_layer(rng, units, depth, batches, zp_in, activation)
+    d = convert(model, tmp_path)
+    src = generated_source(d)
+    assert src.count(LANES_KERNEL) == 1  # the second layer; the wide one has no room for its own
+    plan = json.loads((d / "plan.json").read_text())
+    lanes = [s for s in plan["scratch"] if s["op"] == 1]
+    assert lanes and lanes[0]["bytes"] == 8 * (depth // 4) and lanes[0]["min_bytes"] == 0
+    # granted from free room: the arena stays the wide layer's input plus output (aligned)
+    assert plan["arena_bytes"] == plan["lower_bound_bytes"] >= batches * (WIDE_DEPTH + depth)
+    samples = [[rng.integers(-128, 128, (batches, WIDE_DEPTH)).astype(np.int8)] for _ in range(3)]
+    want = tflm_outputs(model, samples)
+    host = HostModel(str(d), "m")
+    assert all(np.array_equal(host.run(s)[0], e[0]) for s, e in zip(samples, want))
+    assert_cortex_m7_matches(d, "m", samples, want, dsp_builds=(True, False))
+
+
+# ---------------------------------------------------------------------------------------------
+# The per-tensor multiplier: the order the pinned TFLM wheel takes (engine/quantization.py
+# fully_connected_effective_scale)
+
+
+def _order_sensitive_layer(rng: np.random.Generator):
+    """Scales for which the float32 and the double product give different multipliers, and
+    biases (the accumulators, with the input at its zero point) whose outputs differ."""
+    from engine import quantization as q
+
+    while True:
+        a, b, o = (np.float32(v) for v in rng.uniform(1e-3, 1e-1, 3))
+        m32 = q.quantize_multiplier(float(np.float32(a * b)) / float(o))
+        m64 = q.quantize_multiplier(float(a) * float(b) / float(o))
+        acc = np.arange(-200_000, 200_000, dtype=np.int64)
+        y32 = q.multiply_by_quantized_multiplier(acc, *m32)
+        y64 = q.multiply_by_quantized_multiplier(acc, *m64)
+        hits = acc[(y32 != y64) & (np.abs(y64) < 120)]
+        if m32 != m64 and hits.size:
+            return (a, b, o), hits[:12].astype(np.int32), m64
+
+
+@needs_host_compiler
+def test_multiplier_order_is_the_wheels(tmp_path):
+    from engine import quantization as q
+
+    rng = np.random.default_rng(11)
+    for trial in range(3):
+        (a, b, o), bias, m64 = _order_sensitive_layer(rng)
+        n = bias.size
+        model = build_single_op_model(
+            "FULLY_CONNECTED",
+            [TensorSpec((1, 4), scale=float(a), zero_point=3),
+             TensorSpec((n, 4), scale=float(b), zero_point=0, data=np.ones((n, 4), np.int8)),
+             TensorSpec((n,), "int32", scale=float(np.float32(a * b)), zero_point=0, data=bias)],
+            [TensorSpec((1, n), scale=float(o), zero_point=0)],
+            {"activation": "NONE", "keep_num_dims": False})
+        sample = [np.full((1, 4), 3, np.int8)]
+        want = TflmModel(model).run(sample)[0].reshape(-1)
+        # the wheel follows the double order (the float32 one gives other bytes here)
+        assert np.array_equal(want, np.clip(q.multiply_by_quantized_multiplier(bias, *m64), -128, 127))
+        d = convert(model, tmp_path / str(trial))
+        assert np.array_equal(HostModel(str(d), "m").run(sample)[0].reshape(-1), want)
+
+
+@needs_host_compiler
+@pytest.mark.parametrize("simd", [True, False], ids=["sse2", "plain_c"])
+def test_offset_kernel_host_vector_and_plain_paths(simd, tmp_path):
+    """The host's SSE2 form of the offset kernel (6- and 4-row blocks) and the plain C that
+    MCU_NO_SIMD keeps both give TFLM's bytes: 6-row blocks, a 4-row one, a 3-row C tail (with
+    units 22 = 3 * 6 + 4) and a depth tail."""
+    rng = np.random.default_rng(77)
+    model = _fc_model(rng, 22, 45, 2, -9, "NONE")
+    d = convert(model, tmp_path)
+    assert OFFSET_KERNEL in generated_source(d)
+    ours = HostModel(str(d), "m", extra_flags=() if simd else ("-DMCU_NO_SIMD",))
+    ref = TflmModel(model)
+    for sample in _lane_samples(rng, (2, 45), 3, True):
+        assert np.array_equal(ours.run(sample)[0], ref.run(sample)[0])

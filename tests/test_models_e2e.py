@@ -41,7 +41,7 @@ ACCEPTED = (
     "tinymaix_cifar10_q",
 )
 REFUSED = {
-    "tflm_hello_world_float": "float32 arithmetic not supported",
+    "tflm_hello_world_float": "float32 FULLY_CONNECTED not supported",
     "mlperf_tiny_kws_ref_model_float32": "hybrid model",
     "coral_keras_lstm_mnist_ptq": "UNIDIRECTIONAL_SEQUENCE_LSTM: not supported",
 }

@@ -120,6 +120,12 @@ class OpKind(enum.Enum):
     SQUARED_DIFFERENCE = "SQUARED_DIFFERENCE"
     SPACE_TO_BATCH_ND = "SPACE_TO_BATCH_ND"
     BATCH_TO_SPACE_ND = "BATCH_TO_SPACE_ND"
+    BATCH_MATMUL = "BATCH_MATMUL"
+    # float32 only (a model's float head or tail, codegen/ops/float32.py)
+    DIV = "DIV"
+    EXP = "EXP"
+    LOG = "LOG"
+    SQRT = "SQRT"
     # Ops whose result is a constant: the reader keeps them only until
     # passes.fold_constants replaces their outputs by constant tensors (else validate refuses).
     SHAPE = "SHAPE"
@@ -273,6 +279,16 @@ class AxisAttrs:
     """ARG_MAX / ARG_MIN: the one axis reduced (non-negative)."""
 
     axis: int
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchMatMulAttrs:
+    """BATCH_MATMUL: LHS [..., M, K] (stored [..., K, M] when `adj_x`) times RHS [..., K, N]
+    (stored [..., N, K] when `adj_y`). The options' asymmetric_quantize_inputs concerns
+    hybrid (float32 LHS) arithmetic only, which is refused; TFLM's int8 kernel ignores it."""
+
+    adj_x: bool = False
+    adj_y: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import numpy as np
 
-from tflite_converter.ir import Graph, Op, OpKind
+from tflite_converter.ir import DType, Graph, Op, OpKind
 from tflite_converter.opspec import OpSpec
 
 if TYPE_CHECKING:  # the emitter's types; importing codegen here would be a cycle
@@ -45,6 +45,17 @@ class Fold:
 
 
 @dataclasses.dataclass(frozen=True)
+class Float32Impl:
+    """The op on float32 tensors, as TFLM's float reference kernel computes it: the float heads
+    and tails of int8 models (a DEQUANTIZE then SOFTMAX in float32, a normalisation before the
+    first QUANTIZE). Chosen instead of the int8 rule and emitter when the op's data input is
+    float32 (`computes_in_float32`)."""
+
+    validate: RuleFn
+    emit: "EmitFn"
+
+
+@dataclasses.dataclass(frozen=True)
 class OpRecord:
     kind: OpKind
     builtin: int  # schema.BuiltinOperator code read as this kind
@@ -54,6 +65,7 @@ class OpRecord:
     spec: OpSpec = OpSpec()
     emit: Optional["EmitFn"] = None  # None only for ops that never reach the code generator
     fold: Optional[Fold] = None
+    float32: Optional[Float32Impl] = None  # None: float32 data is refused by `validate`
 
     @property
     def internal(self) -> bool:
@@ -65,6 +77,26 @@ class OpRecord:
             raise ValueError(f"{self.kind.value}: an op the validator accepts needs an emitter")
         if self.validate is None and self.fold is None:
             raise ValueError(f"{self.kind.value}: an op neither validated nor folded is never supported")
+
+
+def computes_in_float32(graph: Graph, op: Op) -> bool:
+    """The op's data input (input 0) is a float32 tensor. QUANTIZE and DEQUANTIZE convert
+    between float32 and int8 and keep their own rules."""
+    if op.kind in (OpKind.QUANTIZE, OpKind.DEQUANTIZE) or not op.inputs or op.inputs[0] < 0:
+        return False
+    return graph.tensors[op.inputs[0]].dtype is DType.FLOAT32
+
+
+def rule_and_emitter(graph: Graph, op: Op) -> tuple[Optional[RuleFn], Optional["EmitFn"]]:
+    """The refusal rule and the C emitter that apply to `op` as it stands in `graph`: the
+    float32 ones where it computes in float32 and its record has them, else the record's own
+    (whose rule then refuses the float32 data by name). (None, None) without a record."""
+    rec = record(op.kind)
+    if rec is None:
+        return None, None
+    if rec.float32 is not None and computes_in_float32(graph, op):
+        return rec.float32.validate, rec.float32.emit
+    return rec.validate, rec.emit
 
 
 _RECORDS: dict[OpKind, OpRecord] = {}

@@ -28,6 +28,7 @@ from tflite_converter import int4, op_registry, schema
 from tflite_converter.errors import ConversionError, Problem
 from tflite_converter.ir import (
     AxisAttrs,
+    BatchMatMulAttrs,
     BatchSpaceAttrs,
     BlockAttrs,
     ConcatAttrs,
@@ -749,3 +750,10 @@ def read_gather(ctx: _OpContext) -> GatherAttrs:
         raise _OpProblem(f"batch_dims {o.batchDims} out of range for axis {axis} and "
                          f"{coords_rank}-D indices")
     return GatherAttrs(axis, batch_dims)
+
+
+def read_batch_matmul(ctx: _OpContext) -> BatchMatMulAttrs:
+    """BATCH_MATMUL: adj_x / adj_y (asymmetric_quantize_inputs only matters to hybrid
+    arithmetic, which validate refuses by the tensor types)."""
+    o = ctx.options(S.BatchMatMulOptionsT)
+    return BatchMatMulAttrs(bool(o.adjX), bool(o.adjY))

@@ -16,11 +16,13 @@ from typing import Optional
 
 import numpy as np
 
+from engine import quant_ops
 from tflite_converter import int4, op_registry, opspec
 from tflite_converter.errors import ConversionError, Problem
 from tflite_converter.ir import (
     Activation,
     AxisAttrs,
+    BatchMatMulAttrs,
     BatchSpaceAttrs,
     BlockAttrs,
     ConcatAttrs,
@@ -71,13 +73,13 @@ def check_graph(graph: Graph, *, structural_ok: bool = True,
         if op.index in skip_ops:
             continue
         try:
-            rec = op_registry.record(op.kind)
-            if rec is None:
+            if op_registry.record(op.kind) is None:
                 raise _Refuse("not supported by the engine")
-            if rec.validate is None:  # an op the passes fold; still here: not foldable
+            rule, _emit = op_registry.rule_and_emitter(graph, op)
+            if rule is None:  # an op the passes fold; still here: not foldable
                 raise _Refuse("supported only when all its inputs are constant (then it is folded)")
             _int4_rule(graph, op)
-            rec.validate(graph, op)
+            rule(graph, op)
         except _Refuse as r:
             problems.append(Problem(r.reason, op.index, op.kind.value, r.tensor.name if r.tensor else None))
         except (ArithmeticError, IndexError, TypeError, ValueError) as e:
@@ -169,8 +171,9 @@ def _int8_act(g: Graph, op: Op, t: Tensor) -> None:
     if t.dtype is DType.FLOAT32:
         if _has_int8_weights(g, op):
             raise _Refuse("hybrid model (float32 activations with int8 weights) not supported", t)
-        raise _Refuse("float32 arithmetic not supported (int8 models only; float32 is accepted at "
-                      "the model's edges through QUANTIZE/DEQUANTIZE)", t)
+        raise _Refuse(f"float32 {op.kind.value} not supported (int8 models; float32 runs only in "
+                      "the element-wise, activation and softmax ops of a model's float head or "
+                      "tail, see the README)", t)
     if t.dtype is DType.UINT8:
         raise _Refuse("legacy uint8 arithmetic not supported (uint8 only through QUANTIZE at the "
                       "model's edges)", t)
@@ -330,8 +333,10 @@ def _two_int8_inputs(g: Graph, op: Op) -> tuple[Tensor, Tensor, Tensor]:
 
 def binary_rule(g: Graph, op: Op) -> None:
     x1, x2, y = _two_int8_inputs(g, op)
-    if op.kind in (OpKind.ADD, OpKind.SUB, OpKind.MUL):
+    if op.kind in (OpKind.ADD, OpKind.SUB, OpKind.MUL, OpKind.DIV):
         _clamp(op.attrs_as(ElementwiseAttrs).activation)
+        if op.kind is OpKind.DIV:
+            _div_shifts(x1, x2, y)
     elif op.kind is OpKind.SQUARED_DIFFERENCE:
         # TFLM broadcasts it only through its 4-D slow path
         if tuple(x1.shape) != tuple(x2.shape) and max(len(x1.shape), len(x2.shape)) > 4:
@@ -340,6 +345,25 @@ def binary_rule(g: Graph, op: Op) -> None:
         _same_quant(x1, y)
         _same_quant(x2, y)
     _shape(y, _broadcast(x1.shape, x2.shape))
+
+
+def _int8_values(t: Tensor) -> np.ndarray:
+    """The int8 values the tensor can hold: a constant's own, else all 256."""
+    return np.asarray(t.data).reshape(-1) if t.data is not None else np.arange(-128, 128)
+
+
+def _div_shifts(x1: Tensor, x2: Tensor, y: Tensor) -> None:
+    """int8 DIV only where TFLM's arithmetic is defined for every operand pair the inputs can
+    hold (engine/quant_ops.py div_shift_problem)."""
+    scales = [(float(t.quant.scale[0]), int(t.quant.zero_point[0])) for t in (x1, x2, y)
+              if t.quant is not None]
+    try:
+        p = quant_ops.div_params(*scales[0], *scales[1], *scales[2])
+    except quant_ops.UnsupportedQuantization as e:
+        raise _Refuse(str(e), y) from None
+    problem = quant_ops.div_shift_problem(p, _int8_values(x1), _int8_values(x2))
+    if problem is not None:
+        raise _Refuse(problem, y)
 
 
 def pool_rule(g: Graph, op: Op) -> None:
@@ -407,6 +431,84 @@ def gather_rule(g: Graph, op: Op) -> None:
         raise _Refuse(f"index {int(bad.reshape(-1)[0])} outside axis {a.axis} of size "
                       f"{x.shape[a.axis]}", idx)
     _shape(y, x.shape[:a.axis] + idx.shape[a.batch_dims:] + x.shape[a.axis + 1:])
+
+
+def batch_matmul_dims(lhs: tuple[int, ...], rhs: tuple[int, ...], a: BatchMatMulAttrs
+                      ) -> tuple[int, int, int, int]:
+    """(M, the LHS's K, the RHS's K, N) of BATCH_MATMUL shapes of rank >= 2: K is the LHS's
+    last dimension (its second last with adj_x) and the RHS's second last (its last with
+    adj_y)."""
+    m, k = (lhs[-1], lhs[-2]) if a.adj_x else (lhs[-2], lhs[-1])
+    k_rhs, n = (rhs[-1], rhs[-2]) if a.adj_y else (rhs[-2], rhs[-1])
+    return m, k, k_rhs, n
+
+
+def batch_matmul_shapes(lhs: tuple[int, ...], rhs: tuple[int, ...], a: BatchMatMulAttrs
+                        ) -> tuple[tuple[int, ...], int, int, int]:
+    """(output shape, M, N, K) of BATCH_MATMUL as TFLM's Prepare derives them: both inputs
+    2-D to 5-D, the batch dimensions (all but the last two, the shorter shape padded with
+    leading 1s) equal or 1 on one side, K the LHS's last dimension (its second last with
+    adj_x) and the RHS's second last (its last with adj_y)."""
+    for side, shape in (("LHS", lhs), ("RHS", rhs)):
+        if not 2 <= len(shape) <= 5:
+            raise _Refuse(f"{side} of rank {len(shape)} not supported (TFLM's BATCH_MATMUL "
+                          "takes 2-D to 5-D inputs)")
+    rank = max(len(lhs), len(rhs))
+    el = (1,) * (rank - len(lhs)) + tuple(lhs)
+    er = (1,) * (rank - len(rhs)) + tuple(rhs)
+    batch = []
+    for dl, dr in zip(el[:-2], er[:-2]):
+        if dl != dr and dl != 1 and dr != 1:
+            raise _Refuse(f"batch dimensions of LHS {list(lhs)} and RHS {list(rhs)} do not "
+                          "broadcast")
+        batch.append(dr if dl == 1 else dl)
+    m, k, k_rhs, n = batch_matmul_dims(el, er, a)
+    if k != k_rhs:
+        raise _Refuse(f"LHS {list(lhs)} and RHS {list(rhs)} (adj_x={a.adj_x}, "
+                      f"adj_y={a.adj_y}) have different inner dimensions {k} and {k_rhs}")
+    return tuple(batch) + (m, n), m, n, k
+
+
+def batch_matmul_rule(g: Graph, op: Op) -> None:
+    """int8 BATCH_MATMUL as TFLM runs it: one type for LHS, RHS and output (TFLM refuses
+    hybrid float32 x int8 and an int32 output; its float32 and int16 kernels are not built
+    here), per-tensor quantization (TFLM reads only the first scale and zero point of a
+    per-channel constant RHS), any adj_x / adj_y, broadcast batch dimensions up to 5-D, a
+    constant or computed RHS (or LHS)."""
+    _arity(g, op, (2, 2))
+    lhs, rhs = _ins(g, op)
+    (y,) = _outs(g, op)
+    types = {lhs.dtype, rhs.dtype, y.dtype}
+    if DType.FLOAT32 in types and len(types) > 1:
+        raise _Refuse("hybrid BATCH_MATMUL (float32 with int8 operands) not supported "
+                      "(TFLM refuses it too: LHS, RHS and output must have one type)", lhs)
+    if len(types) > 1:
+        raise _Refuse(f"LHS {lhs.dtype.value}, RHS {rhs.dtype.value}, output {y.dtype.value}: "
+                      "TFLM's BATCH_MATMUL needs one type for all three", y)
+    if DType.FLOAT32 in types:
+        raise _Refuse("float32 BATCH_MATMUL not supported (int8 only)", lhs)
+    if DType.INT16 in types:
+        raise _Refuse("int16 BATCH_MATMUL not supported (int16 activations are not built)", lhs)
+    for t in (lhs, rhs, y):
+        if t.is_constant and t.quant is not None and t.quant.scale.size > 1:
+            raise _Refuse("per-channel quantized constant operand not supported (TFLM's "
+                          "BATCH_MATMUL reads only its first scale and zero point)", t)
+        _int8_act(g, op, t)
+    out_shape, _m, _n, k = batch_matmul_shapes(lhs.shape, rhs.shape,
+                                               op.attrs_as(BatchMatMulAttrs))
+    if k > quant_ops.BATCH_MATMUL_MAX_DEPTH:
+        raise _Refuse(f"inner dimension {k} could overflow the int32 accumulator (at most "
+                      f"{quant_ops.BATCH_MATMUL_MAX_DEPTH})", lhs)
+    _shape(y, out_shape)
+    if 0 in out_shape or k == 0:
+        raise _Refuse("empty BATCH_MATMUL not supported", y)
+    assert lhs.quant is not None and rhs.quant is not None and y.quant is not None
+    try:
+        quant_ops.batch_matmul_params(
+            float(lhs.quant.scale[0]), int(lhs.quant.zero_point[0]), float(rhs.quant.scale[0]),
+            int(rhs.quant.zero_point[0]), float(y.quant.scale[0]), int(y.quant.zero_point[0]))
+    except quant_ops.UnsupportedQuantization as e:
+        raise _Refuse(str(e), y) from None
 
 
 def reshape_rule(g: Graph, op: Op) -> None:
@@ -601,14 +703,82 @@ def log_softmax_rule(g: Graph, op: Op) -> None:
                       "exponentials could overflow)", x)
 
 
+# ---------------------------------------------------------------------------------------------
+# float32 heads and tails (op_registry.Float32Impl): TFLM's float reference kernels
+
+# Fused activations of the float ops: (lo, hi) as TFLite's CalculateActivationRange<float>.
+FLOAT_ACTIVATION_RANGE = {
+    Activation.NONE: (-float(np.finfo(np.float32).max), float(np.finfo(np.float32).max)),
+    Activation.RELU: (0.0, float(np.finfo(np.float32).max)),
+    Activation.RELU6: (0.0, 6.0),
+    Activation.RELU_N1_TO_1: (-1.0, 1.0),
+}
+
+
+def _float32(t: Tensor) -> None:
+    if t.dtype is not DType.FLOAT32:
+        raise _Refuse(f"{t.dtype.value} tensor in a float32 op (one type for every operand; "
+                      "QUANTIZE / DEQUANTIZE convert)", t)
+    if t.data is not None and not np.all(np.isfinite(np.asarray(t.data, dtype=np.float32))):
+        raise _Refuse("float32 constant with an infinity or NaN not supported", t)
+
+
+def float_binary_rule(g: Graph, op: Op) -> None:
+    _arity(g, op, (2, 2))
+    x1, x2 = _ins(g, op)
+    (y,) = _outs(g, op)
+    for t in (x1, x2, y):
+        _float32(t)
+    if isinstance(op.attrs, ElementwiseAttrs) and op.attrs.activation not in FLOAT_ACTIVATION_RANGE:
+        raise _Refuse(f"fused activation {op.attrs.activation.value} not supported")
+    _shape(y, _broadcast(x1.shape, x2.shape))
+    # TFLM's float broadcasts (BroadcastAdd4DSlow, BroadcastMul4DSlow) extend shapes to 4-D
+    if tuple(x1.shape) != tuple(x2.shape) and len(y.shape) > 4:
+        raise _Refuse("float32 broadcasting beyond 4 dimensions (TFLM's float kernels take 4)")
+
+
+def float_unary_rule(g: Graph, op: Op) -> None:
+    _arity(g, op, (1, 1))
+    (x,), (y,) = _ins(g, op), _outs(g, op)
+    _float32(x)
+    _float32(y)
+    _shape(y, x.shape)
+
+
+def float_softmax_rule(g: Graph, op: Op) -> None:
+    float_unary_rule(g, op)
+    (x,) = _ins(g, op)
+    if not x.shape:
+        raise _Refuse("softmax of a scalar", x)
+    if op.kind is OpKind.SOFTMAX:
+        beta = op.attrs_as(SoftmaxAttrs).beta
+        if not math.isfinite(beta):
+            raise _Refuse(f"softmax beta {beta} not supported")
+
+
+def float_reshape_rule(g: Graph, op: Op) -> None:
+    if not op.inputs or op.inputs[0] < 0 or len(op.outputs) != 1:
+        raise _Refuse("expects a data input and one output")
+    x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+    _float32(x)
+    _float32(y)
+    if x.num_elements != y.num_elements:
+        raise _Refuse(f"reshape of {list(x.shape)} to {list(y.shape)} changes the element count", y)
+
+
+def float32_only(g: Graph, op: Op) -> None:
+    """The int8 rule of ops TFLM runs on float32 only (EXP, LOG, SQRT): reached only when the
+    data is not float32."""
+    x = g.tensors[op.inputs[0]] if op.inputs and op.inputs[0] >= 0 else None
+    dtype = f"{x.dtype.value} " if x is not None else ""
+    raise _Refuse(f"{dtype}{op.kind.value} not supported (TFLM runs it on float32 only)", x)
+
+
 def quantize_rule(g: Graph, op: Op) -> None:
     _arity(g, op, (1, 1))
     (x,), (y,) = _ins(g, op), _outs(g, op)
     _shape(y, x.shape)
     if x.dtype is DType.FLOAT32:
-        if op.inputs[0] not in g.inputs:
-            raise _Refuse("QUANTIZE from float32 only of a model input (float32 arithmetic "
-                          "not supported)", x)
         if y.dtype is not DType.INT8:
             raise _Refuse(f"QUANTIZE float32 -> {y.dtype.value} not supported", y)
         _per_tensor(y)
@@ -635,8 +805,6 @@ def dequantize_rule(g: Graph, op: Op) -> None:
     if x.dtype is not DType.INT8 or y.dtype is not DType.FLOAT32:
         raise _Refuse(f"DEQUANTIZE {x.dtype.value} -> {y.dtype.value} not supported (int8 -> float32 only)", x)
     _per_tensor(x)
-    if op.outputs[0] not in g.outputs:
-        raise _Refuse("DEQUANTIZE only to a model output (float32 arithmetic not supported)", y)
 
 
 _EDGE_TYPES = (DType.INT8, DType.UINT8, DType.FLOAT32)

@@ -209,6 +209,37 @@ typedef struct {
     int out_w;
 } mcu_conv_geom_t;
 
+/* Pixel j's columns straight from the image, without the gather copy: the window at
+ * (iy0, ix0) lies inside the image and each of its k_h rows is row_bytes contiguous input
+ * bytes, a multiple of 4, so no group of 4 taps straddles two rows (mcu_col_put_s8's order:
+ * the gather would have concatenated exactly these rows). */
+MCU_INLINE void mcu_col_put_window(const int8_t *src, int k_h, int row_bytes, size_t row_step,
+                                   int16_t *col, int np, int j) {
+    int16_t *dst = col + 4 * j;
+    for (int ky = 0; ky < k_h; ++ky, src += row_step) {
+        for (const int8_t *s = src, *end = src + row_bytes; s < end; s += 4, dst += 4 * np) {
+            mcu_col_put4(s, dst);
+        }
+    }
+}
+
+/* Output pixel (y, x)'s columns into pixel slot j of an np-pixel block: straight from the
+ * image where its window allows (mcu_col_put_window), else through the gather buffer. */
+MCU_INLINE void mcu_conv_put_pixel(const mcu_conv_geom_t *g, int y, int x, int16_t *col,
+                                   int np, int j, int8_t *gather) {
+    const int row_bytes = g->k_w * g->in_c;
+    const int iy0 = y * g->stride_h - g->pad_top, ix0 = x * g->stride_w - g->pad_left;
+    if (g->dil_w == 1 && (row_bytes & 3) == 0 && ix0 >= 0 && ix0 + g->k_w <= g->in_w &&
+        iy0 >= 0 && iy0 + (g->k_h - 1) * g->dil_h < g->in_h) {
+        mcu_col_put_window(g->input + ((size_t)iy0 * g->in_w + (size_t)ix0) * g->in_c, g->k_h,
+                           row_bytes, (size_t)g->dil_h * g->in_w * g->in_c, col, np, j);
+        return;
+    }
+    mcu_im2col_s8(g->input, g->in_h, g->in_w, g->in_c, g->k_h, g->k_w, g->dil_h, g->dil_w, iy0,
+                  ix0, g->pad, gather);
+    mcu_col_put_s8(gather, g->k_h * row_bytes, col, np, j);
+}
+
 MCU_INLINE void mcu_conv_block(const mcu_conv_geom_t *g, const int8_t *wpk, const uint8_t *w4,
                                int8_t *wrow, const int32_t *rq, int mode, int8_t *output,
                                int out_c, int32_t out_zp, int32_t act_min, int32_t act_max,
@@ -216,11 +247,8 @@ MCU_INLINE void mcu_conv_block(const mcu_conv_geom_t *g, const int8_t *wpk, cons
     const int K = g->k_h * g->k_w * g->in_c;
     for (int j = 0; j < np; ++j) {
         const int p = p0 + j;
-        const int y = p / g->out_w, x = p - y * g->out_w;
-        mcu_im2col_s8(g->input, g->in_h, g->in_w, g->in_c, g->k_h, g->k_w, g->dil_h, g->dil_w,
-                      y * g->stride_h - g->pad_top, x * g->stride_w - g->pad_left, g->pad,
-                      gather);
-        mcu_col_put_s8(gather, K, col, np, j);
+        const int y = p / g->out_w;
+        mcu_conv_put_pixel(g, y, p - y * g->out_w, col, np, j, gather);
     }
     mcu_conv_mm(col, K, np, wpk, w4, wrow, rq, out_c, mode, output + (size_t)p0 * out_c, out_c,
                 out_zp, act_min, act_max);
@@ -315,10 +343,7 @@ MCU_INLINE void mcu_conv_px1_body(const mcu_conv_geom_t *g, int n_pix, const int
                                   int16_t *col, int8_t *gather) {
     const int K = g->k_h * g->k_w * g->in_c;
     for (int p = 0, y = 0, x = 0; p < n_pix; ++p, output += out_c) {
-        mcu_im2col_s8(g->input, g->in_h, g->in_w, g->in_c, g->k_h, g->k_w, g->dil_h, g->dil_w,
-                      y * g->stride_h - g->pad_top, x * g->stride_w - g->pad_left, g->pad,
-                      gather);
-        mcu_col_put_s8(gather, K, col, 1, 0);
+        mcu_conv_put_pixel(g, y, x, col, 1, 0, gather);
         mcu_mm_wide_px1(col, K, wide, rq, out_c, mode, output, out_zp, act_min, act_max);
         if (++x == g->out_w) {
             x = 0;

@@ -391,7 +391,21 @@ MCU_INLINE void mcu_dw_k3s1_fast(const int8_t *plane, int plane_w, const int8_t 
             o[out_step] = mcu_dw_rqs_clamp(mcu_dw_rqs_apply(b, q), full, act_min, act_max);
             o += 2 * out_step;
         }
-        if (out_w & 1) { /* r is at the last column's window */
+        if ((out_w & 1) && out_w > 1) {
+            /* r is at the last column's window: it is the B output of the word one column
+             * to the left (columns out_w-2 .. out_w+1 = plane_w-1, inside the row) */
+            const int8_t *rl = r - 1;
+            uint32_t v = mcu_read_u32(rl);
+            int32_t b = mcu_smlad(k.p0, mcu_dw_sxtb16_ror8(v), bias);
+            b = __smlabt((int32_t)k.mid, (int32_t)mcu_sxtb16(v), b);
+            v = mcu_read_u32(rl + plane_w);
+            b = mcu_smlad(k.p1, mcu_dw_sxtb16_ror8(v), b);
+            b = __smlatt((int32_t)k.mid, (int32_t)mcu_sxtb16(v), b);
+            v = mcu_read_u32(rl + 2 * plane_w);
+            b = mcu_smlad(k.p2, mcu_dw_sxtb16_ror8(v), b);
+            b = __smlabt((int32_t)k.w7, (int32_t)mcu_sxtb16(v), b);
+            *o = mcu_dw_rqs_clamp(mcu_dw_rqs_apply(b, q), full, act_min, act_max);
+        } else if (out_w & 1) { /* a single column: r is at its window */
             const int32_t b = mcu_dw_plane_dot(r, plane_w, w, 3, 3, 1, 1, bias);
             *o = mcu_dw_rqs_clamp(mcu_dw_rqs_apply(b, q), full, act_min, act_max);
         }

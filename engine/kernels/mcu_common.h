@@ -38,6 +38,16 @@
 #define MCU_USE_DSP 0
 #endif
 
+/* SSE2 (every x86-64, so the host builds) for the few kernels that have a vector form of
+ * their DSP arithmetic (PMADDWD is SMLAD on four words at once); MCU_NO_SIMD keeps the plain
+ * C, which is what a test of the portable code builds. */
+#if defined(__SSE2__) && !MCU_USE_DSP && !defined(MCU_NO_SIMD)
+#define MCU_USE_SSE2 1
+#include <emmintrin.h>
+#else
+#define MCU_USE_SSE2 0
+#endif
+
 #if defined(__GNUC__)
 #define MCU_INLINE static inline __attribute__((always_inline))
 #define MCU_RESTRICT __restrict__

@@ -139,8 +139,8 @@ MCU_INLINE void mcu_col_put_s8(const int8_t *src, int K, int16_t *col, int np, i
 
 /* Two packed rows against 3 columns. The six accumulators, six temporaries and two
  * pointers take 14 registers, the whole allocatable file, so the loop end stays in memory
- * and is loaded into a temporary that is dead by then; the loop takes two groups per
- * iteration to pay that and the branch once per 48 MACs. */
+ * and is loaded into a temporary that is dead by then; the loop takes four groups per
+ * iteration to pay that and the branch once per 96 MACs. */
 MCU_INLINE void mcu_mm_rows3x2_asm(const int16_t *px, int G, const int8_t *pw, int32_t *acc) {
     int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], b0 = acc[3], b1 = acc[4], b2 = acc[5];
     const int16_t *const end = px + 12 * G;
@@ -148,8 +148,11 @@ MCU_INLINE void mcu_mm_rows3x2_asm(const int16_t *px, int G, const int8_t *pw, i
     if (G & 1) {
         __asm__ volatile(MCU_MM_G3X2 : MCU_MM_G3X2_OPERANDS : : "memory");
     }
-    if (G > 1) {
-        __asm__ volatile("1:\n\t" MCU_MM_G3X2 MCU_MM_G3X2
+    if (G & 2) {
+        __asm__ volatile(MCU_MM_G3X2 MCU_MM_G3X2 : MCU_MM_G3X2_OPERANDS : : "memory");
+    }
+    if (G > 3) {
+        __asm__ volatile("1:\n\t" MCU_MM_G3X2 MCU_MM_G3X2 MCU_MM_G3X2 MCU_MM_G3X2
                          "ldr %[xe], %[end]\n\t"
                          "cmp %[px], %[xe]\n\t"
                          "bne 1b\n\t"
@@ -405,9 +408,13 @@ MCU_INLINE void mcu_mm_wide_rows1x4(const int16_t *px, int G, const int16_t *pw,
     if (G & 1) {
         __asm__ volatile(MCU_MM_W1X4 : MCU_MM_W1X4_OPERANDS : : "memory");
     }
-    if (G > 1) {
-        /* two groups per iteration: the loop test once per 32 MACs */
-        __asm__ volatile("1:\n\t" MCU_MM_W1X4 MCU_MM_W1X4
+    if (G & 2) {
+        __asm__ volatile(MCU_MM_W1X4 MCU_MM_W1X4 : MCU_MM_W1X4_OPERANDS : : "memory");
+    }
+    if (G > 3) {
+        /* four groups per iteration: the loop test once per 64 MACs (these loops run where K
+         * is large, e.g. 5x5 convolutions, K = 800) */
+        __asm__ volatile("1:\n\t" MCU_MM_W1X4 MCU_MM_W1X4 MCU_MM_W1X4 MCU_MM_W1X4
                          "cmp %[px], %[end]\n\t"
                          "bne 1b\n\t"
                          : MCU_MM_W1X4_OPERANDS

@@ -155,10 +155,10 @@ def _io_tensor(graph: Graph, ctx: CodegenContext, index: int, role: str) -> IoTe
 def _emit_ops(graph: Graph, ctx: CodegenContext, order: Sequence[int]) -> tuple[list[str], list[str]]:
     """C statements of NAME_invoke and the kernel stems they use. Every op without an
     emitter is reported at once."""
-    emitters = {k: r.emit for k, r in op_registry.records().items() if r.emit is not None}
+    emitters = {i: op_registry.rule_and_emitter(graph, graph.ops[i])[1] for i in order}
     missing = [Problem(f"no C kernel for {graph.ops[i].kind.value} (no emitter in an op record)",
                        graph.ops[i].index, graph.ops[i].kind.value)
-               for i in order if graph.ops[i].kind not in emitters]
+               for i in order if emitters[i] is None]
     if missing:
         raise ConversionError(missing)
     body: list[str] = []
@@ -167,7 +167,9 @@ def _emit_ops(graph: Graph, ctx: CodegenContext, order: Sequence[int]) -> tuple[
     for pos in order:
         op = graph.ops[pos]
         try:
-            call: KernelCall = emitters[op.kind](ctx, op)
+            emit = emitters[pos]
+            assert emit is not None  # the missing ones were refused above
+            call: KernelCall = emit(ctx, op)
         except ConversionError as e:  # keep going: every refusal is reported at once
             problems.extend(e.problems)
             continue

@@ -340,13 +340,14 @@ def build_layout(
             raw = _decide_inplace(graph, layout, s, p, blocked, spec)
         else:
             raw = spec.scratch(graph, op, p in inplace_ops)
-        if raw > 0:
+        want = 0 if spec.preferred_scratch is None else spec.preferred_scratch(graph, op, p in inplace_ops)
+        if raw > 0 or want > raw:
+            # an op that needs none but runs faster with some gets a buffer of 0 bytes, which
+            # grant_scratch grows where the arena has the room
             scratch[p] = (s, -(-raw // alignment) * alignment)
             scratch_raw[p] = raw
-            if spec.preferred_scratch is not None:
-                want = spec.preferred_scratch(graph, op, p in inplace_ops)
-                if want > raw:
-                    layout.preferred[p] = want
+            if want > raw:
+                layout.preferred[p] = want
 
     if overlap:
         _decide_overlaps(graph, layout, blocked)

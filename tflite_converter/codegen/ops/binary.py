@@ -1,5 +1,6 @@
-"""ADD, SUB, MUL, MAXIMUM, MINIMUM, PRELU and SQUARED_DIFFERENCE: int8 element-wise with
-broadcasting (engine/kernels/add.c, mul.c, maximum_minimum.c, prelu.c, squared_difference.c).
+"""ADD, SUB, MUL, DIV, MAXIMUM, MINIMUM, PRELU and SQUARED_DIFFERENCE: int8 element-wise with
+broadcasting (engine/kernels/add.c, mul.c, div.c, maximum_minimum.c, prelu.c,
+squared_difference.c).
 The operand shapes are folded into six dimensions with per-input strides; the quantization
 parameters go to a const array."""
 from __future__ import annotations
@@ -9,6 +10,7 @@ import numpy as np
 from engine import quant_ops
 from tflite_converter import opspec, reader, schema, validate
 from tflite_converter.codegen.api import EmitContext, EmitFn, KernelCall
+from tflite_converter.codegen.ops import float32
 from tflite_converter.codegen.ops._common import (
     act_range,
     broadcast_layout,
@@ -84,6 +86,18 @@ def _emit_mul(ctx: EmitContext, op: Op) -> KernelCall:
     return KernelCall(f"mcu_mul_s8({head}, {q});", ("mul",))
 
 
+def _emit_div(ctx: EmitContext, op: Op) -> KernelCall:
+    a, b, o, head = _operands(ctx, op)
+    lo, hi = act_range(op, _activation(op), o)
+    try:
+        p = quant_ops.div_params(*qparams(op, a), *qparams(op, b), *qparams(op, o))
+    except quant_ops.UnsupportedQuantization as e:
+        refuse(op, str(e))
+    q = int32_array(ctx, f"op{op.index}_div_q", [
+        p.in1_offset, p.in2_offset, p.out_offset, p.multiplier, p.shift, lo, hi])
+    return KernelCall(f"mcu_div_s8({head}, {q});", ("div",))
+
+
 def _emit_squared_difference(ctx: EmitContext, op: Op) -> KernelCall:
     a, b, o, head = _operands(ctx, op)
     try:
@@ -115,13 +129,21 @@ def _emit_prelu(ctx: EmitContext, op: Op) -> KernelCall:
 
 
 def _binary_op(kind: OpKind, read: ReadFn, emit: EmitFn) -> OpRecord:
-    return OpRecord(kind, getattr(B, kind.value), read, validate.binary_rule, opspec.BINARY, emit)
+    f32 = float32.BINARY if kind in FLOAT32_BINARY else None
+    return OpRecord(kind, getattr(B, kind.value), read, validate.binary_rule, opspec.BINARY, emit,
+                    float32=f32)
+
+
+# the ones TFLM also runs on float32 (codegen/ops/float32.py)
+FLOAT32_BINARY = frozenset({OpKind.ADD, OpKind.SUB, OpKind.MUL, OpKind.DIV, OpKind.MAXIMUM,
+                            OpKind.MINIMUM})
 
 
 register(
     _binary_op(OpKind.ADD, reader.read_elementwise(S.AddOptionsT), _emit_add_sub),
     _binary_op(OpKind.SUB, reader.read_elementwise(S.SubOptionsT), _emit_add_sub),
     _binary_op(OpKind.MUL, reader.read_elementwise(S.MulOptionsT), _emit_mul),
+    _binary_op(OpKind.DIV, reader.read_elementwise(S.DivOptionsT), _emit_div),
     _binary_op(OpKind.MAXIMUM, reader.fixed_attrs(), _emit_max_min),
     _binary_op(OpKind.MINIMUM, reader.fixed_attrs(), _emit_max_min),
     _binary_op(OpKind.SQUARED_DIFFERENCE, reader.fixed_attrs(), _emit_squared_difference),

@@ -20,6 +20,9 @@ reads it: no scratch, the same requantisation table.
 """
 from __future__ import annotations
 
+import dataclasses
+from typing import Optional
+
 import numpy as np
 
 from engine import quantization
@@ -40,16 +43,19 @@ from tflite_converter.codegen.ops._conv_common import (
     requant_values,
     scalar_zero_point,
 )
-from tflite_converter.ir import FullyConnectedAttrs, Op, OpKind
+from tflite_converter.ir import FullyConnectedAttrs, Graph, Op, OpKind
 from tflite_converter.op_registry import OpRecord, register
 
 B = schema.BuiltinOperator
 
 # mcu_fc_offset_s8 keeps 256 * (bias + sum w*x) in an int32: exact below this bound.
 OFFSET_ACC_LIMIT = 1 << 23
-# The input offset of the P lanes and the weight offset of the unsigned bytes (fully_connected.c).
-_P_OFFSET = 127
+# Q's low bytes are _Q_OFFSET - x (fully_connected.c MCU_FCO_Q_FLIP), the unsigned weight
+# bytes w + _BYTE_OFFSET.
+_Q_OFFSET = 127
 _BYTE_OFFSET = 128
+# Rows per block of the offset-byte weights (fully_connected.c MCU_FCO_RB: six accumulators).
+FCO_ROW_BLOCK = 6
 
 
 def offset_kernel_exact(bias: np.ndarray, weight_rows: np.ndarray) -> bool:
@@ -59,18 +65,20 @@ def offset_kernel_exact(bias: np.ndarray, weight_rows: np.ndarray) -> bool:
 
 
 def pack_offset_weights(weight_rows: np.ndarray) -> np.ndarray:
-    """pack_weight_rows(.., FC_ROW_BLOCK) with each group w0..w3 stored as the bytes
+    """pack_weight_rows(.., FCO_ROW_BLOCK) with each group w0..w3 stored as the bytes
     [w1+128, w0, w3+128, w2] (fully_connected.c, the offset-byte kernel)."""
-    g = pack_weight_rows(weight_rows, FC_ROW_BLOCK).astype(np.int16).reshape(-1, 4)
+    g = pack_weight_rows(weight_rows, FCO_ROW_BLOCK).astype(np.int16).reshape(-1, 4)
     out = np.stack([g[:, 1] + _BYTE_OFFSET, g[:, 0], g[:, 3] + _BYTE_OFFSET, g[:, 2]], axis=1)
     return (out.reshape(-1) & 0xFF).astype(np.uint8).view(np.int8)
 
 
 def offset_start_values(bias: np.ndarray, weight_rows: np.ndarray) -> np.ndarray:
-    """The accumulators' start values 256 * (bias + 127 * sum of the even-index weights),
-    wrapped to int32 as the kernel's modulo-2^32 sums expect."""
-    even = weight_rows[:, 0::2].astype(np.int64).sum(axis=1)
-    start = (bias.astype(np.int64) + _P_OFFSET * even) * 256
+    """The accumulators' start values 256 * bias - 127 * (sum over the odd taps of each row,
+    padded to a multiple of 4 with zero weights, of w + 128), wrapped to int32 as the kernel's
+    modulo-2^32 sums expect (fully_connected.c: the terms the Q lanes add per row)."""
+    odd = weight_rows[:, 1::2].astype(np.int64).sum(axis=1)
+    padded_odd_taps = (weight_rows.shape[1] + 3) // 4 * 2
+    start = bias.astype(np.int64) * 256 - _Q_OFFSET * (odd + _BYTE_OFFSET * padded_odd_taps)
     return ((start + (1 << 31)) % (1 << 32)) - (1 << 31)
 
 
@@ -88,6 +96,47 @@ def offset_table(rq3: np.ndarray, bias: np.ndarray, weight_rows: np.ndarray, fas
     table = np.stack([offset_start_values(bias, weight_rows), t3[:, 1], t3[:, 2], rnd], axis=1)
     return table.astype(np.int32)
 
+
+
+# The variant of mcu_fc_offset_s8 that precomputes each input row's lanes into scratch.
+LANES_VARIANT = "lanes"
+
+
+def offset_lanes_bytes(graph: Graph, op: Op) -> int:
+    """The scratch mcu_fc_offset_lanes_s8 runs with: 8 bytes per whole group of 4 inputs (P
+    and Q, fully_connected.c), for an op the emitter gives the offset kernel
+    (offset_kernel_exact of its folded bias) with at least one whole 6-row block; 0 for any
+    other op, which runs without it."""
+    w = graph.tensors[op.inputs[1]]
+    x = graph.tensors[op.inputs[0]]
+    if (w.packed_int4 or w.data is None or len(w.shape) != 2 or w.shape[0] < FCO_ROW_BLOCK
+            or w.shape[1] < 4 or x.quant is None or x.quant.zero_point.size != 1):
+        return 0
+    rows = np.asarray(w.data).reshape(w.shape).astype(np.int64)
+    b = optional_input(op, 2)
+    if b < 0:
+        bias = np.zeros(w.shape[0], dtype=np.int64)
+    else:
+        bt = graph.tensors[b]
+        if bt.data is None or bt.num_elements != w.shape[0]:
+            return 0
+        bias = np.asarray(bt.data, dtype=np.int64).reshape(-1)
+    folded = bias - int(x.quant.zero_point.reshape(-1)[0]) * rows.sum(axis=1)
+    return 8 * (w.shape[1] // 4) if offset_kernel_exact(folded, rows) else 0
+
+
+def _lanes_scratch(graph: Graph, op: Op, inplace: bool) -> int:
+    return offset_lanes_bytes(graph, op)
+
+
+def _lanes_variant(graph: Graph, op: Op, inplace: bool, scratch: int) -> Optional[str]:
+    need = offset_lanes_bytes(graph, op)
+    return LANES_VARIANT if need and scratch >= need else None
+
+
+# No scratch needed; the lanes where the plan has the room free (planner.scratch.grant_scratch).
+SPEC = dataclasses.replace(opspec.FULLY_CONNECTED, preferred_scratch=_lanes_scratch,
+                           variant=_lanes_variant)
 
 
 def emit_fully_connected(ctx: EmitContext, op: Op) -> KernelCall:
@@ -124,6 +173,7 @@ def emit_fully_connected(ctx: EmitContext, op: Op) -> KernelCall:
     assert w.data is not None  # int8_weights refuses non-constant weights
     rows = w.data
     bias = folded_bias(op, bias_values(ctx, op, optional_input(op, 2), units), rows, zp_in)
+    scratch = ""
     if w.packed_int4:
         rq, fast = requant_table(ctx, op, bias, rows, mult, shift, zp_out)
         # whole blocks of FC_ROW_BLOCK rows (zero rows appended), in the word layout
@@ -138,14 +188,17 @@ def emit_fully_connected(ctx: EmitContext, op: Op) -> KernelCall:
                              "int32_t")
         weights = ctx.const_array(f"op{op.index}_wpk", pack_offset_weights(rows), "int8_t")
         kernel = "mcu_fc_offset_s8"
+        if ctx.variant(op) == LANES_VARIANT:
+            kernel, scratch = "mcu_fc_offset_lanes_s8", f", {ctx.scratch(op)}"
     else:
         rq, fast = requant_table(ctx, op, bias, rows, mult, shift, zp_out)
         weights = ctx.const_array(f"op{op.index}_wpk", pack_weight_rows(rows, FC_ROW_BLOCK),
                                   "int8_t")
         kernel = "mcu_fully_connected_s8"
     code = (f"{kernel}({ctx.ptr(op.inputs[0])}, {batches}, {depth}, {weights}, "
-            f"{rq}, {fast}, {ctx.ptr(op.outputs[0])}, {units}, {zp_out}, {act_min}, {act_max});")
+            f"{rq}, {fast}, {ctx.ptr(op.outputs[0])}, {units}, {zp_out}, {act_min}, {act_max}"
+            f"{scratch});")
     return KernelCall(code=code, kernels=("fully_connected",))
 
 register(OpRecord(OpKind.FULLY_CONNECTED, B.FULLY_CONNECTED, reader.read_fully_connected,
-                  validate.fully_connected_rule, opspec.FULLY_CONNECTED, emit_fully_connected))
+                  validate.fully_connected_rule, SPEC, emit_fully_connected))

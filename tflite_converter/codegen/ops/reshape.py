@@ -10,7 +10,7 @@ from tflite_converter import opspec, passes, reader, schema, validate
 from tflite_converter.codegen.api import EmitContext, KernelCall
 from tflite_converter.codegen.ops._common import refuse
 from tflite_converter.ir import Op, OpKind, ReshapeAttrs
-from tflite_converter.op_registry import Fold, OpRecord, register
+from tflite_converter.op_registry import Float32Impl, Fold, OpRecord, register
 
 B = schema.BuiltinOperator
 
@@ -27,14 +27,15 @@ def _emit_reshape(ctx: EmitContext, op: Op) -> KernelCall:
 
 
 _RESHAPE_FOLD = Fold(passes.fold_reshape, (0,))
+_FLOAT32 = Float32Impl(validate.float_reshape_rule, _emit_reshape)  # the same bytes, 4 a value
 
 register(
     OpRecord(OpKind.RESHAPE, B.RESHAPE, reader.fixed_attrs(ReshapeAttrs()), validate.reshape_rule,
-             opspec.ALIAS, _emit_reshape, _RESHAPE_FOLD),
+             opspec.ALIAS, _emit_reshape, _RESHAPE_FOLD, _FLOAT32),
     OpRecord(OpKind.SQUEEZE, B.SQUEEZE, reader.fixed_attrs(ReshapeAttrs()), validate.reshape_rule,
-             opspec.ALIAS, _emit_reshape, _RESHAPE_FOLD),
+             opspec.ALIAS, _emit_reshape, _RESHAPE_FOLD, _FLOAT32),
     OpRecord(OpKind.EXPAND_DIMS, B.EXPAND_DIMS, reader.fixed_attrs(ReshapeAttrs()),
-             validate.reshape_rule, opspec.ALIAS, _emit_reshape, _RESHAPE_FOLD),
+             validate.reshape_rule, opspec.ALIAS, _emit_reshape, _RESHAPE_FOLD, _FLOAT32),
     # Shape arithmetic: constant results, folded by the passes, never emitted.
     OpRecord(OpKind.SHAPE, B.SHAPE, reader.fixed_attrs(), None, fold=Fold(passes.fold_shape, ())),
     OpRecord(OpKind.PACK, B.PACK, reader.read_pack, None, fold=Fold(passes.fold_pack)),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from engine import quant_ops
 from tflite_converter import opspec, reader, schema, validate
 from tflite_converter.codegen.api import EmitContext, KernelCall
+from tflite_converter.codegen.ops import float32
 from tflite_converter.codegen.ops._common import int32_array, qparams, refuse, require_dtype
 from tflite_converter.ir import DType, Op, OpKind, SoftmaxAttrs
 from tflite_converter.op_registry import OpRecord, register
@@ -54,6 +55,6 @@ def _emit_log_softmax(ctx: EmitContext, op: Op) -> KernelCall:
 
 # SOFTMAX reads a whole row (max, then sum of exponentials) before writing: not in place
 register(OpRecord(OpKind.SOFTMAX, B.SOFTMAX, reader.read_softmax, validate.softmax_rule,
-                  opspec.PER_OUTPUT, _emit_softmax),
+                  opspec.PER_OUTPUT, _emit_softmax, float32=float32.SOFTMAX),
          OpRecord(OpKind.LOG_SOFTMAX, B.LOG_SOFTMAX, reader.fixed_attrs(), validate.log_softmax_rule,
-                  opspec.PER_OUTPUT, _emit_log_softmax))
+                  opspec.PER_OUTPUT, _emit_log_softmax, float32=float32.SOFTMAX))

@@ -13,6 +13,7 @@ from engine import quant_ops, quantization
 from tflite_converter import opspec, passes, reader, schema, validate
 from tflite_converter.codegen import c_writer
 from tflite_converter.codegen.api import EmitContext, KernelCall
+from tflite_converter.codegen.ops import float32
 from tflite_converter.codegen.ops._common import BYTE_TYPES, qparams, refuse, require_dtype
 from tflite_converter.ir import DType, LeakyReluAttrs, Op, OpKind, Tensor
 from tflite_converter.op_registry import Fold, OpRecord, ReadFn, register
@@ -107,8 +108,9 @@ _NO_ATTRS = reader.fixed_attrs()
 
 def _table_op(kind: OpKind, read: ReadFn = _NO_ATTRS) -> OpRecord:
     """An int8 element-wise op computed through its 256-entry table (TABLES above)."""
+    f32 = float32.UNARY if kind in float32.UNARY_KINDS else None
     return OpRecord(kind, getattr(B, kind.value), read, validate.unary_same_shape_rule, opspec.UNARY,
-                    _emit_table)
+                    _emit_table, float32=f32)
 
 
 register(
