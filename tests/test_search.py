@@ -136,9 +136,11 @@ def test_killed_run_resumes_to_the_same_architecture(unbroken, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "nas.search", *SMOKE, f"--output_dir={out}",
                              "--qemu=false"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    # kill -9 once the supernet has written its first checkpoint (mid-training)
+    # kill -9 once the supernet has written its first checkpoint (mid-training): the state
+    # file `checkpoint`, which tf.train.CheckpointManager writes (atomically) after the
+    # ckpt-N files, so that the checkpoint is complete when the run dies
     deadline = time.time() + 900
-    while time.time() < deadline and not list((out / "supernet").glob("ckpt-*.index")):
+    while time.time() < deadline and not (out / "supernet" / "checkpoint").is_file():
         assert proc.poll() is None, "the run ended before it was killed"
         time.sleep(0.5)
     proc.send_signal(signal.SIGKILL)
