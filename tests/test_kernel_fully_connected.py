@@ -2,7 +2,7 @@
 
 The emitter runs the offset-byte kernel mcu_fc_offset_s8 where its accumulator bound holds
 (weights stored as offset bytes, 256 * (bias + sum w*x) in an int32; the DSP build's
-whole-block path mcu_fco_blocks_sat (6-row blocks) for depths a multiple of 4 with the fast requantisation
+whole-block path mcu_fco_blocks_sat (8-row blocks) for depths a multiple of 4 with the fast requantisation
 into [-128, 127], four groups per loop iteration after G % 4 leading groups, and the
 word-at-a-time input term) and the packed-row kernel mcu_fully_connected_s8 otherwise. Cases
 cover batches, keep_num_dims, per-channel weights, every row-block and depth-tail edge and the
@@ -177,12 +177,12 @@ def test_pack_offset_weights_layout():
     assert got.tolist() == want
 
 
-def test_pack_offset_weights_six_row_blocks():
-    w = np.arange(7 * 4, dtype=np.int8).reshape(7, 4)  # one block of FCO_ROW_BLOCK rows + 1
-    assert FCO_ROW_BLOCK == 6
+def test_pack_offset_weights_eight_row_blocks():
+    w = np.arange(9 * 4, dtype=np.int8).reshape(9, 4)  # one block of FCO_ROW_BLOCK rows + 1
+    assert FCO_ROW_BLOCK == 8
     got = pack_offset_weights(w).view(np.uint8).reshape(-1, 4)
-    assert got.shape == (7, 4)  # one group: the six rows of the block, then the seventh
-    for r in range(7):
+    assert got.shape == (9, 4)  # one group: the eight rows of the block, then the ninth
+    for r in range(9):
         w0, w1, w2, w3 = (int(v) for v in w[r])
         assert got[r].tolist() == [w1 + 128, w0, w3 + 128, w2]
 
@@ -268,15 +268,16 @@ def test_offset_kernel_on_cortex_m7(units, depth, batches, zp_in, activation, tm
 # (no loop iteration); units with and without leftover rows (the generic block after the
 # whole-block path); "NONE" takes the fused range, "RELU" (range [-2, 127]) the generic path.
 WHOLE_BLOCK_CASES = [
-    (6, 4, 1, -128, "NONE"),   # one 6-row block, one group
-    (7, 20, 2, 5, "NONE"),     # a block and a one-row tail (C)
-    (4, 24, 1, 0, "NONE"),     # only the 4-row asm block
-    (11, 44, 3, -7, "NONE"),   # a block and a 5-row tail (C)
-    (12, 64, 1, 127, "NONE"),  # two blocks, four groups a turn, no lead
-    (9, 32, 2, 1, "RELU"),     # a 3-row tail in C, generic path
-    (16, 36, 1, 2, "NONE"),    # two 6-row blocks and a 4-row one
-    (10, 48, 1, -3, "RELU"),   # the generic path: a 6-row block, then a four-row one
-    (6, 12, 1, 4, "RELU6"),    # the generic 6-row block, three leading groups only
+    (8, 4, 1, -128, "NONE"),   # one 8-row block, one group
+    (9, 20, 2, 5, "NONE"),     # a block and a one-row tail (C)
+    (4, 24, 1, 0, "NONE"),     # only the 4-row asm tail block
+    (13, 44, 3, -7, "NONE"),   # a block and a 5-row tail (C)
+    (16, 64, 1, 127, "NONE"),  # two blocks, four groups a turn, no lead
+    (15, 32, 2, 1, "RELU"),    # a 7-row tail in C, generic path
+    (22, 36, 1, 2, "NONE"),    # two 8-row blocks and a 6-row asm tail
+    (12, 48, 1, -3, "RELU"),   # the generic path: an 8-row block, then a four-row one
+    (14, 28, 1, 6, "RELU6"),   # the generic path: an 8-row block, then a six-row one
+    (8, 12, 1, 4, "RELU6"),    # the generic 8-row block, three leading groups only
 ]
 
 
@@ -310,13 +311,14 @@ WIDE_DEPTH = 1200
 
 # units, depth, batches, zp_in, activation: G = depth / 4 with lead G % 4 = 0, 1, 2, 3 and
 # G < 4 (no loop turn), leftover rows (the inputs' own path), a depth tail, the fused range
-# ("NONE", mcu_fco_blocks_sat) and the clamped one (the 6-row block of mcu_fco_block)
+# ("NONE", mcu_fco_blocks_sat) and the clamped one (the 8-row block of mcu_fco_block)
 LANES_CASES = [
     (16, 64, 1, -128, "NONE"),
     (11, 36, 1, 3, "NONE"),
     (13, 40, 2, 0, "RELU"),
     (8, 44, 1, -7, "RELU6"),
     (15, 14, 1, 5, "NONE"),
+    (22, 32, 1, -1, "RELU"),   # two lanes blocks, then a 6-row tail from the inputs
 ]
 
 
@@ -406,13 +408,14 @@ def test_multiplier_order_is_the_wheels(tmp_path):
 
 
 @needs_host_compiler
+@pytest.mark.parametrize("units", [30, 28, 19])
 @pytest.mark.parametrize("simd", [True, False], ids=["sse2", "plain_c"])
-def test_offset_kernel_host_vector_and_plain_paths(simd, tmp_path):
-    """The host's SSE2 form of the offset kernel (6- and 4-row blocks) and the plain C that
-    MCU_NO_SIMD keeps both give TFLM's bytes: 6-row blocks, a 4-row one, a 3-row C tail (with
-    units 22 = 3 * 6 + 4) and a depth tail."""
-    rng = np.random.default_rng(77)
-    model = _fc_model(rng, 22, 45, 2, -9, "NONE")
+def test_offset_kernel_host_vector_and_plain_paths(simd, units, tmp_path):
+    """The host's SSE2 form of the offset kernel (8-, 6- and 4-row blocks) and the plain C that
+    MCU_NO_SIMD keeps both give TFLM's bytes: 8-row blocks then a 6-row tail (30 = 3 * 8 + 6),
+    a 4-row one (28) or a 3-row C tail (19), each with a depth tail."""
+    rng = np.random.default_rng(77 + units)
+    model = _fc_model(rng, units, 45, 2, -9, "NONE")
     d = convert(model, tmp_path)
     assert OFFSET_KERNEL in generated_source(d)
     ours = HostModel(str(d), "m", extra_flags=() if simd else ("-DMCU_NO_SIMD",))

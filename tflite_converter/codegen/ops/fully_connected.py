@@ -55,7 +55,7 @@ OFFSET_ACC_LIMIT = 1 << 23
 _Q_OFFSET = 127
 _BYTE_OFFSET = 128
 # Rows per block of the offset-byte weights (fully_connected.c MCU_FCO_RB: six accumulators).
-FCO_ROW_BLOCK = 6
+FCO_ROW_BLOCK = 8
 
 
 def offset_kernel_exact(bias: np.ndarray, weight_rows: np.ndarray) -> bool:
@@ -105,7 +105,7 @@ LANES_VARIANT = "lanes"
 def offset_lanes_bytes(graph: Graph, op: Op) -> int:
     """The scratch mcu_fc_offset_lanes_s8 runs with: 8 bytes per whole group of 4 inputs (P
     and Q, fully_connected.c), for an op the emitter gives the offset kernel
-    (offset_kernel_exact of its folded bias) with at least one whole 6-row block; 0 for any
+    (offset_kernel_exact of its folded bias) with at least one whole 8-row block; 0 for any
     other op, which runs without it."""
     w = graph.tensors[op.inputs[1]]
     x = graph.tensors[op.inputs[0]]
