@@ -33,7 +33,8 @@ from tflite_converter.codegen.generate import convert_model
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 MODELS = ("mlperf_tiny_vww_96_int8", "tflm_person_detect", "mlperf_tiny_kws_ref_model_int8",
           "mlperf_tiny_ic_resnet_quant", "tinymaix_cifar10_q", "tinymaix_mnist_resnet_q",
-          "tinyengine_mcunet_vww", "mlperf_tiny_ad01_int8")
+          "tinyengine_mcunet_vww", "mlperf_tiny_ad01_int8", "mlperf_tiny_ad_toycar_fullint_floatio",
+          "tflm_micro_speech_quantized", "tflm_hello_world_int8")
 
 
 # MLPerf Tiny closed division, published latency in ms (not measured here): the benchmark's
