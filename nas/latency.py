@@ -139,6 +139,18 @@ def _fc_offset_kernel(graph: Graph, op: Op) -> bool:
     return offset_kernel_exact(bias - zp_in * rows.sum(axis=1), rows)
 
 
+def _fc_asm_rows(graph: Graph, op: Op, units: int) -> int:
+    """The rows FULLY_CONNECTED runs in its DSP build's whole blocks (the rest is its C tail):
+    the offset kernel's FCO_ROW_BLOCK-row blocks and a 6- or 4-row tail block, or the plain
+    kernel's 4-row blocks (engine/kernels/fully_connected.c)."""
+    from tflite_converter.codegen.ops.fully_connected import FCO_ROW_BLOCK
+
+    if not _fc_offset_kernel(graph, op):
+        return units // 4 * 4
+    tail = units % FCO_ROW_BLOCK
+    return units - tail + (tail if tail in (4, 6) else 0)
+
+
 def features_of(cls: str) -> tuple[str, ...]:
     if cls.startswith("depthwise_k"):
         return CLASS_FEATURES["depthwise_" + cls.rsplit("_", 1)[1]]
@@ -190,7 +202,7 @@ def op_features(graph: Graph, op: Op) -> dict[str, float]:
         w = t[op.inputs[1]].shape  # [units, depth]
         batches = max(1, out_elems // max(1, w[0]))
         macs = _prod(w) * batches
-        block = batches * (w[0] // 4 * 4) * w[1] if w[1] % 4 == 0 else 0
+        block = batches * _fc_asm_rows(graph, op, w[0]) * w[1] if w[1] % 4 == 0 else 0
         f["fc_block_macs"], f["fc_tail_macs"] = float(block), float(macs - block)
     elif op.kind in _POOL_KINDS and isinstance(a, PoolAttrs):
         macs = out_elems * a.filter_h * a.filter_w
