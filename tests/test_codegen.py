@@ -269,6 +269,20 @@ def test_int8_model_needs_no_float_arithmetic(conv_model, tmp_path):
     assert not re.search(r"__aeabi_[fd]|__(add|sub|mul|div)[sd]f3", syms), syms
 
 
+@needs_arm
+def test_arm_state_target_builds_the_portable_paths(conv_model, tmp_path):
+    """A core with the DSP extension in ARM state (Cortex-A7, -marm) builds the model: the
+    DSP paths' Thumb-2 asm is left out there (MCU_USE_DSP needs __thumb2__), where it would
+    not assemble ("first transfer register must be even", Thumb-2-only immediates)."""
+    obj = tmp_path / "a7.o"
+    host.compile_c(["arm-none-eabi-gcc", *host.STRICT_FLAGS, "-mcpu=cortex-a7", "-marm",
+                    "-mfloat-abi=soft", "-O2", "-I", str(conv_model.output_dir), "-c",
+                    str(conv_model.source), "-o", str(obj)], "ARM-state build")
+    syms = subprocess.run(["arm-none-eabi-nm", str(obj)], capture_output=True, text=True,
+                          check=True).stdout
+    assert "mcu_fco_rows8" not in syms and "mcu_fc_offset_s8" in syms
+
+
 def test_only_used_kernels_are_copied(conv_model):
     copied = {p.name for p in (conv_model.output_dir / "kernels").iterdir()}
     assert {"conv2d.c", "depthwise_conv2d.c", "fully_connected.c", catalogue.COMMON_HEADER} <= copied

@@ -10,7 +10,7 @@
  * tflite-micro build), written once so every kernel rounds exactly as TFLite Micro does.
  *
  * DSP paths (SMLAD / SXTB16 dual 16-bit multiply-accumulate) are compiled when the target has
- * the DSP extension and MCU_NO_DSP is not defined; MCU_USE_DSP tells kernels which one they
+ * the DSP extension in Thumb-2 (every Cortex-M with it) and MCU_NO_DSP is not defined; MCU_USE_DSP tells kernels which one they
  * get. The portable fallbacks mcu_sxtb16 / mcu_smlad compute the same values in C99 so a
  * kernel can be written once on top of them when that is convenient.
  */
@@ -31,7 +31,10 @@
 #endif
 #endif
 
-#if defined(__ARM_FEATURE_DSP) && !defined(MCU_NO_DSP)
+/* Thumb-2 only: the DSP paths' asm is Cortex-M code (Thumb-2 modified immediates, LDRD of
+ * any two registers), which an A-profile core in ARM state, with the DSP extension too,
+ * does not assemble; there the portable C runs. */
+#if defined(__ARM_FEATURE_DSP) && defined(__thumb2__) && !defined(MCU_NO_DSP)
 #define MCU_USE_DSP 1
 #include <arm_acle.h>
 #else
