@@ -269,7 +269,7 @@ def calibrate(cores: Sequence[str] = CORES, table: Path = latency.TABLE_PATH) ->
             overheads.append(m["total"] - sum(m["ops"].values()))
             for op in graph.ops:
                 cls = latency.cost_class(graph, op)
-                rows.setdefault(cls, []).append((latency.op_features(graph, op),
+                rows.setdefault(cls, []).append((latency.op_features(graph, op, cls),
                                                  float(m["ops"][str(op.index)])))
             print(f"[{cpu}] measured {name}: {m['total']} instructions", flush=True)
         coefficients, residuals = fit(rows)

@@ -32,8 +32,6 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
-
 from tflite_converter import depthwise_spec
 from tflite_converter.conv2d_spec import REG_1X1_DEPTHS
 from tflite_converter.ir import ConvAttrs, Graph, Op, OpKind, PoolAttrs
@@ -122,30 +120,19 @@ def _fc_offset_kernel(graph: Graph, op: Op) -> bool:
     """Whether the engine runs FULLY_CONNECTED on its offset-byte kernel (the accumulator
     bound of ``offset_kernel_exact`` holds) rather than the plain one. Without real weights
     (the search's graphs) the offset kernel: trained classifiers of these sizes meet the bound."""
-    from tflite_converter.codegen.ops.fully_connected import offset_kernel_exact
+    from tflite_converter.codegen.ops.fully_connected import graph_offset_kernel_exact
 
-    w = graph.tensors[op.inputs[1]]
-    if w.data is None or tuple(w.data.shape) != tuple(w.shape) or len(w.shape) != 2:
-        return True
-    x = graph.tensors[op.inputs[0]]
-    zp_in = int(x.quant.zero_point.reshape(-1)[0]) if x.quant is not None else 0
-    if w.data is None:
-        raise ValueError(f"{op}: the weights are not constant")
-    rows = w.data.astype(np.int64)
-    bias = np.zeros(w.shape[0], dtype=np.int64)
-    bias_data = graph.tensors[op.inputs[2]].data if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
-    if bias_data is not None:
-        bias = bias_data.astype(np.int64).reshape(-1)
-    return offset_kernel_exact(bias - zp_in * rows.sum(axis=1), rows)
+    exact = graph_offset_kernel_exact(graph, op)
+    return True if exact is None else exact
 
 
-def _fc_asm_rows(graph: Graph, op: Op, units: int) -> int:
+def _fc_asm_rows(units: int, offset_kernel: bool) -> int:
     """The rows FULLY_CONNECTED runs in its DSP build's whole blocks (the rest is its C tail):
     the offset kernel's FCO_ROW_BLOCK-row blocks and a 6- or 4-row tail block, or the plain
     kernel's 4-row blocks (engine/kernels/fully_connected.c)."""
     from tflite_converter.codegen.ops.fully_connected import FCO_ROW_BLOCK
 
-    if not _fc_offset_kernel(graph, op):
+    if not offset_kernel:
         return units // 4 * 4
     tail = units % FCO_ROW_BLOCK
     return units - tail + (tail if tail in (4, 6) else 0)
@@ -173,8 +160,9 @@ def _op_key(graph: Graph, op: Op, cls: str) -> tuple:
     return (cls, op.attrs, shapes, outs)
 
 
-def op_features(graph: Graph, op: Op) -> dict[str, float]:
-    """Shape features of one op (all of them; each class uses a few)."""
+def op_features(graph: Graph, op: Op, cls: str | None = None) -> dict[str, float]:
+    """Shape features of one op (all of them; each class uses a few); `cls`: its cost_class,
+    where the caller has it."""
     t = graph.tensors
     x = t[op.inputs[0]].shape if op.inputs and op.inputs[0] >= 0 else ()
     y = t[op.outputs[0]].shape
@@ -202,7 +190,8 @@ def op_features(graph: Graph, op: Op) -> dict[str, float]:
         w = t[op.inputs[1]].shape  # [units, depth]
         batches = max(1, out_elems // max(1, w[0]))
         macs = _prod(w) * batches
-        block = batches * _fc_asm_rows(graph, op, w[0]) * w[1] if w[1] % 4 == 0 else 0
+        offset = cls == "fully_connected" if cls is not None else _fc_offset_kernel(graph, op)
+        block = batches * _fc_asm_rows(w[0], offset) * w[1] if w[1] % 4 == 0 else 0
         f["fc_block_macs"], f["fc_tail_macs"] = float(block), float(macs - block)
     elif op.kind in _POOL_KINDS and isinstance(a, PoolAttrs):
         macs = out_elems * a.filter_h * a.filter_w
@@ -279,7 +268,7 @@ class LatencyModel:
         key = _op_key(graph, op, cls)
         n = self._op_cache.get(key)
         if n is None:
-            f = op_features(graph, op)
+            f = op_features(graph, op, cls)
             n = int(round(sum(c * f[name] for name, c in self._coefficients(cls).items())))
             if len(self._op_cache) >= self._CACHE_LIMIT:
                 self._op_cache.clear()

@@ -255,22 +255,29 @@ MCU_INLINE void mcu_fco_rows_c(const int8_t *x, int k0, int depth, const int8_t 
 }
 
 #if MCU_USE_DSP
-/* Two rows of one group: LDRD + 4 SMLAD + 2 UXTB16, each weight word widened in place after
- * its first SMLAD. */
+/* The asm of one group, on registers named by the caller (operand names in the inline asm,
+ * fixed registers in the naked 8-row functions below):
+ * the lanes from the inputs at PX (LDR, SXTB16, EOR; the input word is read into Q), and
+ * two rows A, B on their weight words WA, WB (4 SMLAD + 2 UXTB16, each weight word widened
+ * in place after its first SMLAD). */
+#define MCU_FCO_ASM_LANES(PX, P, Q)                                                           \
+    "ldr " Q ", [" PX "], #4\n\t"                                                             \
+    "sxtb16 " P ", " Q "\n\t"                                                                 \
+    "eor " Q ", " Q ", #" MCU_FCO_STR(MCU_FCO_Q_FLIP) "\n\t"
+#define MCU_FCO_ASM_MAC2(A, B, WA, WB, P, Q)                                                  \
+    "smlad " A ", " WA ", " P ", " A "\n\t"                                                   \
+    "uxtb16 " WA ", " WA "\n\t"                                                               \
+    "smlad " A ", " WA ", " Q ", " A "\n\t"                                                   \
+    "smlad " B ", " WB ", " P ", " B "\n\t"                                                   \
+    "uxtb16 " WB ", " WB "\n\t"                                                               \
+    "smlad " B ", " WB ", " Q ", " B "\n\t"
+
+/* The inline asm's forms: two rows of one group (LDRD of both weight words first), and the
+ * lanes. */
 #define MCU_FCO_W2(A, B)                                                                      \
     "ldrd %[wa], %[wb], [%[pw]], #8\n\t"                                                      \
-    "smlad %[" A "], %[wa], %[p], %[" A "]\n\t"                                              \
-    "uxtb16 %[wa], %[wa]\n\t"                                                                 \
-    "smlad %[" A "], %[wa], %[q], %[" A "]\n\t"                                              \
-    "smlad %[" B "], %[wb], %[p], %[" B "]\n\t"                                              \
-    "uxtb16 %[wb], %[wb]\n\t"                                                                 \
-    "smlad %[" B "], %[wb], %[q], %[" B "]\n\t"
-
-/* The lanes of one group from the inputs (LDR, SXTB16, EOR; the input word is read into q). */
-#define MCU_FCO_LANES_X                                                                       \
-    "ldr %[q], [%[px]], #4\n\t"                                                               \
-    "sxtb16 %[p], %[q]\n\t"                                                                   \
-    "eor %[q], %[q], #" MCU_FCO_STR(MCU_FCO_Q_FLIP) "\n\t"
+    MCU_FCO_ASM_MAC2("%[" A "]", "%[" B "]", "%[wa]", "%[wb]", "%[p]", "%[q]")
+#define MCU_FCO_LANES_X MCU_FCO_ASM_LANES("%[px]", "%[p]", "%[q]")
 
 /* One group of a 6-row tail block: 24 instructions per 24 MACs; of a 4-row one 17 per 16. */
 #define MCU_FCO_G6 MCU_FCO_LANES_X MCU_FCO_W2("a0", "a1") MCU_FCO_W2("a2", "a3")               \
@@ -337,22 +344,13 @@ MCU_INLINE void mcu_fco_rows_asm(const int8_t *x, int G, const int8_t *pw, int r
  *   r12, lr the lanes P and Q; r1, r3 two weight words (LDRD);
  *   [sp] the end of the groups, [sp, #4] the end of the G % 4 leading groups, [sp, #8] acc.
  * One group: 31 instructions per 32 MACs from the inputs, 29 from the lanes. */
-#define MCU_FCO8_W2(A, B)                                                                     \
-    "smlad " A ", r1, r12, " A "\n\t"                                                         \
-    "uxtb16 r1, r1\n\t"                                                                       \
-    "smlad " A ", r1, lr, " A "\n\t"                                                          \
-    "smlad " B ", r3, r12, " B "\n\t"                                                         \
-    "uxtb16 r3, r3\n\t"                                                                       \
-    "smlad " B ", r3, lr, " B "\n\t"
+#define MCU_FCO8_W2(A, B) MCU_FCO_ASM_MAC2(A, B, "r1", "r3", "r12", "lr")
 #define MCU_FCO8_ROWS                                                                         \
     "ldrd r1, r3, [r2], #8\n\t" MCU_FCO8_W2("r4", "r5")                                      \
     "ldrd r1, r3, [r2], #8\n\t" MCU_FCO8_W2("r6", "r7")                                      \
     "ldrd r1, r3, [r2], #8\n\t" MCU_FCO8_W2("r8", "r9")                                      \
     "ldrd r1, r3, [r2], #8\n\t" MCU_FCO8_W2("r10", "r11")
-#define MCU_FCO8_GX                                                                           \
-    "ldr lr, [r0], #4\n\t"                                                                    \
-    "sxtb16 r12, lr\n\t"                                                                      \
-    "eor lr, lr, #" MCU_FCO_STR(MCU_FCO_Q_FLIP) "\n\t" MCU_FCO8_ROWS
+#define MCU_FCO8_GX MCU_FCO_ASM_LANES("r0", "r12", "lr") MCU_FCO8_ROWS
 #define MCU_FCO8_GL "ldrd r12, lr, [r0], #8\n\t" MCU_FCO8_ROWS
 /* (x or lanes, G >= 1, pw, acc): `SHIFT` is log2 of the bytes a group of x or lanes takes. */
 #define MCU_FCO8_BODY(GROUP, SHIFT)                                                           \
@@ -541,13 +539,12 @@ MCU_INLINE void mcu_fco_body(const int8_t *input, int batches, int depth, const 
             mcu_fco_block(x, lanes, depth, pw, MCU_FCO_RB, rq + 4 * c, cx, fast, out + c,
                           out_zp, act_min, act_max);
         }
-        const int8_t *const xr = x;
         int8_t *const o = out + c;
         const int32_t *const e = rq + 4 * c;
         /* the row count a literal in each case, so each tail block unrolls */
 #define MCU_FCO_TAIL(n)                                                                       \
     case n:                                                                                   \
-        mcu_fco_block(xr, 0, depth, pw, n, e, cx, fast, o, out_zp, act_min, act_max);         \
+        mcu_fco_block(x, 0, depth, pw, n, e, cx, fast, o, out_zp, act_min, act_max);          \
         break;
         switch (units - c) {
             MCU_FCO_TAIL(7)

@@ -10,8 +10,8 @@
  * tflite-micro build), written once so every kernel rounds exactly as TFLite Micro does.
  *
  * DSP paths (SMLAD / SXTB16 dual 16-bit multiply-accumulate) are compiled when the target has
- * the DSP extension in Thumb-2 (every Cortex-M with it) and MCU_NO_DSP is not defined; MCU_USE_DSP tells kernels which one they
- * get. The portable fallbacks mcu_sxtb16 / mcu_smlad compute the same values in C99 so a
+ * the DSP extension in Thumb-2 (every Cortex-M with it) and MCU_NO_DSP is not defined;
+ * MCU_USE_DSP tells kernels which one they get. The portable fallbacks mcu_sxtb16 / mcu_smlad compute the same values in C99 so a
  * kernel can be written once on top of them when that is convenient.
  */
 #ifndef MCU_COMMON_H

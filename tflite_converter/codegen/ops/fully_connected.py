@@ -54,7 +54,7 @@ OFFSET_ACC_LIMIT = 1 << 23
 # bytes w + _BYTE_OFFSET.
 _Q_OFFSET = 127
 _BYTE_OFFSET = 128
-# Rows per block of the offset-byte weights (fully_connected.c MCU_FCO_RB: six accumulators).
+# Rows per block of the offset-byte weights (fully_connected.c MCU_FCO_RB: eight accumulators).
 FCO_ROW_BLOCK = 8
 
 
@@ -102,6 +102,27 @@ def offset_table(rq3: np.ndarray, bias: np.ndarray, weight_rows: np.ndarray, fas
 LANES_VARIANT = "lanes"
 
 
+def graph_offset_kernel_exact(graph: Graph, op: Op) -> Optional[bool]:
+    """offset_kernel_exact of the op's folded bias, read from the graph's constant tensors
+    (the emitter's test, for the planner and the latency model, which have no EmitContext);
+    None where the weights or the bias are not constant 2-D / per-unit values (the search's
+    graphs carry no weights)."""
+    w = graph.tensors[op.inputs[1]]
+    if w.data is None or len(w.shape) != 2 or np.asarray(w.data).size != w.num_elements:
+        return None
+    rows = np.asarray(w.data).reshape(w.shape).astype(np.int64)
+    b = optional_input(op, 2)
+    bias = np.zeros(w.shape[0], dtype=np.int64)
+    if b >= 0:
+        bt = graph.tensors[b]
+        if bt.data is None or bt.num_elements != w.shape[0]:
+            return None
+        bias = np.asarray(bt.data, dtype=np.int64).reshape(-1)
+    x = graph.tensors[op.inputs[0]]
+    zp_in = int(x.quant.zero_point.reshape(-1)[0]) if x.quant is not None else 0
+    return offset_kernel_exact(bias - zp_in * rows.sum(axis=1), rows)
+
+
 def offset_lanes_bytes(graph: Graph, op: Op) -> int:
     """The scratch mcu_fc_offset_lanes_s8 runs with: 8 bytes per whole group of 4 inputs (P
     and Q, fully_connected.c), for an op the emitter gives the offset kernel
@@ -109,20 +130,10 @@ def offset_lanes_bytes(graph: Graph, op: Op) -> int:
     other op, which runs without it."""
     w = graph.tensors[op.inputs[1]]
     x = graph.tensors[op.inputs[0]]
-    if (w.packed_int4 or w.data is None or len(w.shape) != 2 or w.shape[0] < FCO_ROW_BLOCK
-            or w.shape[1] < 4 or x.quant is None or x.quant.zero_point.size != 1):
+    if (w.packed_int4 or len(w.shape) != 2 or w.shape[0] < FCO_ROW_BLOCK or w.shape[1] < 4
+            or x.quant is None or x.quant.zero_point.size != 1):
         return 0
-    rows = np.asarray(w.data).reshape(w.shape).astype(np.int64)
-    b = optional_input(op, 2)
-    if b < 0:
-        bias = np.zeros(w.shape[0], dtype=np.int64)
-    else:
-        bt = graph.tensors[b]
-        if bt.data is None or bt.num_elements != w.shape[0]:
-            return 0
-        bias = np.asarray(bt.data, dtype=np.int64).reshape(-1)
-    folded = bias - int(x.quant.zero_point.reshape(-1)[0]) * rows.sum(axis=1)
-    return 8 * (w.shape[1] // 4) if offset_kernel_exact(folded, rows) else 0
+    return 8 * (w.shape[1] // 4) if graph_offset_kernel_exact(graph, op) else 0
 
 
 def _lanes_scratch(graph: Graph, op: Op, inplace: bool) -> int:
